@@ -1,0 +1,22 @@
+"""Feature inversion of vision models: a plain library (no UI) used by the app, CLI, benchmarks and tests.
+
+    from core import load_model, load_image, get_preset, invert
+    model = load_model("resnet18", "untrained", 64)
+    result = invert(model, "layer2", load_image("assets/chelsea.png", 64), [0, 1], get_preset("default"))
+"""
+
+from core.architectures import ARCHITECTURES, get_architecture
+from core.checkpoints import download_trained, load_model, trained_status
+from core.curve import clarity_curve, iter_curve
+from core.encoder import Encoder, depth_stops, resolve_layer, stop_shapes
+from core.engine import Inversion, InversionResult, Snapshot, invert
+from core.errors import DivergenceError, UserError, WeightsNotCached
+from core.images import load_image, sample_images
+from core.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
+
+__all__ = [
+    "ARCHITECTURES", "DEFAULT", "PAPER", "PRESETS", "DivergenceError", "Encoder", "Inversion", "InversionResult",
+    "Preset", "Snapshot", "UserError", "WeightsNotCached", "clarity_curve", "depth_stops", "download_trained",
+    "get_architecture", "get_preset", "invert", "iter_curve", "load_image", "load_model", "resolve_layer",
+    "sample_images", "stop_shapes", "trained_status",
+]

@@ -1,0 +1,244 @@
+"""Command line: `python -m core {models,invert,curve,download}`.
+
+Errors the user can fix print one line, `error: ...`, on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from core.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2, no usage dump
+        raise UserError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _seed_list(text: str) -> list[int]:
+    """`4` means seeds 0..3; `3,7,11` lists them."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        return list(range(_positive_int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (e.g. 4) or a list (e.g. 0,5,9), got {text!r}")
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="architecture name (see `models`)")
+    p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
+    p.add_argument("--size", type=_positive_int, default=64, help="square input size in px (default 64)")
+    p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
+    p.add_argument("--iters", type=_positive_int, default=None, help="iterations (default: the preset's)")
+    p.add_argument("--preset", default="default", help="default or paper")
+    p.add_argument("--lr", type=_float, default=None, help="starting learning rate (overrides the preset)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Feature inversion of vision models (Badger 2022).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("models", help="list architectures, depth stops and weights")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--size", type=_positive_int, default=224, help="input size for the listed shapes")
+    p = sub.add_parser("invert", help="invert one layer from several seeds")
+    _common(p)
+    p.add_argument("--checkpoint", default="untrained", help="untrained, trained or a state-dict path")
+    p.add_argument("--layer", required=True, help="depth stop or graph node name")
+    p = sub.add_parser("curve", help="clarity at every depth stop, per checkpoint")
+    _common(p)
+    p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
+    p.add_argument("--layers", default="stops", help="'stops' (all) or a comma list of layers")
+    p = sub.add_parser("download", help="fetch torchvision's trained weights into its cache")
+    p.add_argument("model")
+    return parser
+
+
+def _preset(args):
+    from core.presets import get_preset
+
+    preset = get_preset(args.preset, iters=args.iters)
+    if args.lr is not None:
+        ratio = preset.lr_end / preset.lr_start if preset.lr_start else 1.0
+        preset = preset.replace(lr_start=args.lr, lr_end=args.lr * ratio)
+    return preset
+
+
+class _Bar:
+    """A terminal progress bar (tqdm) fed from snapshots."""
+
+    def __init__(self, quiet: bool, total: int, desc: str):
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
+
+    def update(self, snap, offset: int = 0):
+        if self.bar:
+            self.bar.set_postfix(m_g=f"{sum(snap.embedding_l2) / len(snap.embedding_l2):.3g}", refresh=False)
+            self.bar.update(offset + snap.step - self.bar.n)
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
+
+
+def cmd_models(args) -> None:
+    from core.architectures import ARCHITECTURES
+    from core.checkpoints import load_model, trained_status
+    from core.encoder import depth_stops, stop_shapes
+
+    listing = []
+    for name, arch in ARCHITECTURES.items():
+        size = max(args.size, arch.min_size)
+        size -= size % arch.size_multiple
+        model = load_model(name, "untrained", size)
+        shapes = stop_shapes(model, size)
+        status = trained_status(name)
+        listing.append({
+            "name": name, "title": arch.title, "source": arch.source, "min_size": arch.min_size,
+            "size_multiple": arch.size_multiple, "size_note": arch.size_note,
+            "mean": list(arch.mean), "std": list(arch.std), "shape_size": size,
+            "trained_cached": status["cached"], "trained_path": status["path"], "trained_size_mb": status["size_mb"],
+            "stops": [{"layer": s.node, "label": s.label, "shape": list(shapes[s.node])} for s in depth_stops(model)],
+        })
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return
+    for m in listing:
+        weights = "on disk" if m["trained_cached"] else f"not on disk ({m['trained_size_mb'] or '?'} MB download)"
+        print(f"{m['name']:<20} {m['title']:<26} min {m['min_size']} px, trained weights {weights}")
+        print("    " + ", ".join(f"{s['layer']} {tuple(s['shape'])}" for s in m["stops"]))
+
+
+def cmd_invert(args) -> None:
+    from core.checkpoints import load_model
+    from core.engine import Inversion
+    from core.images import load_image
+    from core.report import write_inversion
+
+    preset = _preset(args)
+    image = load_image(args.image, args.size)
+    model = load_model(args.model, args.checkpoint, args.size, args.init_seed)
+    run = Inversion(model, args.layer, image, args.seeds, preset, args.device)
+    bar = _Bar(args.quiet, preset.iters, f"{args.model}:{args.layer}")
+    try:
+        for snap in run.snapshots(max(1, preset.iters // 50)):
+            bar.update(snap)
+    finally:
+        bar.close()
+    result = run.result()
+    write_inversion(result, Path(args.out))
+    m = result.metrics
+    print(f"{args.model} {args.checkpoint} {args.layer}: clarity {m['clarity']:.3f}, "
+          f"m_g {sum(m['embedding_l2']) / len(m['embedding_l2']):.4g} vs m_r {m['reference_l2']:.4g}, "
+          f"{result.seconds:.1f}s on {result.device} -> {args.out}")
+
+
+def cmd_curve(args) -> None:
+    from core.curve import iter_curve
+    from core.devices import describe, resolve_device
+    from core.images import load_image
+    from core.report import write_curve
+
+    preset = _preset(args)
+    image = load_image(args.image, args.size)
+    checkpoints = [c.strip() for c in args.checkpoints.split(",") if c.strip()]
+    if not checkpoints:
+        raise UserError("--checkpoints needs at least one of untrained, trained or a path")
+    layers = "stops" if args.layers == "stops" else [s.strip() for s in args.layers.split(",") if s.strip()]
+    device = resolve_device(args.device)
+    bar = _Bar(args.quiet, 1, "curve")
+    state = {"base": 0}
+
+    def on_stop(done, total, ck, layer):
+        state["base"] = done * preset.iters
+        if bar.bar:
+            bar.bar.total = total * preset.iters
+            bar.bar.set_description(f"{done}/{total} {ck}:{layer}" if layer else "done")
+
+    def on_snapshot(snap):
+        bar.update(snap, state["base"])
+
+    t0 = time.perf_counter()
+    try:
+        rows = list(iter_curve(args.model, image, checkpoints, layers, args.seeds, preset, device,
+                               args.init_seed, on_stop, on_snapshot, every=max(1, preset.iters // 20)))
+    finally:
+        bar.close()
+    settings = {"model": args.model, "checkpoints": checkpoints, "size": args.size, "seeds": args.seeds,
+                "preset": preset.name, "preset_settings": preset.to_dict(), "iters": preset.iters,
+                "device": describe(device), "init_seed": args.init_seed, "image": str(args.image),
+                "seconds": round(time.perf_counter() - t0, 3)}
+    write_curve(rows, settings, image, Path(args.out))
+    for r in rows:
+        print(f"{r.checkpoint:>10} {r.layer:<32} clarity {r.result.metrics['clarity']:.3f}")
+    print(f"{len(rows)} runs in {settings['seconds']:.1f}s -> {args.out}")
+
+
+def cmd_download(args) -> None:
+    from core.checkpoints import download_trained, trained_status
+
+    status = trained_status(args.model)
+    if status["cached"]:
+        print(f"{args.model}: already at {status['path']}")
+        return
+    bar = _Bar(False, 1, f"download {args.model}")
+
+    def progress(done, total):
+        if bar.bar:
+            bar.bar.total = total or done
+            bar.bar.n = done
+            bar.bar.refresh()
+
+    try:
+        path = download_trained(args.model, progress)
+    finally:
+        bar.close()
+    print(f"{args.model}: saved to {path}")
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        {"models": cmd_models, "invert": cmd_invert, "curve": cmd_curve, "download": cmd_download}[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug, not bad input: still one line, but a different exit code
+        if os.environ.get("CORE_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+              "rerun with CORE_DEBUG=1 for a traceback", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,90 @@
+"""The clarity curve: invert one image at every depth stop, for each checkpoint.
+
+Rows arrive stop by stop (`iter_curve`), so a UI or a terminal can show progress and partial
+results; `clarity_curve` collects them. Each checkpoint's model is loaded once and reused for
+all of its stops.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from core.checkpoints import load_model
+from core.devices import resolve_device
+from core.encoder import depth_stops, resolve_layer
+from core.engine import Inversion, InversionResult, Snapshot
+from core.presets import Preset
+
+
+@dataclass
+class CurveRow:
+    checkpoint: str
+    layer: str
+    depth: int  # index of the stop in forward order among the model's depth stops
+    label: str
+    result: InversionResult
+
+    def to_json(self) -> dict:
+        m = self.result.metrics
+        ssim = m["ssim"]
+        return {
+            "checkpoint": self.checkpoint, "layer": self.layer, "depth": self.depth, "label": self.label,
+            "clarity": m["clarity"],
+            "ssim_mean": statistics.fmean(ssim), "ssim_std": statistics.pstdev(ssim),
+            "psnr_mean": statistics.fmean(m["psnr"]),
+            "clarity_min": min(m["clarity_per_seed"]), "clarity_max": max(m["clarity_per_seed"]),
+            "input_l2_mean": statistics.fmean(m["input_l2"]),
+            "embedding_l2_mean": statistics.fmean(m["embedding_l2"]),
+            "reference_l2": m["reference_l2"], "shift_input_l2": m["shift_input_l2"],
+            "seed_spread_input": m["seed_spread_input"], "seed_spread_embedding": m["seed_spread_embedding"],
+            "seconds": round(self.result.seconds, 4),
+        }
+
+
+def resolve_layers(arch: str, layers: Sequence[str] | str | None, size: int) -> list[tuple[int, str, str]]:
+    """(depth index, node, label) for `layers` ("stops"/None = every stop), in forward order."""
+    probe = load_model(arch, "untrained", size)
+    stops = depth_stops(probe)
+    index = {s.node: i for i, s in enumerate(stops)}
+    if layers is None or layers == "stops":
+        return [(i, s.node, s.label) for i, s in enumerate(stops)]
+    chosen = []
+    for name in layers:
+        stop = resolve_layer(probe, name)
+        chosen.append((index.get(stop.node, -1), stop.node, stop.label))
+    return sorted(chosen, key=lambda t: (t[0] < 0, t[0]))
+
+
+def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layers=None,
+               seeds: Sequence[int] = (0, 1), preset: Preset | None = None, device: str = "auto",
+               init_seed: int = 0, on_stop: Callable[[int, int, str, str], None] | None = None,
+               on_snapshot: Callable[[Snapshot], None] | None = None, every: int = 10) -> Iterator[CurveRow]:
+    """Yield one row per (checkpoint, stop). `on_stop(done, total, checkpoint, layer)` fires before each."""
+    from core.presets import DEFAULT
+
+    preset = preset or DEFAULT
+    size = int(image.shape[-1])
+    plan = resolve_layers(arch, layers, size)
+    dev = resolve_device(device)
+    models = [load_model(arch, ck, size, init_seed) for ck in checkpoints]  # fail early, before any run
+    total, done = len(plan) * len(models), 0
+    for model in models:
+        for depth, node, label in plan:
+            if on_stop:
+                on_stop(done, total, model.checkpoint, node)
+            run = Inversion(model, node, image, seeds, preset, dev)
+            for snap in run.snapshots(every):
+                if on_snapshot:
+                    on_snapshot(snap)
+            done += 1
+            yield CurveRow(model.checkpoint, node, depth, label, run.result())
+    if on_stop:
+        on_stop(done, total, "", "")
+
+
+def clarity_curve(*args, **kwargs) -> list[CurveRow]:
+    return list(iter_curve(*args, **kwargs))

@@ -1,0 +1,52 @@
+"""Pick the compute device and describe it."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from core.errors import UserError
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """`auto` means CUDA, then Apple's MPS, then CPU; an explicit name must be usable here."""
+    if isinstance(name, torch.device):
+        return _cpu() if name.type == "cpu" else name
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return _cpu()
+    if name == "cpu":
+        return _cpu()
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r} asked for but no CUDA GPU is visible: use --device cpu or auto")
+        return torch.device(name)
+    if name == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError("device 'mps' asked for but Apple MPS is not available: use --device cpu or auto")
+        return torch.device("mps")
+    raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def _cpu() -> torch.device:
+    """CPU with one thread per core this process may use (cgroup/affinity aware)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    if torch.get_num_threads() != cores:
+        torch.set_num_threads(cores)
+    return torch.device("cpu")
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

@@ -1,0 +1,155 @@
+"""Files and figures made from results: PNGs, grids, JSON/CSV and the plotly curve.
+
+Shared by the command line and the app so both describe a run the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image, ImageDraw
+
+from core.curve import CurveRow
+from core.engine import InversionResult
+from core.images import grid, to_pil
+
+METRICS = {  # key in a curve row -> axis title
+    "clarity": "clarity (1 = exact, 0 = blurred start)",
+    "ssim_mean": "SSIM",
+    "psnr_mean": "PSNR (dB)",
+    "input_l2_mean": "m_i = ‖a_g − a‖₂",
+    "mg_over_mr": "m_g / m_r (≤ 1: matched like a near-copy)",
+}
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def result_grid(result: InversionResult) -> Image.Image:
+    """The original followed by one reconstruction per seed, in one row."""
+    scale = max(1, 128 // result.size)
+    return grid([[result.original, *result.images]], scale=scale)
+
+
+def write_inversion(result: InversionResult, out: Path) -> dict:
+    """result.json, original.png, seed_<s>.png per seed and grid.png in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = result.to_json()
+    atomic_write(out / "result.json", json.dumps(data, indent=2))
+    to_pil(result.original).save(out / "original.png")
+    for seed, img in zip(result.seeds, result.images):
+        to_pil(img).save(out / f"seed_{seed}.png")
+    result_grid(result).save(out / "grid.png")
+    return data
+
+
+def row_value(row: dict, metric: str) -> float:
+    if metric == "mg_over_mr":
+        return row["embedding_l2_mean"] / row["reference_l2"] if row["reference_l2"] else float("nan")
+    return row[metric]
+
+
+def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | None = None):
+    """Metric against depth (stops in forward order), one line per checkpoint, a band over seeds."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    order = sorted({(r["depth"], r["layer"]) for r in rows})
+    labels = [layer for _, layer in order]
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    for i, ck in enumerate(dict.fromkeys(r["checkpoint"] for r in rows)):
+        mine = sorted((r for r in rows if r["checkpoint"] == ck), key=lambda r: r["depth"])
+        xs = [r["layer"] for r in mine]
+        ys = [row_value(r, metric) for r in mine]
+        color = palette[i % len(palette)]
+        band = {"clarity": ("clarity_min", "clarity_max"), "ssim_mean": None}.get(metric)
+        if metric == "ssim_mean":
+            lo = [r["ssim_mean"] - r["ssim_std"] for r in mine]
+            hi = [r["ssim_mean"] + r["ssim_std"] for r in mine]
+        elif band:
+            lo, hi = [r[band[0]] for r in mine], [r[band[1]] for r in mine]
+        else:
+            lo = hi = None
+        if lo is not None:
+            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
+                                     fillcolor=color, opacity=0.18, hoverinfo="skip", showlegend=False,
+                                     name=f"{ck} spread"))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=_short_ck(ck), line={"color": color},
+                                 customdata=[[r["label"]] for r in mine],
+                                 hovertemplate="%{x} (%{customdata[0]})<br>%{y:.3f}<extra>" + _short_ck(ck)
+                                 + "</extra>"))
+    if metric == "mg_over_mr":
+        fig.add_hline(y=1.0, line_dash="dot", annotation_text="m_g = m_r")
+    fig.update_layout(title=title, xaxis={"title": "depth stop (forward order)", "categoryorder": "array",
+                                          "categoryarray": labels},
+                      yaxis={"title": METRICS.get(metric, metric)}, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.08}, margin={"l": 60, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
+def _short_ck(ck: str) -> str:
+    return ck if ck in ("untrained", "trained") else Path(ck).name
+
+
+def gallery(rows: Sequence[CurveRow], original, seed_index: int = 0) -> Image.Image:
+    """One row per checkpoint, one column per depth stop (the paper's figure), original first."""
+    checkpoints = list(dict.fromkeys(r.checkpoint for r in rows))
+    layers = [layer for _, layer in sorted({(r.depth, r.layer) for r in rows})]
+    by = {(r.checkpoint, r.layer): r.result.images[seed_index] for r in rows}
+    blank = original * 0 + 1
+    tiles = [[original] + [by.get((ck, layer), blank) for layer in layers] for ck in checkpoints]
+    size = original.shape[-1]
+    scale = max(1, 96 // size)
+    body = grid(tiles, scale=scale)
+    cell, head, side = size * scale + 4, 16, 90
+    canvas = Image.new("RGB", (body.width + side, body.height + head), "white")
+    canvas.paste(body, (side, head))
+    draw = ImageDraw.Draw(canvas)
+    for j, name in enumerate(["original", *layers]):
+        draw.text((side + 4 + j * cell, 2), name[: max(4, cell // 6)], fill="black")
+    for i, ck in enumerate(checkpoints):
+        draw.text((4, head + 4 + i * cell + cell // 2 - 6), _short_ck(ck)[:14], fill="black")
+    return canvas
+
+
+def write_curve(rows: Sequence[CurveRow], settings: dict, original, out: Path) -> dict:
+    """curve.json, curve.csv, curve.html and gallery.png in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = [r.to_json() for r in rows]
+    data = {**settings, "rows": table}
+    atomic_write(out / "curve.json", json.dumps(data, indent=2))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(table[0].keys()))
+    writer.writeheader()
+    writer.writerows(table)
+    atomic_write(out / "curve.csv", buf.getvalue())
+    title = f"{settings.get('model')} at {settings.get('size')} px, {len(settings.get('seeds', []))} seeds"
+    curve_figure(table, "clarity", title).write_html(out / "curve.html", include_plotlyjs=True)
+    gallery(rows, original).save(out / "gallery.png")
+    return data
