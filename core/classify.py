@@ -1,0 +1,24 @@
+"""Top-k ImageNet predictions of a trained classifier, for captions ("reconstruction still reads as a cat")."""
+
+from __future__ import annotations
+
+import torch
+
+from core.checkpoints import LoadedModel
+
+
+def predict(model: LoadedModel, images: torch.Tensor, k: int = 1) -> list[list[tuple[int, str, float]]] | None:
+    """Per image, the k most likely classes as (index, name, probability); None for untrained weights."""
+    if model.categories is None:
+        return None
+    mean = torch.tensor(model.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.std).view(1, 3, 1, 1)
+    device = next(model.module.parameters()).device
+    with torch.no_grad():
+        logits = model.module(((images.float().cpu() - mean) / std).to(device))
+        if isinstance(logits, tuple):  # inception-style (logits, aux) outputs
+            logits = logits[0]
+        probs = logits.float().softmax(-1).cpu()
+    top = probs.topk(k, dim=-1)
+    return [[(int(i), model.categories[int(i)], float(p)) for p, i in zip(ps, idx)]
+            for ps, idx in zip(top.values, top.indices)]
