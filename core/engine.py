@@ -23,6 +23,7 @@ from core.presets import Preset
 from core.priors import blur, lerp
 
 MAX_SEEDS = 64
+EXPLODED = 1e6  # pixel values this far outside [0, 1] mean the steps are too large to come back
 
 
 @dataclass
@@ -113,6 +114,9 @@ class Inversion:
             self.m_r = float(l2_per_item(self.encoder(a_ref), self.y)[0])
             self.shift = float(l2_per_item(a_ref, self.a)[0])
             self.y_l1 = self.y.abs().sum().clamp_min(1e-12)
+        if not bool(torch.isfinite(self.y).all()):
+            raise UserError(f"{model.name} outputs NaN/inf at {self.stop.node} for this image: the checkpoint "
+                            "holds non-finite weights or is broken")
         x0 = start_images(self.seeds, self.size, preset).to(self.device)
         self.baseline = l2_per_item(blur(x0, *BASELINE_BLUR), self.a)
         self.x = x0.clone().requires_grad_(True)
@@ -160,9 +164,9 @@ class Inversion:
             self.steps_done = n + 1
             if self.steps_done % every == 0 or self.steps_done == p.iters:
                 self.seconds = time.perf_counter() - t0
-                if not bool(torch.isfinite(self.x).all()):
+                if not bool(torch.isfinite(self.x).all()) or float(self.x.detach().abs().max()) > EXPLODED:
                     raise DivergenceError(
-                        f"the run diverged (NaN/inf) before step {self.steps_done}: lower lr_start "
+                        f"the run diverged (NaN/inf or exploding pixels) before step {self.steps_done}: lower lr_start "
                         f"(now {p.lr_start:g}) or loss_scale (now {p.loss_scale:g}), or use the default preset",
                         last_snapshot=last,
                     )

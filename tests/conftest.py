@@ -1,0 +1,52 @@
+"""Shared fixtures: small images, models and presets so the suite stays fast on a 2-core CPU."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def chelsea_path() -> Path:
+    return ROOT / "assets" / "chelsea.png"
+
+
+@pytest.fixture(scope="session")
+def chelsea64(chelsea_path):
+    from core.images import load_image
+
+    return load_image(chelsea_path, 64)
+
+
+@pytest.fixture(scope="session")
+def chelsea32(chelsea_path):
+    from core.images import load_image
+
+    return load_image(chelsea_path, 32)
+
+
+@pytest.fixture(scope="session")
+def resnet18_untrained():
+    from core.checkpoints import load_model
+
+    return load_model("resnet18", "untrained", 64)
+
+
+@pytest.fixture(scope="session")
+def lite0_models():
+    from core.checkpoints import load_model
+
+    return {ck: load_model("efficientnet_lite0", ck, 64) for ck in ("untrained", "trained")}
