@@ -1,0 +1,58 @@
+"""The paper's findings, asserted at a small scale (64 px, 2 seeds, the default preset).
+
+These are the claims the app exists to show; if a change to the engine breaks one, the
+change is wrong or the claim needs the README's attention.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.engine import invert
+from core.presets import get_preset
+
+PRESET = get_preset("default", iters=200)
+SEEDS = [0, 1]
+
+
+@pytest.fixture(scope="module")
+def resnet18_runs(resnet18_untrained, chelsea64):
+    layers = ["conv1", "maxpool", "layer1", "layer2", "layer4"]
+    return {layer: invert(resnet18_untrained, layer, chelsea64, SEEDS, PRESET, "cpu") for layer in layers}
+
+
+def clarity(run) -> float:
+    return run.metrics["clarity"]
+
+
+def test_first_convolution_reconstructs_almost_perfectly(resnet18_runs):
+    assert clarity(resnet18_runs["conv1"]) > 0.95
+    assert min(resnet18_runs["conv1"].metrics["ssim"]) > 0.95
+
+
+def test_max_pooling_is_where_exactness_is_first_lost(resnet18_runs):
+    assert clarity(resnet18_runs["conv1"]) - clarity(resnet18_runs["maxpool"]) > 0.08
+    assert max(resnet18_runs["maxpool"].metrics["ssim"]) < 0.9
+
+
+def test_untrained_clarity_falls_with_depth(resnet18_runs):
+    c = [clarity(resnet18_runs[k]) for k in ("layer1", "layer2", "layer4")]
+    assert c[0] > c[1] + 0.1 and c[1] > c[2]
+
+
+def test_deep_layers_are_non_unique_not_unconverged(resnet18_runs):
+    m = resnet18_runs["layer4"].metrics
+    # the embedding is matched as well as a near-copy of the image matches it ...
+    assert max(m["embedding_l2"]) <= 1.5 * m["reference_l2"]
+    # ... yet the reconstructions are far from the image and from each other
+    assert min(m["input_l2"]) > 3 * m["shift_input_l2"]
+    assert m["seed_spread_input"] > 2 * m["shift_input_l2"]
+
+
+def test_training_sharpens_early_blocks_but_not_late_ones(lite0_models, chelsea64):
+    def c(ck, layer):
+        return invert(lite0_models[ck], layer, chelsea64, SEEDS, PRESET, "cpu").metrics["clarity"]
+
+    early, late = "blocks.1.0", "blocks.5.0"
+    assert c("trained", early) > c("untrained", early) + 0.1
+    assert c("trained", late) <= c("untrained", late)
