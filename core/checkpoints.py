@@ -276,6 +276,7 @@ def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 
                      else f"{arch.name} trained weights")
     module = base
     if grid != 224:
-        module = _build(arch, grid)
+        with torch.random.fork_rng(devices=[]):  # its own init is overwritten; keep the global RNG untouched
+            module = _build(arch, grid)
         module.load_state_dict(_vit_resize(arch, base.state_dict(), grid))
     return LoadedModel(arch, _freeze(module), checkpoint, mean, std, image_size, init_seed, source, categories)

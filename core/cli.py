@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.architectures import get_architecture
 from core.errors import UserError
 
 
@@ -145,6 +146,7 @@ def cmd_invert(args) -> None:
     from core.report import write_inversion
 
     preset = _preset(args)
+    get_architecture(args.model).check_size(args.size)  # before any work on the image
     image = load_image(args.image, args.size)
     model = load_model(args.model, args.checkpoint, args.size, args.init_seed)
     run = Inversion(model, args.layer, image, args.seeds, preset, args.device)
@@ -169,6 +171,7 @@ def cmd_curve(args) -> None:
     from core.report import write_curve
 
     preset = _preset(args)
+    get_architecture(args.model).check_size(args.size)
     image = load_image(args.image, args.size)
     checkpoints = [c.strip() for c in args.checkpoints.split(",") if c.strip()]
     if not checkpoints:
