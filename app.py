@@ -1,7 +1,28 @@
-"""Streamlit entry point (placeholder until the explorer lands): `streamlit run app.py`."""
+"""Feature inversion explorer (Badger 2022): `streamlit run app.py`.
+
+Thin pages in pages/, shared widgets in ui/, all computation in core/.
+"""
+
+import logging
+import sys
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Feature inversion explorer", layout="wide")
-st.title("Feature inversion explorer")
-st.write("The interactive explorer is being built; use `python -m core --help` meanwhile.")
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+st.set_page_config(page_title="Feature inversion explorer", page_icon="🔍", layout="wide")
+
+pages = [
+    st.Page("pages/invert.py", title="Invert", icon="🖼️", default=True),
+    st.Page("pages/curve.py", title="Clarity curve", icon="📉"),
+    st.Page("pages/nonunique.py", title="Non-uniqueness", icon="🔀"),
+    st.Page("pages/about.py", title="About", icon="📖"),
+]
+nav = st.navigation(pages)
+st.sidebar.caption("Feature inversion explorer · Badger 2022, *Depth and Representation in Vision Models*")
+nav.run()

@@ -1,0 +1,222 @@
+"""Every page of the Streamlit app through AppTest, on tiny CPU configurations."""
+
+import io
+import json
+import os
+import time
+
+import pytest
+import torch
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+TINY = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "chelsea", "seeds": "2",
+        "iters": "20", "size": "32", "preset": "default", "device": "cpu"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache_dir(tmp_path_factory):
+    # Streamlit's cache_resource lives as long as the process: the first directory set here is used
+    # by every AppTest in this process, so it is a per-process temporary directory.
+    os.environ.setdefault("INVERSION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "runcache"))
+
+
+def app(query=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at
+
+
+def ok(at: AppTest):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def result_images(at: AppTest):
+    """The result row: the original and one image per seed."""
+    rows = [im for im in at.get("image") if im.captions and im.captions[0].startswith("original")]
+    return rows[-1] if rows else None
+
+
+def errors(at):
+    return " | ".join(e.value for e in at.error)
+
+
+def test_landing_page_shows_a_finished_example_without_clicking():
+    at = app()
+    at.run()
+    ok(at)
+    row = result_images(at)
+    assert row is not None, "the first visit shows a finished example"
+    assert len(row.captions) == 1 + 2  # original + default CPU seeds
+    assert all("SSIM" in c and "m_i" in c and "m_g" in c for c in row.captions[1:])
+    assert " cat (" in row.captions[0]  # trained Lite0 sees a cat (tiger/Egyptian/tabby at 64 px)
+    assert {m.label for m in at.metric} >= {"clarity", "m_r", "‖a′ − a‖₂", "seed spread"}
+    assert any(m.value.startswith("**Reading:**") for m in at.markdown)
+    assert at.query_params["model"] in ("efficientnet_lite0", ["efficientnet_lite0"])  # the view is in the URL
+
+
+def test_invert_tiny_run_from_link_then_run_again_is_instant():
+    at = app(TINY)
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    row = result_images(at)
+    assert row is not None and len(row.captions) == 3
+    assert at.session_state["inv_result"]["result"].steps_done == 20
+    assert at.selectbox(key="inv_model").value == "resnet18"
+    assert len(at.get("download_button")) >= 2
+    # a different setting, run by the button
+    at.slider(key="inv_seeds").set_value(3)
+    at.run()
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    row = result_images(at)
+    assert len(row.captions) == 4
+    # the same settings again come from the cache
+    t0 = time.perf_counter()
+    at.button(key="inv_run").click()
+    at.run()
+    assert time.perf_counter() - t0 < 5
+    assert any("in the cache" in s.value for s in at.success)
+    r = at.session_state["inv_result"]["result"]
+    assert r.seeds == [0, 1, 2] and len(r.metrics["ssim"]) == 3
+
+
+def test_invert_corrupt_image_upload_gives_an_error_and_keeps_the_page():
+    at = app(TINY)
+    at.run()
+    before = at.session_state["inv_result"]["result"]
+    at.radio(key="inv_image").set_value("upload…")
+    at.run()
+    ok(at)
+    at.file_uploader(key="inv_image_file").set_value(("cat.png", b"this is not a png at all", "image/png"))
+    at.run()
+    ok(at)
+    assert "not an image" in errors(at)
+    assert at.button(key="inv_run").disabled
+    assert result_images(at) is not None  # nothing computed is lost
+    assert at.session_state["inv_result"]["result"] is before or torch.equal(
+        at.session_state["inv_result"]["result"].images, before.images)
+    at.radio(key="inv_image").set_value("coffee")
+    at.run()
+    ok(at)
+    assert not at.error
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert not at.error and len(result_images(at).captions) == 3
+
+
+def test_invert_mismatched_checkpoint_gives_an_error_and_keeps_the_page():
+    at = app(TINY)
+    at.run()
+    at.radio(key="inv_ckpt").set_value("upload")
+    at.run()
+    ok(at)
+    buf = io.BytesIO()
+    torch.save({"features.0.weight": torch.zeros(4, 3, 3, 3)}, buf)  # not a ResNet-18
+    at.file_uploader(key="inv_ckfile").set_value(("other.pth", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    ok(at)
+    msg = errors(at)
+    assert "does not fit resnet18" in msg and "other.pth" in msg
+    assert at.button(key="inv_run").disabled
+    assert result_images(at) is not None
+    at.radio(key="inv_ckpt").set_value("untrained")
+    at.run()
+    ok(at)
+    assert not at.error
+
+
+def test_invert_matching_uploaded_checkpoint_runs():
+    from core import load_model
+
+    buf = io.BytesIO()
+    torch.save(load_model("resnet18", "untrained", 32, init_seed=3).module.state_dict(), buf)
+    at = app(TINY)
+    at.run()
+    at.radio(key="inv_ckpt").set_value("upload")
+    at.run()
+    at.file_uploader(key="inv_ckfile").set_value(("mine.pth", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    assert "mine.pth" in at.session_state["inv_result"]["ck_display"]
+    assert len(result_images(at).captions) == 3
+
+
+def test_curve_page_one_point_per_stop_and_checkpoint():
+    at = app(TINY)
+    at.run()
+    at.switch_page("pages/curve.py")
+    at.run()
+    ok(at)
+    assert at.button(key="cur_run")  # renders with defaults, no run yet
+    at.selectbox(key="cur_model").set_value("efficientnet_lite0")
+    at.run()
+    at.multiselect(key="cur_cks").set_value(["untrained", "trained"])
+    at.multiselect(key="cur_stops").set_value(["conv_stem", "blocks.1.1"])
+    at.slider(key="cur_seeds").set_value(2)
+    at.number_input(key="cur_iters").set_value(10)
+    at.select_slider(key="cur_size").set_value(32)
+    at.run()
+    at.button(key="cur_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    rows = at.session_state["cur_curve"]["rows"]
+    assert sorted((r.checkpoint, r.layer) for r in rows) == [
+        ("trained", "blocks.1.1"), ("trained", "conv_stem"), ("untrained", "blocks.1.1"), ("untrained", "conv_stem")]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
+    assert len(lines) == 2 and all(t["x"] == ["conv_stem", "blocks.1.1"] for t in lines)
+    assert len(at.get("download_button")) == 3
+    # another metric, and a gallery cell with every seed
+    at.selectbox(key="cur_metric").set_value("mg_over_mr")
+    at.selectbox(key="cur_cell").set_value(at.selectbox(key="cur_cell").options[-1])
+    at.run()
+    ok(at)
+    assert any(len(im.captions) == 3 and im.captions[0] == "original" for im in at.get("image"))
+
+
+def test_nonunique_page():
+    at = app(TINY)
+    at.run()
+    at.switch_page("pages/nonunique.py")
+    at.run()
+    ok(at)
+    at.selectbox(key="nu_model").set_value("resnet18")
+    at.run()
+    at.radio(key="nu_ckpt").set_value("untrained")
+    at.select_slider(key="nu_layer").set_value("layer2")
+    at.slider(key="nu_seeds").set_value(2)
+    at.number_input(key="nu_iters").set_value(20)
+    at.select_slider(key="nu_size").set_value(32)
+    at.run()
+    at.button(key="nu_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # trajectories + two distance matrices
+    traj = json.loads(charts[0].proto.spec)
+    assert len([t for t in traj["data"] if t["type"] == "scatter"]) == 4  # m_g and m_i per seed
+    heat = json.loads(charts[1].proto.spec)["data"][0]
+    assert len(heat["z"]) == 2 and heat["z"][0][0] == 0
+    assert any(len(im.captions) == 3 for im in at.get("image"))
+
+
+def test_about_page():
+    at = app(TINY)
+    at.run()
+    at.switch_page("pages/about.py")
+    at.run()
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "2211.06496" in text and "clarity" in text and "m_r" in text
