@@ -16,8 +16,9 @@ import torch
 from core.checkpoints import load_model
 from core.devices import resolve_device
 from core.encoder import depth_stops, resolve_layer
-from core.engine import Inversion, InversionResult, Snapshot
+from core.engine import InversionResult, Snapshot
 from core.presets import Preset
+from core.speed import SpeedOptions, activation_bytes, device_memory_gb, plan_chunks, run_resilient, seed_step_bytes
 
 
 @dataclass
@@ -62,8 +63,14 @@ def resolve_layers(arch: str, layers: Sequence[str] | str | None, size: int) -> 
 def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layers=None,
                seeds: Sequence[int] = (0, 1), preset: Preset | None = None, device: str = "auto",
                init_seed: int = 0, on_stop: Callable[[int, int, str, str], None] | None = None,
-               on_snapshot: Callable[[Snapshot], None] | None = None, every: int = 10) -> Iterator[CurveRow]:
-    """Yield one row per (checkpoint, stop). `on_stop(done, total, checkpoint, layer)` fires before each."""
+               on_snapshot: Callable[[Snapshot], None] | None = None, every: int = 10,
+               speed: SpeedOptions | None = None, memory_gb: float | None = None,
+               on_note: Callable[[str], None] | None = None) -> Iterator[CurveRow]:
+    """Yield one row per (checkpoint, stop). `on_stop(done, total, checkpoint, layer)` fires before each.
+
+    On a GPU (or with `memory_gb`) each stop's seeds are split into batches that fit the memory
+    (estimated from the activations); an out-of-memory error halves the batch and retries, and
+    `on_note` is told."""
     from core.presets import DEFAULT
 
     preset = preset or DEFAULT
@@ -72,16 +79,22 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
     dev = resolve_device(device)
     models = [load_model(arch, ck, size, init_seed) for ck in checkpoints]  # fail early, before any run
     total, done = len(plan) * len(models), 0
+    memory_gb = memory_gb or device_memory_gb(dev)
+    per_batch = {node: len(seeds) for _, node, _ in plan}
+    if memory_gb:
+        acts = activation_bytes(models[0], [node for _, node, _ in plan], size)
+        autocast = bool(speed and speed.autocast_dtype)
+        wbytes = sum(p.numel() * 4 for p in models[0].module.parameters())
+        per_batch = {n: plan_chunks(seed_step_bytes(a, size, autocast), len(seeds), memory_gb, wbytes).seeds_per_batch
+                     for n, a in acts.items()}
     for model in models:
         for depth, node, label in plan:
             if on_stop:
                 on_stop(done, total, model.checkpoint, node)
-            run = Inversion(model, node, image, seeds, preset, dev)
-            for snap in run.snapshots(every):
-                if on_snapshot:
-                    on_snapshot(snap)
+            result, _ = run_resilient(model, node, image, seeds, preset, dev, speed=speed, max_batch=per_batch[node],
+                                      on_snapshot=on_snapshot, on_note=on_note, every=every)
             done += 1
-            yield CurveRow(model.checkpoint, node, depth, label, run.result())
+            yield CurveRow(model.checkpoint, node, depth, label, result)
     if on_stop:
         on_stop(done, total, "", "")
 

@@ -21,6 +21,7 @@ from core.errors import DivergenceError, UserError
 from core.metrics import (BASELINE_BLUR, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim)
 from core.presets import Preset
 from core.priors import blur, lerp
+from core.speed import SpeedOptions
 
 MAX_SEEDS = 64
 EXPLODED = 1e6  # pixel values this far outside [0, 1] mean the steps are too large to come back
@@ -96,7 +97,8 @@ class Inversion:
     """One run: encode `image` at `layer`, then descend every seed's input towards that embedding."""
 
     def __init__(self, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int],
-                 preset: Preset, device: str | torch.device = "auto", encoder: Encoder | None = None):
+                 preset: Preset, device: str | torch.device = "auto", encoder: Encoder | None = None,
+                 speed: SpeedOptions | None = None):
         if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
             raise UserError(f"image must be a square RGB tensor (3, N, N); got {tuple(image.shape)}")
         self.model, self.preset = model, preset
@@ -105,7 +107,11 @@ class Inversion:
         self.size = int(image.shape[-1])
         model.arch.check_size(self.size)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.encoder = (encoder or Encoder(model, self.stop.node)).to(self.device)
+        # speed=None: SpeedOptions.auto (only options exact up to rounding); SpeedOptions.off(): plain
+        self.speed = speed if speed is not None else SpeedOptions.auto(self.device)
+        self.speed.apply_global(self.device)
+        self.raw_encoder = (encoder or Encoder(model, self.stop.node)).to(self.device)
+        self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
         self.original = image.detach().float().cpu().clamp(0, 1)
         self.a = self.original.unsqueeze(0).to(self.device)
         with torch.no_grad():
@@ -119,7 +125,7 @@ class Inversion:
                             "holds non-finite weights or is broken")
         x0 = start_images(self.seeds, self.size, preset).to(self.device)
         self.baseline = l2_per_item(blur(x0, *BASELINE_BLUR), self.a)
-        self.x = x0.clone().requires_grad_(True)
+        self.x = self.speed.format_input(x0.clone()).requires_grad_(True)
         k, n = len(self.seeds), preset.iters
         self._hist = torch.full((n + 1, 3, k), float("nan"), device=self.device)  # loss, m_g, m_i per step
         self.steps_done = 0
@@ -144,13 +150,15 @@ class Inversion:
         p, every = self.preset, max(1, int(every))
         opt = self._optimizer()
         last: Snapshot | None = None
+        self.speed.apply_global(self.device)
         t0 = time.perf_counter() - self.seconds
         while self.steps_done < p.iters:
             n = self.steps_done
             for group in opt.param_groups:
                 group["lr"] = lerp(p.lr_start, p.lr_end, n, p.iters)
-            out = self.encoder(self.x)
-            per_seed = self._loss(out)
+            with self.speed.autocast(self.device):
+                out = self.encoder(self.x)
+            per_seed = self._loss(out.float())
             opt.zero_grad(set_to_none=True)
             per_seed.sum().backward()
             with torch.no_grad():
@@ -224,6 +232,6 @@ class Inversion:
 
 
 def invert(model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
-           device: str | torch.device = "auto") -> InversionResult:
+           device: str | torch.device = "auto", speed: SpeedOptions | None = None) -> InversionResult:
     """Run an inversion to the end and return its result."""
-    return Inversion(model, layer, image, seeds, preset, device).run()
+    return Inversion(model, layer, image, seeds, preset, device, speed=speed).run()
