@@ -15,13 +15,13 @@ if str(ROOT) not in sys.path:
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-st.set_page_config(page_title="Feature inversion explorer", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="Feature inversion explorer", page_icon=":material/image_search:", layout="wide")
 
 pages = [
-    st.Page("pages/invert.py", title="Invert", icon="🖼️", default=True),
-    st.Page("pages/curve.py", title="Clarity curve", icon="📉"),
-    st.Page("pages/nonunique.py", title="Non-uniqueness", icon="🔀"),
-    st.Page("pages/about.py", title="About", icon="📖"),
+    st.Page("pages/invert.py", title="Invert", icon=":material/image:", default=True),
+    st.Page("pages/curve.py", title="Clarity curve", icon=":material/show_chart:"),
+    st.Page("pages/nonunique.py", title="Non-uniqueness", icon=":material/shuffle:"),
+    st.Page("pages/about.py", title="About", icon=":material/menu_book:"),
 ]
 nav = st.navigation(pages)
 st.sidebar.caption("Feature inversion explorer · Badger 2022, *Depth and Representation in Vision Models*")

@@ -91,30 +91,41 @@ def decode_result(data: bytes) -> InversionResult:
 
 
 class RunCache:
-    """Finished results on disk, one file per key. `get` never raises for a bad entry."""
+    """Finished results on disk, one file per key. `get` never raises for a bad entry.
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    `fallbacks` are read-only folders of the same layout searched after `root` (the project
+    ships its first example in one, so a first visit is instant); they are never written.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, fallbacks=()):
         self.root = Path(root) if root is not None else default_dir()
+        self.fallbacks = [Path(f) for f in fallbacks]
 
-    def path(self, key: str) -> Path:
+    @staticmethod
+    def _check(key: str) -> None:
         if not key or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"not a cache key: {key!r}")
-        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    def path(self, key: str, root: Path | None = None) -> Path:
+        self._check(key)
+        return (root or self.root) / key[:2] / f"{key}{SUFFIX}"
 
     def get(self, key: str) -> InversionResult | None:
-        path = self.path(key)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        try:
-            return decode_result(data)
-        except ValueError:
-            try:  # a corrupt entry is dropped so that the next finished run replaces it
-                path.unlink()
+        for i, root in enumerate([self.root, *self.fallbacks]):
+            path = self.path(key, root)
+            try:
+                data = path.read_bytes()
             except OSError:
-                pass
-            return None
+                continue
+            try:
+                return decode_result(data)
+            except ValueError:
+                if i == 0:  # a corrupt entry is dropped so that the next finished run replaces it
+                    try:
+                        path.unlink()
+                    except OSError:
+                        pass
+        return None
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

@@ -13,7 +13,7 @@ from core.runcache import run_key
 from ui import common as ui
 
 P = "cur_"
-CPU_STOPS = {"efficientnet_lite0": ["conv_stem", "bn1", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"],
+CPU_STOPS = {"efficientnet_lite0": ["conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"],
              "resnet18": ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]}
 
 
@@ -34,7 +34,7 @@ st.caption("How much of the image each depth keeps: clarity against depth, one l
 
 ui.keep_state(["model", "cks", "image", "seeds", "iters", "size", "preset", "device", "metric", "all"],
               {"model": "efficientnet_lite0", "cks": ["untrained", "trained"], "image": "chelsea",
-               "seeds": 4 if ui.ON_GPU else 2, "iters": 200 if ui.ON_GPU else 100, "size": 128 if ui.ON_GPU else 32,
+               "seeds": 4 if ui.ON_GPU else 2, "iters": 200 if ui.ON_GPU else 80, "size": 128 if ui.ON_GPU else 32,
                "preset": "default", "device": "auto", "metric": "clarity", "all": ui.ON_GPU}, {}, P)
 
 with st.sidebar:
@@ -135,7 +135,7 @@ if curve and curve["rows"]:
     m = r.result.metrics
     st.image([ui.upscale(r.result.original, 192)] + [ui.upscale(im, 192) for im in r.result.images],
              caption=["original"] + [f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · "
-                                     f"m_g {m['embedding_l2'][i]:.3g}" for i, s in enumerate(r.result.seeds)])
+                                     f"m_g {m['embedding_l2'][i]:.3g}" for i, s in enumerate(r.result.seeds)], width=192)
     st.markdown(f"**Reading:** {ui.reading(r.result)}")
     with st.expander("Table"):
         st.dataframe(table, width="stretch")

@@ -93,7 +93,7 @@ if shown:
                     width="stretch")
     st.markdown(f"**Reading:** {ui.reading(r)}")
     st.image([ui.upscale(r.original, 160)] + [ui.upscale(im, 160) for im in r.images],
-             caption=["original"] + [f"seed {s}" for s in r.seeds])
+             caption=["original"] + [f"seed {s}" for s in r.seeds], width=160)
     with ui.errors("distances: "):
         import plotly.graph_objects as go
 

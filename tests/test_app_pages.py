@@ -220,3 +220,21 @@ def test_about_page():
     ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert "2211.06496" in text and "clarity" in text and "m_r" in text
+
+
+def test_shipped_example_matches_the_current_defaults():
+    """assets/examples holds the landing page's default run; refresh it with `python -m ui.make_example`."""
+    from core import get_preset, load_image, sample_images
+    from core.runcache import RunCache, run_key
+    from ui import common as ui
+
+    d = ui.DEFAULTS
+    if ui.ON_GPU:
+        pytest.skip("the shipped example is the CPU default")
+    size = d["size"]
+    settings = ui.settings_of(d["model"], d["ckpt"], 0, ui.default_layer(d["model"]), size, list(range(d["seeds"])),
+                              get_preset(d["preset"], iters=d["iters"]), d["device"])
+    key = run_key(settings, load_image(sample_images()[d["image"]], size))
+    shipped = RunCache(ui.EXAMPLES).get(key)
+    assert shipped is not None, "the defaults changed: run `python -m ui.make_example`"
+    assert shipped.steps_done == d["iters"] and len(shipped.seeds) == d["seeds"]

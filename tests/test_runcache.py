@@ -108,3 +108,14 @@ def test_bad_keys_are_refused(tmp_path):
 
 def test_encode_decode_bytes(result):
     assert decode_result(encode_result(result)).to_json() == result.to_json()
+
+
+def test_read_only_fallback(tmp_path, result):
+    shipped = RunCache(tmp_path / "shipped")
+    key = run_key({"example": 1})
+    shipped.put(key, result)
+    cache = RunCache(tmp_path / "main", fallbacks=[tmp_path / "shipped"])
+    assert cache.get(key).to_json() == result.to_json()
+    assert not (tmp_path / "main").exists()  # reading never writes
+    shipped.path(key).write_bytes(b"broken")
+    assert cache.get(key) is None and shipped.path(key).exists()  # a bad fallback is skipped, not deleted

@@ -199,9 +199,13 @@ def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
 # --------------------------------------------------------------------------- cache
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
 @st.cache_resource
 def disk_cache() -> RunCache:
-    return RunCache()
+    """The run cache, with the shipped first example (see ui/make_example.py) as a read-only fallback."""
+    return RunCache(fallbacks=[EXAMPLES])
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -255,7 +259,7 @@ class LiveView:
         self.bar.progress(snap.step / snap.total, text=f"step {snap.step} of {snap.total} · mean m_g {mg:.3g} · "
                                                        f"{snap.seconds:.1f} s")
         if self.images is not None:
-            self.images.image([upscale(im, 128) for im in snap.images],
+            self.images.image([upscale(im, 128) for im in snap.images], width=128,
                               caption=[f"seed {s} · step {snap.step}" for s in self.seeds])
         if self.chart is not None and len(self.steps) > 1:
             hist = {"step": self.steps, "embedding_l2": list(map(list, zip(*self.mg))),
@@ -362,7 +366,8 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
         if preds:
             c += f"\n{preds[i + 1][0][1]} ({preds[i + 1][0][2]:.0%})"
         captions.append(c)
-    st.image([upscale(result.original, 192)] + [upscale(im, 192) for im in result.images], caption=captions)
+    st.image([upscale(result.original, 192)] + [upscale(im, 192) for im in result.images], caption=captions,
+             width=192)
     st.markdown(f"**Reading:** {reading(result)}")
     c = st.columns(5)
     c[0].metric("clarity", f"{m['clarity']:.3f}", help="1 = the image itself, 0 = no better than the blurred start")
@@ -373,7 +378,8 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
                 help="mean pixel distance between the seeds' reconstructions")
     c[4].metric("mean m_g / m_r", f"{sum(m['embedding_l2']) / len(result.seeds) / m['reference_l2']:.2f}"
                 if m["reference_l2"] else "—")
-    st.caption(f"{result.model} · {ck_display or result.checkpoint} · layer {result.layer} ({result.label}) · "
+    st.caption(f"{result.model} · {ck_display or result.checkpoint} · image {image_name or '?'} · "
+               f"layer {result.layer} ({result.label}) · "
                f"embedding {tuple(result.embedding_shape)} · {result.size} px · {result.steps_done} steps · "
                f"{result.preset.name} preset · {result.device} · {result.seconds:.1f} s")
     from core.report import png_bytes, result_grid

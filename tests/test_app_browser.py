@@ -1,0 +1,121 @@
+"""End to end in a real browser: `streamlit run app.py`, Debian's Chromium driven by Playwright.
+
+Never `playwright install`: the test uses the system's /usr/bin/chromium. Without it the test
+skips, unless REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+OUT = ROOT / "tests" / "_output"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+TINY = "model=resnet18&ckpt=untrained&layer=layer1&image=chelsea&seeds=2&iters=20&size=32&preset=default&device=cpu"
+
+
+def _need_browser():
+    required = os.environ.get("REQUIRE_BROWSER") == "1"
+    problem = None
+    if not os.path.exists(CHROMIUM):
+        problem = f"{CHROMIUM} not found"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed"
+    if problem:
+        if required:
+            pytest.fail(f"REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_browser()
+    port = free_port()
+    env = {**os.environ, "INVERSION_CACHE_DIR": str(tmp_path_factory.mktemp("runcache"))}
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def wait_idle(page, timeout=120_000):
+    """Until Streamlit's 'Running…' indicator is gone."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout)
+
+
+def test_run_in_a_real_browser(server):
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{server}/?{TINY}", timeout=60_000)
+            # the tiny linked configuration is shown finished without a click
+            page.get_by_text("Reading:").first.wait_for(timeout=120_000)
+            wait_idle(page)
+            # choose a setting of our own and press Run
+            box = page.get_by_label("Iterations")
+            box.fill("30")
+            box.press("Enter")
+            wait_idle(page)
+            t0 = time.perf_counter()
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("30 steps").first.wait_for(timeout=120_000)
+            seconds = time.perf_counter() - t0
+            wait_idle(page)
+            captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+            seeds = [c for c in captions if c.startswith("seed") and "SSIM" in c]
+            assert len(seeds) == 2, captions
+            assert any(c.startswith("original") for c in captions)
+            imgs = page.locator('[data-testid="stImage"] img')
+            assert imgs.count() >= 3
+            assert all(imgs.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(imgs.count()))
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(OUT / "browser_invert.png"), full_page=True)
+            print(f"click Run -> final images: {seconds:.1f} s")
+        finally:
+            browser.close()
