@@ -42,10 +42,14 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
     setup = time.perf_counter() - t0
     it = run.snapshots(every=1)
     next(it)  # warm-up step
+    times = []
     t1 = time.perf_counter()
     for _ in it:
-        pass
-    step = (time.perf_counter() - t1) / probe_steps
+        t2 = time.perf_counter()
+        times.append(t2 - t1)
+        t1 = t2
+    times.sort()
+    step = times[len(times) // 2]  # the median step: one slow step on a busy machine does not decide
     return Estimate(setup, step, preset.iters)
 
 

@@ -38,7 +38,7 @@ def _estimate(arch, ck_id, size, seeds, layer, preset_json, device, init_seed, _
     import json
 
     preset = get_preset("default").replace(**json.loads(preset_json))
-    return measure(_model, layer, size, seeds, preset, device, probe_steps=2)
+    return measure(_model, layer, size, seeds, preset, device, probe_steps=3)
 
 
 def _cheaper(values):

@@ -119,3 +119,28 @@ def test_run_in_a_real_browser(server):
             print(f"click Run -> final images: {seconds:.1f} s")
         finally:
             browser.close()
+
+
+def test_stop_keeps_what_was_computed(server):
+    from playwright.sync_api import sync_playwright
+
+    long = TINY.replace("iters=20", "iters=3000").replace("layer=layer1", "layer=layer2")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{server}/?{long}", timeout=60_000)
+            page.get_by_role("button", name="Run", exact=True).wait_for(timeout=120_000)
+            wait_idle(page)
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("step ").first.wait_for(timeout=120_000)  # the live progress is showing
+            page.wait_for_timeout(1500)
+            page.get_by_role("button", name="Stop", exact=True).click()
+            page.get_by_text("Stopped at step").first.wait_for(timeout=60_000)
+            wait_idle(page)
+            captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+            assert len([c for c in captions if c.startswith("seed") and "SSIM" in c]) == 2, captions
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(OUT / "browser_stopped.png"), full_page=True)
+        finally:
+            browser.close()

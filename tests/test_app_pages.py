@@ -238,3 +238,40 @@ def test_shipped_example_matches_the_current_defaults():
     shipped = RunCache(ui.EXAMPLES).get(key)
     assert shipped is not None, "the defaults changed: run `python -m ui.make_example`"
     assert shipped.steps_done == d["iters"] and len(shipped.seeds) == d["seeds"]
+
+
+def test_bad_link_values_are_ignored_with_a_warning():
+    at = app({**TINY, "model": "no_such_net", "seeds": "99"})
+    at.run()
+    ok(at)
+    text = " ".join(w.value for w in at.warning)
+    assert "model='no_such_net'" in text and "seeds='99'" in text
+    assert at.selectbox(key="inv_model").value == "efficientnet_lite0"
+
+
+def test_missing_trained_weights_are_explained_with_their_size():
+    from core import trained_status
+
+    if trained_status("resnet18")["cached"]:
+        pytest.skip("resnet18 trained weights are on this machine")
+    at = app({**TINY, "ckpt": "trained"})
+    at.run()
+    ok(at)
+    text = " ".join(w.value for w in at.warning)
+    assert "not on this machine" in text and "45 MB" in text and "resnet18-f37072fd.pth" in text
+    assert any("Download trained resnet18" in b.label for b in at.button)
+    assert at.button(key="inv_run").disabled
+
+
+def test_settings_survive_a_page_switch():
+    at = app(TINY)
+    at.run()
+    at.slider(key="inv_seeds").set_value(3)
+    at.run()
+    at.switch_page("pages/about.py")
+    at.run()
+    at.switch_page("pages/invert.py")
+    at.run()
+    ok(at)
+    assert at.selectbox(key="inv_model").value == "resnet18" and at.slider(key="inv_seeds").value == 3
+    assert result_images(at) is not None  # the last result is still there

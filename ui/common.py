@@ -283,7 +283,7 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
     if hit is not None:
         return hit
     dev = resolve_device(device)
-    every = every or max(5, preset.iters // 15)
+    every = every or max(5, min(25, preset.iters // 15))
     with queue_for(str(dev)).slot(label=state_key, on_wait=view.waiting if view else None):
         if view:
             view.started(f"running on {describe(dev)}")
