@@ -38,7 +38,10 @@ def _estimate(arch, ck_id, size, seeds, layer, preset_json, device, init_seed, _
     import json
 
     preset = get_preset("default").replace(**json.loads(preset_json))
-    return measure(_model, layer, size, seeds, preset, device, probe_steps=3)
+    from core.modellock import MODEL_LOCK
+
+    with MODEL_LOCK.exclusive():  # a short probe that builds an encoder (traces): nobody else may run meanwhile
+        return measure(_model, layer, size, seeds, preset, device, probe_steps=3)
 
 
 def _cheaper(values):
@@ -127,9 +130,7 @@ ready = model is not None and image is not None
 settings = key = None
 if ready:
     with ui.errors("layer: "):
-        from core import resolve_layer
-
-        resolve_layer(model, target)
+        ui.check_layer(model, target)
         settings = ui.settings_of(arch, ck_id, init_seed, target, size, seeds, preset, device)
         key = run_key(settings, image)
     ready = key is not None

@@ -26,6 +26,7 @@ from core.classify import predict
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.images import to_pil
+from core.modellock import MODEL_LOCK, stepped
 from core.runcache import RunCache, file_hash, run_key
 from core.runqueue import queue_for
 
@@ -126,9 +127,19 @@ def stops_of(arch: str) -> list[tuple[str, str]]:
 
 def shapes_of(arch: str, size: int) -> dict:
     try:
-        return stop_shapes(_cached_model(arch, "untrained", model_size(arch, size), 0), size)
+        model = _cached_model(arch, "untrained", model_size(arch, size), 0)
+        with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
+            return stop_shapes(model, size)
     except Exception:  # noqa: BLE001 - shapes are a nicety
         return {}
+
+
+def check_layer(model, name: str):
+    """The stop for `name` (UserError if the model has no such node); listing nodes traces the model."""
+    from core import resolve_layer
+
+    with MODEL_LOCK.exclusive():
+        return resolve_layer(model, name)
 
 
 def default_layer(arch: str) -> str:
@@ -287,10 +298,11 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
     with queue_for(str(dev)).slot(label=state_key, on_wait=view.waiting if view else None):
         if view:
             view.started(f"running on {describe(dev)}")
-        run = Inversion(model, layer, image, seeds, preset, dev)
+        with MODEL_LOCK.exclusive():  # building the encoder traces the model
+            run = Inversion(model, layer, image, seeds, preset, dev)
         st.session_state[state_key] = {"run": run, "key": key, "meta": meta or {}}
         try:
-            for snap in run.snapshots(every):
+            for snap in stepped(run, every):
                 if view:
                     view.update(snap)
         except DivergenceError as exc:
@@ -302,7 +314,8 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
                 st.image([upscale(im) for im in exc.last_snapshot.images],
                          caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in seeds])
             return None
-        result = run.result()
+        with MODEL_LOCK.shared():
+            result = run.result()
         st.session_state.pop(state_key, None)
     if view:
         view.clear()
@@ -322,7 +335,8 @@ def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
     if run.steps_done == 0:
         return None
     try:
-        return run.result(), live.get("meta", {})
+        with MODEL_LOCK.shared():
+            return run.result(), live.get("meta", {})
     except Exception:  # noqa: BLE001
         log.error("could not salvage a stopped run\n%s", traceback.format_exc())
         return None
@@ -359,7 +373,8 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     preds = None
     if model is not None and model.categories is not None:
         with errors("predictions: "):
-            preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
+            with MODEL_LOCK.shared():
+                preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
     captions = ["original" + (f"\n{preds[0][0][1]} ({preds[0][0][2]:.0%})" if preds else "")]
     for i, s in enumerate(result.seeds):
         c = f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}"
