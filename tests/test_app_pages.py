@@ -154,7 +154,7 @@ def test_invert_matching_uploaded_checkpoint_runs():
 def test_curve_page_one_point_per_stop_and_checkpoint():
     at = app(TINY)
     at.run()
-    at.switch_page("app_pages/curve.py")
+    at.switch_page("pages/1_curve.py")
     at.run()
     ok(at)
     assert at.button(key="cur_run")  # renders with defaults, no run yet
@@ -188,7 +188,7 @@ def test_curve_page_one_point_per_stop_and_checkpoint():
 def test_nonunique_page():
     at = app(TINY)
     at.run()
-    at.switch_page("app_pages/nonunique.py")
+    at.switch_page("pages/2_nonunique.py")
     at.run()
     ok(at)
     at.selectbox(key="nu_model").set_value("resnet18")
@@ -215,7 +215,7 @@ def test_nonunique_page():
 def test_about_page():
     at = app(TINY)
     at.run()
-    at.switch_page("app_pages/about.py")
+    at.switch_page("pages/3_about.py")
     at.run()
     ok(at)
     text = " ".join(m.value for m in at.markdown)
@@ -268,9 +268,9 @@ def test_settings_survive_a_page_switch():
     at.run()
     at.slider(key="inv_seeds").set_value(3)
     at.run()
-    at.switch_page("app_pages/about.py")
+    at.switch_page("pages/3_about.py")
     at.run()
-    at.switch_page("app_pages/invert.py")
+    at.switch_page("app.py")
     at.run()
     ok(at)
     assert at.selectbox(key="inv_model").value == "resnet18" and at.slider(key="inv_seeds").value == 3

@@ -11,6 +11,9 @@ from core.curve import CurveRow
 from core.report import METRICS, curve_figure, gallery, png_bytes
 from core.runcache import run_key
 from ui import common as ui
+from ui.nav import page_setup
+
+page_setup("Clarity curve")
 
 P = "cur_"
 CPU_STOPS = {"efficientnet_lite0": ["conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"],

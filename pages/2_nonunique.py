@@ -6,6 +6,9 @@ from core import ARCHITECTURES, PRESETS, get_preset
 from core.analysis import seed_distances
 from core.runcache import run_key
 from ui import common as ui
+from ui.nav import page_setup
+
+page_setup("Non-uniqueness")
 
 P = "nu_"
 KEYS = ["model", "ckpt", "layer", "image", "seeds", "iters", "size", "preset", "device"]

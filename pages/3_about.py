@@ -2,6 +2,10 @@
 
 import streamlit as st
 
+from ui.nav import page_setup
+
+page_setup("About")
+
 st.title("About this explorer")
 st.markdown(r"""
 This app makes the method of B. L. Badger, **“Depth and Representation in Vision Models”**
