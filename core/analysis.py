@@ -7,6 +7,7 @@ import torch
 from core.checkpoints import LoadedModel
 from core.devices import resolve_device
 from core.encoder import Encoder
+from core.modellock import MODEL_LOCK
 
 
 def pairwise(x: torch.Tensor) -> list[list[float]]:
@@ -19,6 +20,6 @@ def seed_distances(model: LoadedModel, layer: str, images: torch.Tensor, device=
     """Pairwise distances between reconstructions (input space) and between their embeddings."""
     dev = resolve_device(device)
     enc = Encoder(model, layer).to(dev)
-    with torch.no_grad():
+    with torch.no_grad(), MODEL_LOCK.shared():
         emb = enc(images.float().to(dev))
     return {"input": pairwise(images), "embedding": pairwise(emb)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.checkpoints import LoadedModel
+from core.modellock import MODEL_LOCK
 
 
 def predict(model: LoadedModel, images: torch.Tensor, k: int = 1) -> list[list[tuple[int, str, float]]] | None:
@@ -13,8 +14,8 @@ def predict(model: LoadedModel, images: torch.Tensor, k: int = 1) -> list[list[t
         return None
     mean = torch.tensor(model.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.std).view(1, 3, 1, 1)
-    device = next(model.module.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), MODEL_LOCK.shared():  # a forward pass: see core/modellock.py
+        device = next(model.module.parameters()).device
         logits = model.module(((images.float().cpu() - mean) / std).to(device))
         if isinstance(logits, tuple):  # inception-style (logits, aux) outputs
             logits = logits[0]

@@ -14,6 +14,7 @@ import torch.nn as nn
 from core.architectures import Stop
 from core.checkpoints import LoadedModel
 from core.errors import UserError
+from core.modellock import MODEL_LOCK
 
 
 def _fx(model: LoadedModel):
@@ -37,11 +38,13 @@ def graph_nodes(model: LoadedModel) -> frozenset[str]:
     key = (model.arch.name, model.image_size)
     if key not in _NODE_CACHE:
         _, get_names = _fx(model)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # train/eval graphs differ only in aux heads
-            _, eval_nodes = get_names(model.module)
-        modules = {name for name, _ in model.module.named_modules() if name}
-        _NODE_CACHE[key] = frozenset(eval_nodes) | frozenset(modules)
+        with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
+            if key not in _NODE_CACHE:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # train/eval graphs differ only in aux heads
+                    _, eval_nodes = get_names(model.module)
+                modules = {name for name, _ in model.module.named_modules() if name}
+                _NODE_CACHE[key] = frozenset(eval_nodes) | frozenset(modules)
     return _NODE_CACHE[key]
 
 
@@ -66,7 +69,7 @@ class Encoder(nn.Module):
         for n in self.nodes:
             resolve_layer(model, n)
         create, _ = _fx(model)
-        with warnings.catch_warnings():
+        with MODEL_LOCK.exclusive(), warnings.catch_warnings():  # tracing: see core/modellock.py
             warnings.simplefilter("ignore", UserWarning)
             self.body = create(model.module, return_nodes={n: n for n in self.nodes})
         self.body.eval()
@@ -90,9 +93,11 @@ def stop_shapes(model: LoadedModel, size: int | None = None) -> dict[str, tuple[
     model.arch.check_size(size)
     key = (model.arch.name, model.image_size, size)
     if key not in _SHAPE_CACHE:
-        stops = [s.node for s in depth_stops(model)]
-        enc = Encoder(model, stops)
-        with torch.no_grad():
-            out = enc(torch.zeros(1, 3, size, size))
-        _SHAPE_CACHE[key] = {n: tuple(out[n].shape[1:]) for n in stops}
+        with MODEL_LOCK.exclusive():  # builds (traces) an encoder, then one forward pass
+            if key not in _SHAPE_CACHE:
+                stops = [s.node for s in depth_stops(model)]
+                enc = Encoder(model, stops)
+                with torch.no_grad():
+                    out = enc(torch.zeros(1, 3, size, size))
+                _SHAPE_CACHE[key] = {n: tuple(out[n].shape[1:]) for n in stops}
     return _SHAPE_CACHE[key]

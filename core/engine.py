@@ -18,6 +18,7 @@ from core.checkpoints import LoadedModel
 from core.devices import describe, resolve_device
 from core.encoder import Encoder, resolve_layer
 from core.errors import DivergenceError, UserError
+from core.modellock import MODEL_LOCK
 from core.metrics import (BASELINE_BLUR, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim)
 from core.presets import Preset
 from core.priors import blur, lerp
@@ -110,11 +111,12 @@ class Inversion:
         # speed=None: SpeedOptions.auto (only options exact up to rounding); SpeedOptions.off(): plain
         self.speed = speed if speed is not None else SpeedOptions.auto(self.device)
         self.speed.apply_global(self.device)
-        self.raw_encoder = (encoder or Encoder(model, self.stop.node)).to(self.device)
-        self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
+        with MODEL_LOCK.exclusive():  # building the encoder (and BN folding) traces: see core/modellock.py
+            self.raw_encoder = (encoder or Encoder(model, self.stop.node)).to(self.device)
+            self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
         self.original = image.detach().float().cpu().clamp(0, 1)
         self.a = self.original.unsqueeze(0).to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), MODEL_LOCK.shared():
             self.y = self.encoder(self.a)
             a_ref = perturbed(self.a)
             self.m_r = float(l2_per_item(self.encoder(a_ref), self.y)[0])
@@ -156,19 +158,20 @@ class Inversion:
             n = self.steps_done
             for group in opt.param_groups:
                 group["lr"] = lerp(p.lr_start, p.lr_end, n, p.iters)
-            with self.speed.autocast(self.device):
-                out = self.encoder(self.x)
-            per_seed = self._loss(out.float())
-            opt.zero_grad(set_to_none=True)
-            per_seed.sum().backward()
-            with torch.no_grad():
-                self._hist[n, 0] = per_seed.detach()
-                self._hist[n, 1] = l2_per_item(out.detach(), self.y)
-                self._hist[n, 2] = l2_per_item(self.x, self.a)
-                opt.step()
-                self.x.copy_(blur(self.x, p.blur_kernel, lerp(p.blur_sigma_start, p.blur_sigma_end, n, p.iters)))
-                if p.clamp:
-                    self.x.clamp_(0, 1)
+            with MODEL_LOCK.shared():  # one step; never held across the yield below
+                with self.speed.autocast(self.device):
+                    out = self.encoder(self.x)
+                per_seed = self._loss(out.float())
+                opt.zero_grad(set_to_none=True)
+                per_seed.sum().backward()
+                with torch.no_grad():
+                    self._hist[n, 0] = per_seed.detach()
+                    self._hist[n, 1] = l2_per_item(out.detach(), self.y)
+                    self._hist[n, 2] = l2_per_item(self.x, self.a)
+                    opt.step()
+                    self.x.copy_(blur(self.x, p.blur_kernel, lerp(p.blur_sigma_start, p.blur_sigma_end, n, p.iters)))
+                    if p.clamp:
+                        self.x.clamp_(0, 1)
             self.steps_done = n + 1
             if self.steps_done % every == 0 or self.steps_done == p.iters:
                 self.seconds = time.perf_counter() - t0
@@ -195,7 +198,7 @@ class Inversion:
 
     def result(self) -> InversionResult:
         """Metrics of the current images (the final ones, or the last ones of a stopped run)."""
-        with torch.no_grad():
+        with torch.no_grad(), MODEL_LOCK.shared():
             x = self.x.detach()
             out = self.encoder(x)
             m_g = l2_per_item(out, self.y)

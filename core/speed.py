@@ -201,8 +201,11 @@ def activation_bytes(model, nodes: Sequence[str], size: int) -> dict[str, dict[s
     for n in nodes:
         if n in mods:
             handles.append(mods[n].register_forward_hook(stop_hook(n)))
+    from core.modellock import MODEL_LOCK
+
     try:
-        with torch.no_grad():
+        # exclusive: the hooks sit on modules that other threads' encoders share, and would count their passes
+        with torch.no_grad(), MODEL_LOCK.exclusive():
             model.module(torch.zeros(1, 3, size, size))
     finally:
         for h in handles:
