@@ -52,10 +52,7 @@ def _estimate(arch, ck_id, size, seeds, layer, preset_json, device, init_seed, _
     import json
 
     preset = get_preset("default").replace(**json.loads(preset_json))
-    from core.modellock import MODEL_LOCK
-
-    with MODEL_LOCK.exclusive():  # a short probe that builds an encoder (traces): nobody else may run meanwhile
-        return measure(_model, layer, size, seeds, preset, device, probe_steps=3)
+    return measure(_model, layer, size, seeds, preset, device, probe_steps=3)  # core locks tracing and steps
 
 
 def _cheaper(values):
@@ -68,10 +65,13 @@ st.caption("What does a layer keep of an image? Gradient descent from random sta
            "whose embedding matches the image's. Seeds that match equally well but look different show that "
            "the layer's representation is not unique.")
 
+layer_from_link = ("layer" in st.query_params and P + "layer" not in st.session_state
+                   and f"_keep_{P}layer" not in st.session_state)
 link_warnings = ui.keep_state(KEYS, ui.DEFAULTS, PARSERS, P, use_query=True)
-ui.keep_state(["node", "init_seed"], {"node": "", "init_seed": 0}, {}, P)
+ui.keep_state(["node", "init_seed", "lr"], {"node": "", "init_seed": 0, "lr": 0.0}, {}, P)
 for w in link_warnings:
     st.warning(w)
+notices = st.container()  # settings the page had to correct (a link's layer, a size below the model's minimum)
 
 # A run interrupted by the Stop button (or any other rerun) keeps what it computed.
 salvaged = ui.salvage(P + "live")
@@ -98,11 +98,16 @@ with st.sidebar:
     nodes = [n for n, _ in stops]
     labels = dict(stops)
     if st.session_state.get(P + "layer") not in nodes:
+        asked = st.session_state.get(P + "layer")
         st.session_state[P + "layer"] = ui.default_layer(arch)
+        if layer_from_link and asked:
+            notices.warning(f"ignored the link's layer={asked!r}: {arch} has no depth stop of that name (any other "
+                            f"graph node goes in Advanced); showing {st.session_state[P + 'layer']}")
     sizes = ui.sizes_for(arch)
     if st.session_state.get(P + "size") not in sizes:
         want = st.session_state.get(P + "size") or 64
         st.session_state[P + "size"] = min(sizes, key=lambda s: abs(s - want))
+        notices.warning(ui.size_notice(arch, want, st.session_state[P + "size"], sizes))
 
     layer = st.select_slider("Depth (forward order)", nodes, key=P + "layer",
                              format_func=lambda n: f"{labels[n]} · {n}")
@@ -117,6 +122,8 @@ with st.sidebar:
                                         "paper: the paper's plain steps and blur schedule")
         device = st.selectbox("Device", ui.device_options(), key=P + "device")
         init_seed = st.number_input("Untrained init seed", 0, 10_000, key=P + "init_seed")
+        lr = st.number_input("Starting learning rate (0 = the preset's)", 0.0, 1e4, step=0.01, format="%g",
+                             key=P + "lr", help="overrides the preset's lr_start; lr_end keeps the preset's ratio")
     st.caption(f"Device: **{ui.device_text(device)}**")
 
 c_img, c_run = st.columns([3, 2])
@@ -125,7 +132,7 @@ with c_run:
     iters = st.number_input("Iterations", 10, 5000, step=10, key=P + "iters")
     size = st.select_slider("Image size (px)", sizes, key=P + "size")
 
-ui.remember(KEYS + ["node", "init_seed"], P)
+ui.remember(KEYS + ["node", "init_seed", "lr"], P)
 st.query_params.from_dict({k: str(st.session_state[P + k]) for k in KEYS})
 
 image = image_name = None
@@ -137,7 +144,11 @@ if trained_ok:
     with ui.errors("checkpoint: "):
         model, ck_id, ck_display = ui.get_model(arch, ckpt, size, int(init_seed), upload)
 
-preset = get_preset(preset_name, iters=int(iters))
+preset = ui.preset_with_lr(preset_name, int(iters), float(lr))
+if lr and lr > 10 * get_preset(preset_name).lr_start:
+    st.warning(f"learning rate {lr:g} is {lr / get_preset(preset_name).lr_start:.0f}× the {preset_name} preset's "
+               f"({get_preset(preset_name).lr_start:g}): the run may diverge or end far from the image; 0 restores "
+               "the preset's")
 seeds = list(range(int(seeds_n)))
 target = node or layer
 ready = model is not None and image is not None
@@ -157,8 +168,15 @@ with c_run:
         st.success("This exact run is in the cache: Run shows it at once.")
     elif ready:
         with ui.errors("estimate: "):
-            est = _estimate(arch, ck_id, size, len(seeds), target, __import__("json").dumps(preset.to_dict()),
-                            device, int(init_seed), model)
+            try:
+                est = _estimate(arch, ck_id, size, len(seeds), target, __import__("json").dumps(preset.to_dict()),
+                                device, int(init_seed), model)
+            except RuntimeError as exc:
+                if not ui.is_oom(exc):
+                    raise
+                st.info(f"Out of memory measuring {len(seeds)} seeds at once on {ui.device_text(device)}: Run "
+                        "splits them into smaller batches by itself.")
+        if est is not None:
             st.caption(f"Estimated time on {ui.device_text(device)}: **{human(est.seconds)}** "
                        f"({est.step_s * 1000:.0f} ms per step, measured).")
             slow = 60 if ui.resolve_device(device).type == "cpu" else 120

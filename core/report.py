@@ -36,6 +36,8 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them (power loss, not only a kill)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

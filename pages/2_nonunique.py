@@ -100,10 +100,7 @@ if shown:
     with ui.errors("distances: "):
         import plotly.graph_objects as go
 
-        from core.modellock import MODEL_LOCK
-
-        with MODEL_LOCK.exclusive():  # builds an encoder (traces the model)
-            d = seed_distances(shown["model"], r.layer, r.images, "cpu")
+        d = seed_distances(shown["model"], r.layer, r.images, "cpu")  # core locks the trace
         names = [f"seed {s}" for s in r.seeds]
         c1, c2 = st.columns(2)
         for col, (title, mat, ref) in zip((c1, c2), (

@@ -26,13 +26,15 @@ from core.classify import predict
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.images import to_pil
-from core.modellock import MODEL_LOCK, stepped
 from core.runcache import RunCache, file_hash, run_key
 from core.runqueue import queue_for
+from core.speed import is_oom, run_resilient
 
 log = logging.getLogger("inversion.app")
 
 CHECKPOINT_SUFFIXES = ["pth", "pt", "safetensors", "bin"]
+MAX_UPLOAD_MB = 200  # = server.maxUploadSize in .streamlit/config.toml; checked here too (AppTest, other configs)
+UPLOAD_DIR: str | None = None  # where an uploaded checkpoint is kept while it is read (None: the system's temp dir)
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "tif", "tiff", "bmp", "webp"]
 SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 299]
 ON_GPU = torch.cuda.is_available()
@@ -96,14 +98,21 @@ def get_model(arch: str, checkpoint: str, size: int, init_seed: int = 0, upload=
         return _cached_model(arch, checkpoint, msize, init_seed), checkpoint, checkpoint
     if upload is None:
         raise UserError("choose a state-dict file to upload (.pth, .pt, .safetensors or .bin)")
-    data = upload.getvalue()
-    digest = file_hash(data)
-    ck_id = f"upload:{digest}"
     suffix = Path(upload.name).suffix.lower()
     if suffix.lstrip(".") not in CHECKPOINT_SUFFIXES:
         raise UserError(f"checkpoint {upload.name!r}: expected a .pth, .pt, .safetensors or .bin file")
-    # The bytes go to a private temporary file, are read as tensors only, and the file is removed.
-    fd, path = tempfile.mkstemp(suffix=suffix, prefix="upload-")
+    size = getattr(upload, "size", None)
+    if size is not None and size > MAX_UPLOAD_MB * 2**20:
+        raise UserError(f"checkpoint {upload.name!r} is {size / 2**20:.0f} MB: the upload limit is {MAX_UPLOAD_MB} MB")
+    data = upload.getvalue()
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise UserError(f"checkpoint {upload.name!r} is {len(data) / 2**20:.0f} MB: the upload limit is "
+                        f"{MAX_UPLOAD_MB} MB")
+    digest = file_hash(data)
+    ck_id = f"upload:{digest}"
+    # The bytes go to a private (0600) temporary file, are read as tensors only (weights_only / safetensors,
+    # never unpickled into objects), and the file is removed whatever happens.
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="upload-", dir=UPLOAD_DIR)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -128,18 +137,16 @@ def stops_of(arch: str) -> list[tuple[str, str]]:
 def shapes_of(arch: str, size: int) -> dict:
     try:
         model = _cached_model(arch, "untrained", model_size(arch, size), 0)
-        with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
-            return stop_shapes(model, size)
+        return stop_shapes(model, size)  # core takes the tracing lock (core/modellock.py)
     except Exception:  # noqa: BLE001 - shapes are a nicety
         return {}
 
 
 def check_layer(model, name: str):
-    """The stop for `name` (UserError if the model has no such node); listing nodes traces the model."""
+    """The stop for `name` (UserError if the model has no such node); core locks the trace it needs."""
     from core import resolve_layer
 
-    with MODEL_LOCK.exclusive():
-        return resolve_layer(model, name)
+    return resolve_layer(model, name)
 
 
 def default_layer(arch: str) -> str:
@@ -151,6 +158,27 @@ def default_layer(arch: str) -> str:
 def sizes_for(arch: str) -> list[int]:
     a = ARCHITECTURES[arch]
     return [s for s in SIZES if s >= a.min_size and s % a.size_multiple == 0] or [max(a.min_size, 224)]
+
+
+def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
+    """One line: why the page changed the image size from `want` to `new` for `arch`."""
+    a = ARCHITECTURES[arch]
+    rule = f"at least {a.min_size} px" + (f", a multiple of {a.size_multiple}" if a.size_multiple > 1 else "")
+    try:
+        a.check_size(int(want))
+        why = f"is not one of the offered sizes ({', '.join(map(str, sizes))})"
+    except (UserError, ValueError, TypeError):
+        why = f"does not suit {arch} ({rule})"
+    return f"size {want} px {why}: using {new} px"
+
+
+def preset_with_lr(name: str, iters: int, lr: float = 0.0):
+    """The preset with `iters`, and `lr` (> 0) as its starting learning rate (lr_end keeps its ratio), as the CLI's --lr."""
+    preset = get_preset(name, iters=int(iters))
+    if lr and lr > 0:
+        ratio = preset.lr_end / preset.lr_start if preset.lr_start else 1.0
+        preset = preset.replace(lr_start=float(lr), lr_end=float(lr) * ratio)
+    return preset
 
 
 def trained_panel(arch: str, key: str) -> bool:
@@ -197,8 +225,18 @@ def image_picker(key: str, size: int, columns=None):
         up = st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"{key}_file")
         if up is None:
             raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
-        return load_image(up.getvalue(), size, name=up.name), up.name
+        return read_upload_image(up, size), up.name
     return load_image(samples[choice], size), choice
+
+
+def read_upload_image(up, size: int) -> torch.Tensor:
+    """An uploaded image (a Streamlit UploadedFile) as the engine's tensor; the size cap is checked before reading."""
+    from core.images import MAX_BYTES
+
+    n = getattr(up, "size", None)
+    if n is not None and n > MAX_BYTES:
+        raise UserError(f"image {up.name!r} is {n / 2**20:.0f} MB: the limit is {MAX_BYTES // 2**20} MB")
+    return load_image(up.getvalue(), size, name=up.name)
 
 
 def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
@@ -262,6 +300,10 @@ class LiveView:
     def started(self, text: str):
         self.status.caption(text)
 
+    def progress(self, snap):
+        """Only the progress bar (a batch of a split run: its snapshots hold some of the seeds)."""
+        self.bar.progress(snap.step / snap.total, text=f"step {snap.step} of {snap.total} · {snap.seconds:.1f} s")
+
     def update(self, snap):
         self.steps.append(snap.step)
         self.mg.append(snap.embedding_l2)
@@ -296,13 +338,18 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
     dev = resolve_device(device)
     every = every or max(5, min(25, preset.iters // 15))
     with queue_for(str(dev)).slot(label=state_key, on_wait=view.waiting if view else None):
+        hit = cached_result(key)  # a session with the same settings may have finished it while this one waited
+        if hit is not None:
+            if view:
+                view.clear()
+            return hit
         if view:
             view.started(f"running on {describe(dev)}")
-        with MODEL_LOCK.exclusive():  # building the encoder traces the model
-            run = Inversion(model, layer, image, seeds, preset, dev)
+        run = Inversion(model, layer, image, seeds, preset, dev)  # core locks tracing and each step
         st.session_state[state_key] = {"run": run, "key": key, "meta": meta or {}}
+        oom = False
         try:
-            for snap in stepped(run, every):
+            for snap in run.snapshots(every):
                 if view:
                     view.update(snap)
         except DivergenceError as exc:
@@ -314,7 +361,15 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
                 st.image([upscale(im) for im in exc.last_snapshot.images],
                          caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in seeds])
             return None
-        with MODEL_LOCK.shared():
+        except RuntimeError as exc:
+            if not is_oom(exc):
+                raise
+            oom = True  # handled below, once the exception (and the frames holding the batch) are gone
+        if oom:
+            st.session_state.pop(state_key, None)
+            del run
+            result = _split_after_oom(model, layer, image, seeds, preset, dev, view, every)
+        else:
             result = run.result()
         st.session_state.pop(state_key, None)
     if view:
@@ -323,6 +378,36 @@ def execute(model, layer: str, image, seeds, preset, device: str, key: str, view
         disk_cache().put(key, result)
     except OSError as exc:  # a full or read-only disk must not lose the result on screen
         st.warning(f"could not store the result in the cache ({exc}); it is shown but not kept on disk")
+    return result
+
+
+def _split_after_oom(model, layer, image, seeds, preset, dev, view, every) -> InversionResult:
+    """Out of memory with every seed in one batch: split the seeds (core.speed.run_resilient: halves again
+    on each out-of-memory, falls back to the CPU only with one seed per batch still too big), and say so."""
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    per = max(1, len(seeds) // 2)
+    first = (f"out of memory on {describe(dev)} with {len(seeds)} seeds in one batch: running them in batches "
+             f"of {per} (same result, slower)")
+    log.warning(first)
+    st.warning(first)
+    notes = []
+
+    def note(msg: str):
+        notes.append(msg)
+        log.warning(msg)
+        st.warning(msg)
+
+    try:
+        result, info = run_resilient(model, layer, image, seeds, preset, dev, max_batch=per,
+                                     on_snapshot=view.progress if view else None, on_note=note, every=every)
+    except RuntimeError as exc:
+        if not is_oom(exc):
+            raise
+        raise UserError(f"out of memory even with one seed per batch on {describe(dev)}: use a smaller image "
+                        "size, an earlier layer or fewer seeds") from None
+    done = f"finished in {len(info.chunks)} batches of at most {max(len(c) for c in info.chunks)} seeds"
+    st.info(done + (" on the CPU (the GPU had too little memory)" if info.fell_back_to_cpu else "") + ".")
     return result
 
 
@@ -335,8 +420,7 @@ def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
     if run.steps_done == 0:
         return None
     try:
-        with MODEL_LOCK.shared():
-            return run.result(), live.get("meta", {})
+        return run.result(), live.get("meta", {})
     except Exception:  # noqa: BLE001
         log.error("could not salvage a stopped run\n%s", traceback.format_exc())
         return None
@@ -373,8 +457,7 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     preds = None
     if model is not None and model.categories is not None:
         with errors("predictions: "):
-            with MODEL_LOCK.shared():
-                preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
+            preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
     captions = ["original" + (f"\n{preds[0][0][1]} ({preds[0][0][2]:.0%})" if preds else "")]
     for i, s in enumerate(result.seeds):
         c = f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}"
