@@ -119,3 +119,88 @@ def test_read_only_fallback(tmp_path, result):
     assert not (tmp_path / "main").exists()  # reading never writes
     shipped.path(key).write_bytes(b"broken")
     assert cache.get(key) is None and shipped.path(key).exists()  # a bad fallback is skipped, not deleted
+
+
+_SLOW_WRITER = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+import core.report
+from core.engine import InversionResult
+from core.presets import get_preset
+from core.runcache import RunCache
+
+real_fdopen = os.fdopen
+
+class Slow:
+    # the temporary file, written 64 KiB at a time with a pause: a large entry on a slow disk
+    def __init__(self, f):
+        self.f = f
+    def write(self, data):
+        for i in range(0, len(data), 1 << 16):
+            self.f.write(data[i:i + (1 << 16)])
+            self.f.flush()
+            time.sleep(0.01)
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+
+core.report.os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
+g = torch.Generator().manual_seed(0)
+n = 8
+result = InversionResult("resnet18", "untrained", "layer1", "Conv2", 256, get_preset("default"), list(range(n)),
+                         "cpu", 1.0, 200, False, torch.rand(3, 256, 256, generator=g),
+                         torch.rand(n, 3, 256, 256, generator=g), (64, 64, 64),
+                         {"clarity": 0.5}, {"step": [0]})
+print("writing", flush=True)
+RunCache(sys.argv[2]).put(sys.argv[3], result)
+print("done", flush=True)
+"""
+
+
+def test_writer_killed_mid_write_leaves_no_entry_and_the_old_one_intact(tmp_path, result):
+    """A process writing a ~6 MB entry slowly is SIGKILLed once its temporary file has grown: readers never
+    see a half entry (the old complete one stays), the leftover temporary file is ignored, and the next
+    finished run replaces the entry."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cache = RunCache(tmp_path)
+    key = run_key({"killed": True})
+    path = cache.put(key, result)  # an older complete entry under the same key
+    script = tmp_path / "writer.py"
+    script.write_text(_SLOW_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(root), str(tmp_path), key], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        tmp = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            tmp = [p for p in path.parent.glob(f".{path.name}.*.tmp") if p.stat().st_size > 1 << 20]
+            if tmp:
+                break
+            time.sleep(0.02)
+        assert tmp, f"the writer never got going: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert cache.get(key).to_json() == result.to_json()  # mid-write, readers see the old entry
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL and "done" not in proc.stdout.read()
+    leftover = tmp[0]
+    assert leftover.exists() and leftover.stat().st_size < 8 * 3 * 256 * 256 * 4  # killed part-way
+    back = cache.get(key)
+    assert back is not None and back.to_json() == result.to_json() and len(back.seeds) == 2  # not the half one
+    # with no older entry, the key is simply missing: the run is recomputed, not shown half
+    path.unlink()
+    assert cache.get(key) is None
+    cache.put(key, result)  # the recomputed run lands beside the leftover
+    assert cache.get(key).to_json() == result.to_json()
