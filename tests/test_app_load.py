@@ -1,0 +1,103 @@
+"""Shared device under load: one `streamlit run app.py`, four browser sessions at once.
+
+One Chromium (the system's /usr/bin/chromium, never `playwright install`), four contexts (separate
+cookies, so four Streamlit sessions), driven concurrently with Playwright's async API. Each opens a
+link with its own tiny configuration, which the page runs by itself on a first visit; the runs share
+the CPU queue. Skips without Chromium unless REQUIRE_BROWSER=1, like tests/test_app_browser.py.
+Prints the wall time of one session alone and of the four together (no timed assertion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from test_app_browser import ARGS, CHROMIUM, OUT, server  # noqa: F401  (the server fixture)
+
+
+LOADED = """e => (e.complete && e.naturalWidth > 0) || new Promise(done => {
+    e.addEventListener("load", () => done(e.naturalWidth > 0));
+    e.addEventListener("error", () => done(false));
+    setTimeout(() => done(e.complete && e.naturalWidth > 0), 15000);
+})"""
+
+
+def link(iters: int) -> str:
+    return (f"model=resnet18&ckpt=untrained&layer=layer2&image=chelsea&seeds=2&iters={iters}&size=32"
+            f"&preset=default&device=cpu")
+
+
+async def one_session(browser, url: str, iters: int, shot: str | None = None) -> dict:
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = await ctx.new_page()
+    t0 = time.perf_counter()
+    queued = []
+    try:
+        await page.goto(f"{url}/?{link(iters)}", timeout=60_000)
+        deadline = t0 + 150
+        while time.perf_counter() < deadline:
+            msg = page.get_by_text("in the queue")
+            if await msg.count():
+                queued.append(await msg.first.inner_text())
+            if await page.get_by_text(f"{iters} steps").count():  # the result's caption: this session's run
+                break
+            await asyncio.sleep(0.15)
+        seconds = time.perf_counter() - t0
+        await page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+            " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+            timeout=60_000)
+        captions = await page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+        imgs = page.locator('[data-testid="stImage"] img')
+        loaded = []
+        for i in range(await imgs.count()):  # lazily loaded images: bring each into view, wait for it
+            await imgs.nth(i).scroll_into_view_if_needed()
+            loaded.append(await imgs.nth(i).evaluate(LOADED))
+        errors = await page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+        exceptions = await page.locator('[data-testid="stException"]').count()
+        done = bool(await page.get_by_text(f"{iters} steps").count())
+        if shot:
+            await page.screenshot(path=str(OUT / shot), full_page=True)
+        return {"iters": iters, "seconds": seconds, "queued": queued, "captions": captions, "loaded": loaded,
+                "errors": errors, "exceptions": exceptions, "done": done}
+    finally:
+        await ctx.close()
+
+
+async def scenario(url: str) -> tuple[dict, list[dict]]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            await one_session(browser, url, 40)  # warm-up: models, caches and thread choice, not timed
+            alone = await one_session(browser, url, 120)
+            t0 = time.perf_counter()
+            together = await asyncio.gather(*(one_session(browser, url, 121 + i, shot="load_session.png" if i == 3
+                                                          else None) for i in range(4)))
+            wall = time.perf_counter() - t0
+        finally:
+            await browser.close()
+    return alone, list(together), wall
+
+
+def check(s: dict):
+    assert s["done"], s
+    assert not s["errors"] and s["exceptions"] == 0, s
+    seeds = [c for c in s["captions"] if c.startswith("seed") and "SSIM" in c]
+    assert len(seeds) == 2 and any(c.startswith("original") for c in s["captions"]), s["captions"]
+    assert len(s["loaded"]) >= 3 and all(s["loaded"]), s
+
+
+def test_four_sessions_share_the_device(server):  # noqa: F811
+    OUT.mkdir(parents=True, exist_ok=True)
+    alone, together, wall = asyncio.run(scenario(server))
+    check(alone)
+    for s in together:
+        check(s)
+    waited = [s for s in together if s["queued"]]
+    assert waited, "no session was shown its place in the queue"
+    assert all("you are number" in q for s in waited for q in s["queued"])
+    each = ", ".join(f"{s['seconds']:.1f}" for s in together)
+    print(f"\none session alone: {alone['seconds']:.1f} s; four at once: {wall:.1f} s wall (each {each} s); "
+          f"{len(waited)} of 4 were shown their queue place: {[s['queued'][0] for s in waited]}")
