@@ -36,9 +36,7 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
         await page.goto(f"{url}/?{link(iters)}", timeout=60_000)
         deadline = t0 + 150
         while time.perf_counter() < deadline:
-            msg = page.get_by_text("in the queue")
-            if await msg.count():
-                queued.append(await msg.first.inner_text())
+            queued += await page.get_by_text("in the queue").all_inner_texts()  # never waits: it may just have gone
             if await page.get_by_text(f"{iters} steps").count():  # the result's caption: this session's run
                 break
             await asyncio.sleep(0.15)
