@@ -67,7 +67,7 @@ PAPER = Preset(
 )
 
 DEFAULT = Preset(
-    name="default", iters=200, optimizer="adam", lr_start=0.05, lr_end=0.005, loss="l1_relative",
+    name="default", iters=200, optimizer="adam", lr_start=0.1, lr_end=0.01, loss="l1_relative",
     loss_scale=1.0, init_mean=0.7, init_std=1 / 20, blur_kernel=3, blur_sigma_start=1.0, blur_sigma_end=0.0,
     clamp=True,
 )
