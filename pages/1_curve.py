@@ -61,14 +61,7 @@ with st.sidebar:
     device = st.selectbox("Device", ui.device_options(), key=P + "device")
     st.caption(f"Device: **{ui.device_text(device)}**")
 
-sizes = ui.sizes_for(arch)
-if st.session_state.get(P + "size") not in sizes:
-    st.session_state[P + "size"] = min(sizes, key=lambda s: abs(s - (st.session_state.get(P + "size") or 64)))
-c_img, c_set = st.columns([3, 2])
-with c_set:
-    seeds_n = st.slider("Seeds", 1, 8, key=P + "seeds")
-    iters = st.number_input("Iterations", 10, 5000, step=10, key=P + "iters")
-    size = st.select_slider("Image size (px)", sizes, key=P + "size")
+c_img, seeds_n, iters, size = ui.run_controls(P, arch, min_seeds=1)
 ui.remember(["model", "cks", "image", "seeds", "iters", "size", "preset", "device", "metric", "all", "stops"], P)
 
 image = image_name = None

@@ -160,6 +160,20 @@ def sizes_for(arch: str) -> list[int]:
     return [s for s in SIZES if s >= a.min_size and s % a.size_multiple == 0] or [max(a.min_size, 224)]
 
 
+def run_controls(prefix: str, arch: str, min_seeds: int = 1):
+    """Seeds, iterations and size in a right-hand column; returns (image column, seeds, iters, size)."""
+    sizes = sizes_for(arch)
+    if st.session_state.get(prefix + "size") not in sizes:
+        wanted = st.session_state.get(prefix + "size") or 64
+        st.session_state[prefix + "size"] = min(sizes, key=lambda s: abs(s - wanted))
+    c_img, c_set = st.columns([3, 2])
+    with c_set:
+        seeds_n = st.slider("Seeds", min_seeds, 8, key=prefix + "seeds")
+        iters = st.number_input("Iterations", 10, 5000, step=10, key=prefix + "iters")
+        size = st.select_slider("Image size (px)", sizes, key=prefix + "size")
+    return c_img, seeds_n, iters, size
+
+
 def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
     """One line: why the page changed the image size from `want` to `new` for `arch`."""
     a = ARCHITECTURES[arch]
