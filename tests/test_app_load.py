@@ -45,7 +45,12 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
             "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
             " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
             timeout=60_000)
-        captions = await page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+        captions = []
+        for _ in range(100):  # the result view may be mid-redraw right after the run: wait for its captions
+            captions = await page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+            if sum(c.startswith("seed") and "SSIM" in c for c in captions) >= 2:
+                break
+            await asyncio.sleep(0.2)
         imgs = page.locator('[data-testid="stImage"] img')
         loaded = []
         for i in range(await imgs.count()):  # lazily loaded images: bring each into view, wait for it
