@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core import ARCHITECTURES, PRESETS, UserError, get_preset
+from core import ARCHITECTURES, PRESETS, get_preset
 from core.estimate import human, measure, suggest_cheaper
 from core.runcache import run_key
 from ui import common as ui

@@ -20,38 +20,17 @@ import pytest
 import torch
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core import UserError, load_model  # noqa: E402
 from core.cli import main  # noqa: E402
 from test_core_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
 from ui import common as ui  # noqa: E402  (the module the app imports: same object)
+from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
 # iters=22: no other test file uses it, so nothing here comes from another test's cache entry
 TINY = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "chelsea", "seeds": "2",
         "iters": "22", "size": "32", "preset": "default", "device": "cpu"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache_dir(tmp_path_factory):
-    os.environ.setdefault("INVERSION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "runcache"))
-
-
-def app(query=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=240)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at
-
-
-def ok(at: AppTest):
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def errors(at) -> str:
-    return " | ".join(e.value for e in at.error)
 
 
 def warnings(at) -> str:

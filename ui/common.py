@@ -19,14 +19,14 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import (ARCHITECTURES, DivergenceError, Inversion, UserError, WeightsNotCached, depth_stops,
+from core import (ARCHITECTURES, DivergenceError, Inversion, UserError, depth_stops,
                   download_trained, get_preset, load_image, load_model, sample_images, stop_shapes,
                   trained_status)
 from core.classify import predict
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.images import to_pil
-from core.runcache import RunCache, file_hash, run_key
+from core.runcache import RunCache, file_hash
 from core.runqueue import queue_for
 from core.speed import is_oom, run_resilient
 
