@@ -94,12 +94,12 @@ def _preset(args):
 class _Bar:
     """A terminal progress bar (tqdm) fed from snapshots."""
 
-    def __init__(self, quiet: bool, total: int, desc: str):
+    def __init__(self, quiet: bool, total: int, desc: str, unit: str = "step"):
         self.bar = None
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=False)
 
     def update(self, snap, offset: int = 0):
         if self.bar:
@@ -213,7 +213,7 @@ def cmd_download(args) -> None:
     if status["cached"]:
         print(f"{args.model}: already at {status['path']}")
         return
-    bar = _Bar(False, 1, f"download {args.model}")
+    bar = _Bar(False, 1, f"download {args.model}", unit="B")
 
     def progress(done, total):
         if bar.bar:
