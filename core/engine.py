@@ -19,7 +19,8 @@ from core.devices import describe, resolve_device
 from core.encoder import Encoder, resolve_layer
 from core.errors import DivergenceError, UserError
 from core.modellock import MODEL_LOCK
-from core.metrics import (BASELINE_BLUR, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim)
+from core.metrics import (BASELINE_BLUR, clarity, l2_per_item, mean_pairwise, pairwise, perturbed, psnr,
+                          ssim)
 from core.presets import Preset
 from core.priors import blur, lerp
 from core.speed import SpeedOptions
@@ -222,6 +223,8 @@ class Inversion:
             "shift_input_l2": self.shift,
             "seed_spread_input": mean_pairwise(x),
             "seed_spread_embedding": mean_pairwise(out),
+            "seed_distances_input": pairwise(x),  # K x K, for the non-uniqueness view
+            "seed_distances_embedding": pairwise(out),
             "clarity": float(clar.mean()),
             "steps_to_reference": reached,
         }

@@ -27,6 +27,12 @@ def perturbed(image: torch.Tensor, seed: int = REFERENCE_NOISE_SEED) -> torch.Te
     return image + noise.to(image.device, image.dtype)
 
 
+def pairwise(x: torch.Tensor) -> list[list[float]]:
+    """Matrix of L2 distances between the items of a batch (each flattened)."""
+    flat = x.detach().double().flatten(1).cpu()
+    return torch.cdist(flat, flat).tolist()
+
+
 def mean_pairwise(x: torch.Tensor) -> float | None:
     """Mean L2 distance over all pairs of batch items; None for a single item (undefined)."""
     if x.shape[0] < 2:

@@ -5,7 +5,7 @@ torch.fx tracing (building an `Encoder`, listing graph nodes, `stop_shapes`, BN 
 thread at that moment fails ("module is not installed as a submodule"). This readers-writer
 lock makes tracing exclusive and lets forward passes share. `core` takes it itself: tracing
 (`Encoder.__init__`, `graph_nodes`, `stop_shapes`, `activation_bytes`) holds `MODEL_LOCK.exclusive()`;
-every optimisation step, `Inversion.result()`, `classify.predict` and `analysis.seed_distances`
+every optimisation step, `Inversion.result()` and `classify.predict`
 hold `MODEL_LOCK.shared()` (one step at a time, never across a `yield`, so a trace waits at most
 one step). Callers (the app, the CLI, benchmarks, threads of a script) need no lock of their own.
 

@@ -25,7 +25,7 @@ from core.engine import InversionResult
 from core.presets import Preset
 from core.report import atomic_write
 
-FORMAT = 1  # bump when the stored layout or the meaning of a result changes
+FORMAT = 2  # bump when the stored layout or the meaning of a result changes
 SUFFIX = ".pt"
 
 

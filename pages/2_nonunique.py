@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core import ARCHITECTURES, PRESETS, get_preset
-from core.analysis import seed_distances
 from core.runcache import run_key
 from ui import common as ui
 from ui.nav import page_setup
@@ -93,12 +92,11 @@ if shown:
     with ui.errors("distances: "):
         import plotly.graph_objects as go
 
-        d = seed_distances(shown["model"], r.layer, r.images, "cpu")  # core locks the trace
         names = [f"seed {s}" for s in r.seeds]
         c1, c2 = st.columns(2)
         for col, (title, mat, ref) in zip((c1, c2), (
-                ("between reconstructions (pixels, ‖a_i − a_j‖₂)", d["input"], m["shift_input_l2"]),
-                ("between their embeddings (‖O(a_i) − O(a_j)‖₂)", d["embedding"], m["reference_l2"]))):
+                ("between reconstructions (pixels, ‖a_i − a_j‖₂)", m["seed_distances_input"], m["shift_input_l2"]),
+                ("between their embeddings (‖O(a_i) − O(a_j)‖₂)", m["seed_distances_embedding"], m["reference_l2"]))):
             fig = go.Figure(go.Heatmap(z=mat, x=names, y=names, colorscale="Viridis", texttemplate="%{z:.3g}"))
             fig.update_layout(title=f"{title}<br><sub>reference {ref:.3g}</sub>", height=340,
                               margin={"l": 10, "r": 10, "t": 60, "b": 10}, yaxis={"autorange": "reversed"})

@@ -141,6 +141,10 @@ def test_result_carries_every_metric(resnet18_untrained, chelsea32):
     for key in ("reference_l2", "shift_input_l2", "seed_spread_input", "seed_spread_embedding", "clarity"):
         assert isinstance(m[key], float) and m[key] >= 0
     assert 0 <= m["clarity"] <= 1
+    for kind in ("input", "embedding"):
+        d = torch.tensor(m[f"seed_distances_{kind}"])
+        assert d.shape == (3, 3) and torch.allclose(d, d.T) and torch.all(d.diagonal() == 0)
+        assert d[torch.triu(torch.ones(3, 3), 1).bool()].mean().item() == pytest.approx(m[f"seed_spread_{kind}"])
     assert m["shift_input_l2"] == pytest.approx(math.sqrt(3 * 32 * 32) / 25, rel=0.05)
     assert res.images.min() >= 0 and res.images.max() <= 1  # default keeps the image in range
     assert res.to_json()["metrics"] is m
