@@ -85,10 +85,7 @@ def _preset(args):
     from core.presets import get_preset
 
     preset = get_preset(args.preset, iters=args.iters)
-    if args.lr is not None:
-        ratio = preset.lr_end / preset.lr_start if preset.lr_start else 1.0
-        preset = preset.replace(lr_start=args.lr, lr_end=args.lr * ratio)
-    return preset
+    return preset if args.lr is None else preset.with_lr(args.lr)
 
 
 class _Bar:

@@ -57,6 +57,11 @@ class Preset:
             raise UserError(f"unknown preset field(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
 
+    def with_lr(self, lr: float) -> "Preset":
+        """`lr` as the starting learning rate; the end keeps the preset's end/start ratio."""
+        ratio = self.lr_end / self.lr_start if self.lr_start else 1.0
+        return self.replace(lr_start=lr, lr_end=lr * ratio)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

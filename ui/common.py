@@ -189,10 +189,7 @@ def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
 def preset_with_lr(name: str, iters: int, lr: float = 0.0):
     """The preset with `iters`, and `lr` (> 0) as its starting learning rate (lr_end keeps its ratio), as the CLI's --lr."""
     preset = get_preset(name, iters=int(iters))
-    if lr and lr > 0:
-        ratio = preset.lr_end / preset.lr_start if preset.lr_start else 1.0
-        preset = preset.replace(lr_start=float(lr), lr_end=float(lr) * ratio)
-    return preset
+    return preset.with_lr(float(lr)) if lr and lr > 0 else preset
 
 
 def trained_panel(arch: str, key: str) -> bool:
