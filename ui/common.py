@@ -461,14 +461,25 @@ def reading(result: InversionResult) -> str:
     return prefix + f"Not converged: m_g ≈ {ratio:.1f} × m_r (a near-copy's distance); raise iterations."
 
 
+def _predictions(result: InversionResult, model, key: str):
+    """Top-1 classes of the original and each seed, computed once per shown result (not on every rerun)."""
+    if model is None or model.categories is None:
+        return None
+    memo = st.session_state.get(f"{key}_preds")
+    if memo and memo[0] is result:
+        return memo[1]
+    preds = None
+    with errors("predictions: "):
+        preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
+    st.session_state[f"{key}_preds"] = (result, preds)
+    return preds
+
+
 def show_result(result: InversionResult, model=None, ck_display: str | None = None, image_name: str = "",
                 key: str = "res"):
     """Original + one image per seed with captions, the run's numbers, predictions and downloads."""
     m = result.metrics
-    preds = None
-    if model is not None and model.categories is not None:
-        with errors("predictions: "):
-            preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
+    preds = _predictions(result, model, key)
     captions = ["original" + (f"\n{preds[0][0][1]} ({preds[0][0][2]:.0%})" if preds else "")]
     for i, s in enumerate(result.seeds):
         c = f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}"
