@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core import ARCHITECTURES, PRESETS, get_preset
+from core import ARCHITECTURES, PRESETS, get_preset, resolve_layer
 from core.estimate import human, measure, suggest_cheaper
 from core.runcache import run_key
 from ui import common as ui
@@ -155,7 +155,7 @@ ready = model is not None and image is not None
 settings = key = None
 if ready:
     with ui.errors("layer: "):
-        ui.check_layer(model, target)
+        resolve_layer(model, target)
         settings = ui.settings_of(arch, ck_id, init_seed, target, size, seeds, preset, device)
         key = run_key(settings, image)
     ready = key is not None

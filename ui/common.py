@@ -125,13 +125,10 @@ def get_model(arch: str, checkpoint: str, size: int, init_seed: int = 0, upload=
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _stops(arch: str) -> list[tuple[str, str]]:
+def stops_of(arch: str) -> list[tuple[str, str]]:
+    """(node, label) of every depth stop, in forward order."""
     m = _cached_model(arch, "untrained", model_size(arch, 224), 0)
     return [(s.node, s.label) for s in depth_stops(m)]
-
-
-def stops_of(arch: str) -> list[tuple[str, str]]:
-    return _stops(arch)
 
 
 def shapes_of(arch: str, size: int) -> dict:
@@ -140,13 +137,6 @@ def shapes_of(arch: str, size: int) -> dict:
         return stop_shapes(model, size)  # core takes the tracing lock (core/modellock.py)
     except Exception:  # noqa: BLE001 - shapes are a nicety
         return {}
-
-
-def check_layer(model, name: str):
-    """The stop for `name` (UserError if the model has no such node); core locks the trace it needs."""
-    from core import resolve_layer
-
-    return resolve_layer(model, name)
 
 
 def default_layer(arch: str) -> str:
