@@ -33,12 +33,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
 
 
-def _cpu() -> torch.device:
-    """CPU with one thread per core this process may use (cgroup/affinity aware)."""
+def cpu_cores() -> int:
+    """Cores this process may use (affinity aware)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        cores = os.cpu_count() or 1
+        return os.cpu_count() or 1
+
+
+def _cpu() -> torch.device:
+    """CPU with one thread per core this process may use (core.speed may lower it on a busy machine)."""
+    cores = cpu_cores()
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
     return torch.device("cpu")

@@ -23,17 +23,12 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from core.devices import cpu_cores
+
 GiB = 1024**3
 
 
 # --------------------------------------------------------------------------- CPU threads
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 _THREAD_PICK: tuple[float, int] | None = None

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="session")
