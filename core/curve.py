@@ -13,10 +13,11 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from core.checkpoints import load_model
+from core.checkpoints import LoadedModel, load_model
 from core.devices import resolve_device
 from core.encoder import depth_stops, resolve_layer
 from core.engine import InversionResult, Snapshot
+from core.errors import UserError
 from core.presets import Preset
 from core.speed import SpeedOptions, activation_bytes, device_memory_gb, plan_chunks, run_resilient, seed_step_bytes
 
@@ -46,16 +47,15 @@ class CurveRow:
         }
 
 
-def resolve_layers(arch: str, layers: Sequence[str] | str | None, size: int) -> list[tuple[int, str, str]]:
+def resolve_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[tuple[int, str, str]]:
     """(depth index, node, label) for `layers` ("stops"/None = every stop), in forward order."""
-    probe = load_model(arch, "untrained", size)
-    stops = depth_stops(probe)
+    stops = depth_stops(model)
     index = {s.node: i for i, s in enumerate(stops)}
     if layers is None or layers == "stops":
         return [(i, s.node, s.label) for i, s in enumerate(stops)]
     chosen = []
     for name in layers:
-        stop = resolve_layer(probe, name)
+        stop = resolve_layer(model, name)
         chosen.append((index.get(stop.node, -1), stop.node, stop.label))
     return sorted(chosen, key=lambda t: (t[0] < 0, t[0]))
 
@@ -75,9 +75,11 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
 
     preset = preset or DEFAULT
     size = int(image.shape[-1])
-    plan = resolve_layers(arch, layers, size)
+    if not checkpoints:
+        raise UserError("a clarity curve needs at least one checkpoint (untrained, trained or a path)")
     dev = resolve_device(device)
     models = [load_model(arch, ck, size, init_seed) for ck in checkpoints]  # fail early, before any run
+    plan = resolve_layers(models[0], layers)
     total, done = len(plan) * len(models), 0
     memory_gb = memory_gb or device_memory_gb(dev)
     per_batch = {node: len(seeds) for _, node, _ in plan}
