@@ -89,14 +89,12 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
         xs = [r["layer"] for r in mine]
         ys = [row_value(r, metric) for r in mine]
         color = palette[i % len(palette)]
-        band = {"clarity": ("clarity_min", "clarity_max"), "ssim_mean": None}.get(metric)
+        lo = hi = None  # the band over seeds, where the rows carry one
         if metric == "ssim_mean":
             lo = [r["ssim_mean"] - r["ssim_std"] for r in mine]
             hi = [r["ssim_mean"] + r["ssim_std"] for r in mine]
-        elif band:
-            lo, hi = [r[band[0]] for r in mine], [r[band[1]] for r in mine]
-        else:
-            lo = hi = None
+        elif metric == "clarity":
+            lo, hi = [r["clarity_min"] for r in mine], [r["clarity_max"] for r in mine]
         if lo is not None:
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
                                      fillcolor=color, opacity=0.18, hoverinfo="skip", showlegend=False,
