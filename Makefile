@@ -1,11 +1,14 @@
 # make run  : set up .venv if needed, then start the app on http://127.0.0.1:8501
 # make test : set up .venv (with test tools) if needed, then run the whole test suite
+# make gpu-check     : the GPU check (benchmarks/gpu.py) with .venv's python if there is one, else $(PYTHON);
+#                      installs nothing (a GPU machine may have no network): see benchmarks/GPU_CHECK.md
+# make gpu-check-dry : the same rehearsed on the CPU at tiny sizes (writes only to benchmarks/_scratch/)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test bench setup clean-venv
+.PHONY: run test bench gpu-check gpu-check-dry setup clean-venv
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +30,15 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# .venv's python where it exists, else $(PYTHON) with the requirements already importable
+GPU_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+gpu-check:
+	$(GPU_PY) -m benchmarks --gpu $(GPU_ARGS)
+
+gpu-check-dry:
+	$(GPU_PY) -m benchmarks --gpu --dry-run $(GPU_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -351,7 +352,10 @@ and `max_memory_allocated` on CUDA.
 
 {chunk_md(r['chunking'])}
 """
-    path.write_text(text)
+    from benchmarks.gpu import gpu_block  # the GPU section (make gpu-check) survives a CPU rerun
+
+    block = gpu_block(path.read_text()) if path.exists() else None
+    path.write_text(text + ("\n" + block if block else ""))
 
 
 def targets(report) -> dict:
@@ -368,7 +372,14 @@ def targets(report) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:  # the GPU check has its own options (benchmarks/gpu.py)
+        from benchmarks.gpu import main as gpu_main
+
+        return gpu_main([a for a in argv if a != "--gpu"])
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--gpu", action="store_true",
+                    help="the GPU check instead (make gpu-check; add --dry-run to rehearse it on the CPU)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_const", dest="mode", const="quick", help="a 1-2 minute subset")
     g.add_argument("--tiny", action="store_const", dest="mode", const="tiny", help="seconds; for tests")
