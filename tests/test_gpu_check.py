@@ -1,0 +1,59 @@
+"""`make gpu-check` rehearsed on the CPU: the one GPU call must not fail on a bug the CPU could have shown.
+
+The dry run goes through every section (CUDA tests, benchmark, torch.compile, app load test) at tiny
+sizes and writes its JSON and markdown to the folder given, never to BENCHMARKS.md. Both runs hide
+any GPU (CUDA_VISIBLE_DEVICES=""), so they test the same thing on every machine.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def test_gpu_check_without_cuda_fails_loudly(root):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu"], cwd=root, env=ROOT_ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--dry-run" in lines[0], proc.stderr
+
+
+def test_gpu_check_dry_run_end_to_end(root, tmp_path):
+    pytest.importorskip("streamlit")  # the load test drives the app
+    md = root / "BENCHMARKS.md"
+    before = md.read_bytes() if md.exists() else None
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu", "--dry-run", "--out", str(tmp_path)],
+                          cwd=root, env=ROOT_ENV, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert (md.read_bytes() if md.exists() else None) == before, "a dry run must not touch BENCHMARKS.md"
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1, files
+    report = json.loads(files[0].read_text())
+    assert report["dry_run"] is True
+    assert not [k for k, v in report["sections"].items() if v.get("error")], report["sections"]
+    tests = report["cuda_tests"]
+    assert tests["ok"] and tests["failed"] == 0 and tests["skipped"] >= 4  # every CUDA test skips on the CPU
+    bench = report["benchmark"]
+    assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "first_frame", "compile"} <= set(bench)
+    assert {"off (torch defaults)", "channels_last", "bf16 autocast", "auto"} <= set(bench["layer4"])
+    assert all("seconds" in v for v in bench["layer4"].values())
+    assert "seconds" in bench["compile"]["auto + compile"]
+    for key in ("curve_resnet50", "curve_lite0"):
+        c = bench[key]
+        assert c["runs"] == 4 and all(r["steps_done"] >= 1 for r in c["rows"]) and c["seed_steps"] > 0
+    assert bench["first_frame"]["seconds"] > 0
+    load = report["load_test"]
+    assert len(load["sessions"]) == 4 and all(s["error_free"] for s in load["sessions"]), load["sessions"]
+    assert load["queue"]["max_waiting"] >= 1  # the four went through the one device queue
+    whats = [t["what"] for t in report["targets"]]
+    assert len(whats) == 5 and all(t["measured_s"] for t in report["targets"])
+    assert all(t["flop_ratio"] for t in report["targets"][:4])
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "<!-- gpu:start -->" in text and "<!-- gpu:end -->" in text and "DRY RUN" in text
+    assert "wrote" in proc.stdout and "CUDA tests:" in proc.stdout
