@@ -758,8 +758,8 @@ def fmt_s(v) -> str:
 def markdown(cfg: Config, report: dict) -> str:
     """The GPU section of BENCHMARKS.md (between the gpu markers, so a rerun replaces it)."""
     peak, v = report["peak_tflops"], report["versions"]
-    t = report.get("cuda_tests") or {}
-    tests = ("error: " + t["error"]) if "error" in t else (
+    t = report.get("cuda_tests")
+    tests = "not run (--skip)" if t is None else ("error: " + t["error"]) if "error" in t else (
         f"{t.get('passed', 0)} passed, {t.get('failed', 0)} failed, {t.get('errors', 0)} errors, "
         f"{t.get('skipped', 0)} skipped (`{t.get('cmd', '')}`)")
     lines = [GPU_START, "## GPU", "",
@@ -785,7 +785,7 @@ def markdown(cfg: Config, report: dict) -> str:
     l4 = dict(report["benchmark"].get("layer4") or {})
     comp = report["benchmark"].get("compile")
     if isinstance(comp, dict):
-        l4.update(comp if "error" not in comp else {"auto + compile": comp})
+        l4.update({"auto + compile": comp} if ("error" in comp or "skipped" in comp) else comp)
     if l4 and "error" not in l4:
         base = (l4.get("off (torch defaults)") or {}).get("seconds")
         lines += ["", f"### Speed options (ResNet-50 `{cfg.layer}`, {cfg.size} px, {cfg.seeds} seeds x {cfg.steps} "
@@ -798,7 +798,8 @@ def markdown(cfg: Config, report: dict) -> str:
                   "mean pixel diff (seed spread) |", "|---|---|---|---|---|---|---|---|"]
         for name, r in l4.items():
             if "seconds" not in r:
-                lines.append(f"| {name} | error: {r.get('error', '?')[:150]} | | | | | | |")
+                why = f"skipped: {r['skipped']}" if "skipped" in r else f"error: {r.get('error', '?')[:150]}"
+                lines.append(f"| {name} | {why} | | | | | | |")
                 continue
             g = lambda k, f="{:.1e}": "-" if r.get(k) is None else f.format(r[k])  # noqa: E731
             vs = "-" if not base else f"{base / r['seconds']:.2f}x"

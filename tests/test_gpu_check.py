@@ -15,6 +15,23 @@ import pytest
 ROOT_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
 
 
+def test_gpu_section_is_replaced_not_duplicated():
+    from benchmarks.gpu import GPU_END, GPU_START, Config, gpu_block, markdown, splice
+
+    report = {"date": "2026-01-01T00:00:00", "device": "NVIDIA H200", "memory_gb": 139.8, "json": "x.json",
+              "seconds": 300.0, "versions": {"torch": "2.11", "cuda": "12.8", "cudnn": 90000},
+              "peak_tflops": {"bf16": 989.0, "tf32": 494.5, "source": "data sheet (h200)"}, "targets": [],
+              "sections": {}, "benchmark": {"layer4": {"off (torch defaults)": {"error": "E"}},
+                                            "compile": {"skipped": "330 s already spent"}}}
+    block = markdown(Config.gpu(), report)
+    assert block.startswith(GPU_START) and block.rstrip().endswith(GPU_END)
+    assert "not run (--skip)" in block and "skipped: 330 s already spent" in block and "error: E" in block
+    once = splice("# Benchmarks\n\nCPU tables\n", block)
+    twice = splice(once, block.replace("NVIDIA H200", "NVIDIA H100"))
+    assert twice.count(GPU_START) == 1 and "NVIDIA H100" in twice and "NVIDIA H200" not in twice
+    assert twice.startswith("# Benchmarks\n\nCPU tables\n") and gpu_block(twice) == gpu_block(twice.strip())
+
+
 def test_gpu_check_without_cuda_fails_loudly(root):
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--gpu"], cwd=root, env=ROOT_ENV,
                           capture_output=True, text=True, timeout=120)
