@@ -57,6 +57,7 @@ SCRATCH = ROOT / "benchmarks" / "_scratch"
 BENCH_MD = ROOT / "BENCHMARKS.md"
 GPU_START, GPU_END = "<!-- gpu:start -->", "<!-- gpu:end -->"
 TIME_BUDGET_S = 330  # torch.compile (last, optional) is skipped past this: the whole must stay < 8 min
+HARD_STOP_S = 520  # any part not yet started by then is skipped, so the files are written before a 10 min kill
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets; TF32 is half.
 PEAK_BF16 = [("gh200", 989.0), ("h200", 989.0), ("h100 nvl", 835.0), ("h100 pcie", 756.0), ("h100", 989.0),
@@ -80,7 +81,7 @@ class Config:
     frame_repeats: int = 5
     pytest_files: list = field(default_factory=lambda: ["tests/test_cuda.py", "tests/test_speed.py"])
     pytest_k: str | None = None
-    pytest_timeout_s: int = 300
+    pytest_timeout_s: int = 240
     sessions: list = field(default_factory=list)
     session_timeout_s: int = 120
 
@@ -502,8 +503,16 @@ def first_frame(cfg: Config) -> dict:
             "seeds": len(seeds), "size": cfg.size, "layer": cfg.layer}
 
 
-def benchmark(cfg: Config, report: dict) -> None:
-    """Fill report['benchmark'] part by part, so an error in one part keeps the others."""
+def out_of_time(cfg: Config) -> str | None:
+    """Why a part must be skipped now (past HARD_STOP_S on the GPU), or None."""
+    elapsed = time.perf_counter() - T0
+    if cfg.dry or elapsed < HARD_STOP_S:
+        return None
+    return f"out of time: {elapsed:.0f} s spent (hard stop {HARD_STOP_S} s)"
+
+
+def benchmark(cfg: Config, report: dict, save=lambda: None) -> None:
+    """Fill report['benchmark'] part by part (saving after each), so an error in one part keeps the others."""
     bench = report["benchmark"]
     cuda = torch.device(cfg.device).type == "cuda"
     if cuda:
@@ -513,6 +522,11 @@ def benchmark(cfg: Config, report: dict) -> None:
 
     def part(name, fn):
         log(f"benchmark: {name}")
+        late = out_of_time(cfg)
+        if late:
+            bench[name] = {"error": late}
+            log(f"  skipped: {late}")
+            return
         try:
             bench[name] = fn()
         except Exception as exc:  # noqa: BLE001
@@ -520,6 +534,7 @@ def benchmark(cfg: Config, report: dict) -> None:
                            "traceback": traceback.format_exc()[-3000:]}
             log(f"  error: {bench[name]['error'][:300]}")
         free(cfg.device)
+        save()
 
     def flops():
         out = {"r50": stop_flops(cfg.arch, cfg.curve_layers_r50, cfg.size),
@@ -899,20 +914,47 @@ def main(argv=None) -> int:
     report["peak_tflops"] = peak_tflops(cfg, report["device"])
     log(f"device {report['device']}; bf16 peak {report['peak_tflops']['bf16']:.3g} TFLOP/s "
         f"({report['peak_tflops']['source']})")
+    json_path = out_dir / f"{slug(report['device'] if cuda else 'cpu-dry-run')}-{now:%Y-%m-%d}.json"
+    try:
+        report["json"] = str(json_path.relative_to(ROOT))
+    except ValueError:
+        report["json"] = str(json_path)
+
+    def save(final: bool = False) -> None:
+        """The JSON as it stands (after every part: a run killed later still leaves its numbers)."""
+        report["partial"] = not final
+        try:
+            report["targets"] = targets(cfg, report)
+        except Exception as exc:  # noqa: BLE001 - a partial report may lack what a target row needs
+            report.setdefault("targets", [])
+            if final:
+                report["sections"]["targets"] = {"error": f"{type(exc).__name__}: {exc}"}
+        report["seconds"] = time.perf_counter() - T0
+        json_path.write_text(json.dumps(report, indent=1, default=str))
+
+    save()
     if "benchmark" not in skip:
-        run_section(report, "_bench", lambda: benchmark(cfg, report))
+        run_section(report, "_bench", lambda: benchmark(cfg, report, save))
         report.pop("_bench", None)
         report["sections"]["benchmark"] = report["sections"].pop("_bench")
         for k, v in report["benchmark"].items():
             bad = [f"{n}: {r['error']}" for n, r in v.items() if isinstance(r, dict) and "error" in r] \
                 if isinstance(v, dict) and "error" not in v else ([v["error"]] if isinstance(v, dict) else [])
-            if bad:  # a part, or one speed option of the layer4 timing, that failed
+            if bad:  # a part, or one speed option of the layer4 timing, that failed or was skipped for time
                 report["sections"][f"benchmark.{k}"] = {"error": "; ".join(bad)}
+        save()
     if "load_test" not in skip:
-        run_section(report, "load_test", lambda: load_test(cfg))
+        late = out_of_time(cfg)
+        if late:
+            report["load_test"] = {"error": late}
+            report["sections"]["load_test"] = {"error": late}
+            log(f"== load_test skipped: {late}")
+        else:
+            run_section(report, "load_test", lambda: load_test(cfg))
+        save()
     if "compile" not in skip:
         elapsed = time.perf_counter() - T0
-        if elapsed > TIME_BUDGET_S and not cfg.dry:
+        if elapsed > TIME_BUDGET_S and not cfg.dry:  # optional: a skip is not an error
             report["benchmark"]["compile"] = {"skipped": f"{elapsed:.0f} s already spent (budget {TIME_BUDGET_S} s)"}
             log(f"== compile skipped: {elapsed:.0f} s spent")
         else:
@@ -920,15 +962,8 @@ def main(argv=None) -> int:
             run_section(report, "compile_section", lambda: speed_variants(cfg, include_compile=True))
             report["benchmark"]["compile"] = report.pop("compile_section")
             report["sections"]["compile"] = report["sections"].pop("compile_section")
-    report["targets"] = targets(cfg, report)
-    report["seconds"] = time.perf_counter() - T0
-    json_path = out_dir / f"{slug(report['device'] if cuda else 'cpu-dry-run')}-{now:%Y-%m-%d}.json"
-    try:
-        report["json"] = str(json_path.relative_to(ROOT))
-    except ValueError:
-        report["json"] = str(json_path)
+    save(final=True)
     block = markdown(cfg, report)
-    json_path.write_text(json.dumps(report, indent=1, default=str))
     md_path = (out_dir / "BENCHMARKS.md") if cfg.dry else BENCH_MD
     base = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
     md_path.write_text(splice(base, block))
