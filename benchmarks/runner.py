@@ -114,11 +114,11 @@ def engine_throughput(model, layer, image, seeds, preset, iters, device, speed):
 
 
 def baseline_throughput(fn, model, layer, y, seeds, size, preset, iters, device):
-    fn(model, layer, y, seeds[:1], size, preset.replace(iters=2), 2, device)  # warm-up
+    fn(model, layer, y, seeds[:1], size, 2, device)  # warm-up
     with PeakMemory(device) as mem:
         sync(device)
         t = time.perf_counter()
-        fn(model, layer, y, seeds, size, preset, iters, device)
+        fn(model, layer, y, seeds, size, iters, device)
         sync(device)
         seconds = time.perf_counter() - t
     return {"seed_iters_per_s": len(seeds) * iters / seconds, "seconds": seconds, "peak_mb": mem.mb}
@@ -168,7 +168,7 @@ def ttq_case(arch, layer, size, seeds, device, speed, iters_cap, log):
     preset = get_preset("paper", iters=iters_cap)
     probe = Inversion(model, layer, image, seeds[:1], preset, device, speed=speed)
     with PeakMemory(device) as mem:
-        hist, times = paper_style(model, layer, probe.y, seeds, size, preset, preset.iters, device, m_r=probe.m_r)
+        hist, _, times = paper_style(model, layer, probe.y, seeds, size, preset.iters, device, m_r=probe.m_r)
     reach = [_reach(h, probe.m_r) for h in hist]
     total = None if None in reach else sum(sum(ts[: r + 1]) for ts, r in zip(times, reach))
     out["paper_style_paper"] = {"iters": None if None in reach else max(reach), "seconds": total,

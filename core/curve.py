@@ -15,7 +15,7 @@ import torch
 
 from core.checkpoints import LoadedModel, load_model
 from core.devices import resolve_device
-from core.encoder import depth_stops, resolve_layer
+from core.encoder import depth_stops, forward_position, resolve_layer
 from core.engine import InversionResult, Snapshot
 from core.errors import UserError
 from core.presets import Preset
@@ -26,16 +26,22 @@ from core.speed import SpeedOptions, activation_bytes, device_memory_gb, plan_ch
 class CurveRow:
     checkpoint: str
     layer: str
-    depth: int  # index of the stop in forward order among the model's depth stops
+    depth: float  # index of the stop among the model's depth stops; other graph nodes sit at +0.5 after one
     label: str
     result: InversionResult
 
     def to_json(self) -> dict:
+        from core.verdict import status
+
         m = self.result.metrics
         ssim = m["ssim"]
         return {
             "checkpoint": self.checkpoint, "layer": self.layer, "depth": self.depth, "label": self.label,
             "clarity": m["clarity"],
+            "status": status(m), "converged": all(m["converged"]), "converged_seeds": sum(m["converged"]),
+            "degenerate": m["degenerate"],
+            "mg_over_mr_max": None if m["mg_over_mr"] is None else max(m["mg_over_mr"]),
+            "steps_done": self.result.steps_done, "stop_reason": m.get("stop_reason"),
             "ssim_mean": statistics.fmean(ssim), "ssim_std": statistics.pstdev(ssim),
             "psnr_mean": statistics.fmean(m["psnr"]),
             "clarity_min": min(m["clarity_per_seed"]), "clarity_max": max(m["clarity_per_seed"]),
@@ -43,21 +49,33 @@ class CurveRow:
             "embedding_l2_mean": statistics.fmean(m["embedding_l2"]),
             "reference_l2": m["reference_l2"], "shift_input_l2": m["shift_input_l2"],
             "seed_spread_input": m["seed_spread_input"], "seed_spread_embedding": m["seed_spread_embedding"],
+            "signal_rms": (m.get("signal") or {}).get("rms"),
+            "signal_flat_fraction": (m.get("signal") or {}).get("flat_fraction"),
             "seconds": round(self.result.seconds, 4),
         }
 
 
-def resolve_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[tuple[int, str, str]]:
-    """(depth index, node, label) for `layers` ("stops"/None = every stop), in forward order."""
+def resolve_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[tuple[float, str, str]]:
+    """(depth, node, label) for `layers` ("stops"/None = every stop), in forward order.
+
+    A depth stop's depth is its index among the stops; any other graph node sits half-way after
+    the last stop that runs before it (Lite0 `blocks.1` -> between blocks.1.1 and blocks.2.0)."""
     stops = depth_stops(model)
     index = {s.node: i for i, s in enumerate(stops)}
     if layers is None or layers == "stops":
         return [(i, s.node, s.label) for i, s in enumerate(stops)]
+    stop_pos = [(forward_position(model, s.node), i) for i, s in enumerate(stops)]
     chosen = []
     for name in layers:
         stop = resolve_layer(model, name)
-        chosen.append((index.get(stop.node, -1), stop.node, stop.label))
-    return sorted(chosen, key=lambda t: (t[0] < 0, t[0]))
+        if stop.node in index:
+            depth: float = index[stop.node]
+        else:
+            pos = forward_position(model, stop.node)
+            before = [i for p, i in stop_pos if 0 <= p <= pos]
+            depth = (max(before) + 0.5) if before else -0.5
+        chosen.append((depth, stop.node, stop.label))
+    return sorted(chosen, key=lambda t: t[0])
 
 
 def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layers=None,

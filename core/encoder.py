@@ -1,4 +1,4 @@
-"""The encoder `O_l`: normalise an image in [0, 1], run the model up to a node, stop there.
+"""The encoder `O_l`: take an image in [0, 1], normalise it if the recipe asks, run the model up to a node.
 
 Truncation is torchvision's feature extraction (timm's wrapper of it for timm models): the
 traced graph is cut after the requested nodes, so no later layer is ever computed.
@@ -30,11 +30,10 @@ def depth_stops(model: LoadedModel) -> list[Stop]:
     return model.arch.stops_of(model.module)
 
 
-_NODE_CACHE: dict[tuple, frozenset] = {}
+_NODE_CACHE: dict[tuple, tuple[frozenset, tuple]] = {}
 
 
-def graph_nodes(model: LoadedModel) -> frozenset[str]:
-    """Every name accepted as a layer: traced graph nodes plus module names (their last output)."""
+def _nodes(model: LoadedModel) -> tuple[frozenset, tuple]:
     key = (model.arch.name, model.image_size)
     if key not in _NODE_CACHE:
         _, get_names = _fx(model)
@@ -44,8 +43,24 @@ def graph_nodes(model: LoadedModel) -> frozenset[str]:
                     warnings.simplefilter("ignore", UserWarning)  # train/eval graphs differ only in aux heads
                     _, eval_nodes = get_names(model.module)
                 modules = {name for name, _ in model.module.named_modules() if name}
-                _NODE_CACHE[key] = frozenset(eval_nodes) | frozenset(modules)
+                _NODE_CACHE[key] = (frozenset(eval_nodes) | frozenset(modules), tuple(eval_nodes))
     return _NODE_CACHE[key]
+
+
+def graph_nodes(model: LoadedModel) -> frozenset[str]:
+    """Every name accepted as a layer: traced graph nodes plus module names (their last output)."""
+    return _nodes(model)[0]
+
+
+def forward_position(model: LoadedModel, name: str) -> int:
+    """Where `name` sits in forward order: its index among the traced graph's nodes; a module name
+    counts as its last node (its output). -1 for a name that is not in the graph."""
+    order = _nodes(model)[1]
+    best = -1
+    for i, n in enumerate(order):
+        if n == name or n.startswith(name + "."):
+            best = i
+    return best
 
 
 def resolve_layer(model: LoadedModel, layer: str) -> Stop:
@@ -60,10 +75,15 @@ def resolve_layer(model: LoadedModel, layer: str) -> Stop:
 
 
 class Encoder(nn.Module):
-    """x in [0, 1] of shape (B, 3, H, W) -> activations at `nodes` (a dict, or a tensor for one)."""
+    """x in [0, 1] of shape (B, 3, H, W) -> activations at `nodes` (a dict, or a tensor for one).
 
-    def __init__(self, model: LoadedModel, nodes: list[str] | str):
+    `normalize=True` feeds the model the mean/std it was trained with; False feeds raw [0, 1]
+    pixels, as the paper's script does. It is a recipe's choice (`Preset.normalize`).
+    """
+
+    def __init__(self, model: LoadedModel, nodes: list[str] | str, normalize: bool = True):
         super().__init__()
+        self.normalize = bool(normalize)
         self.single = isinstance(nodes, str)
         self.nodes = [nodes] if self.single else list(nodes)
         for n in self.nodes:
@@ -76,8 +96,12 @@ class Encoder(nn.Module):
         self.register_buffer("mean", torch.tensor(model.mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(model.std, dtype=torch.float32).view(1, 3, 1, 1))
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """What the model's first layer sees."""
+        return (x - self.mean) / self.std if self.normalize else x
+
     def forward(self, x: torch.Tensor):
-        out = self.body((x - self.mean) / self.std)
+        out = self.body(self.prepare(x))
         for n, v in out.items():
             if not (isinstance(v, torch.Tensor) and v.is_floating_point()):
                 raise UserError(f"layer {n!r} does not output an activation tensor; pick another node")

@@ -1,9 +1,17 @@
 """The one inversion engine: gradient descent on a batch of inputs until their embeddings match.
 
+The loop is the only loop; what it optimises comes from the preset's parts (`core.components`):
+the parameterisation makes the images, forward transforms change what the encoder sees, the
+objective terms give the loss, post transforms act on the pixels after each step.
+
 All seeds of a run are one batch; only the input has gradients (the model is frozen). Per-step
-distances stay on the device and are copied to the host only at snapshots, so the loop never
-waits on the host. Iterate `Inversion.snapshots()` to watch a run (stop whenever you like),
-then call `result()`; `invert()` does both to the end.
+distances stay on the device and are copied to the host only at snapshots and stopping checks.
+Iterate `Inversion.snapshots()` to watch a run (stop whenever you like), then call `result()`;
+`run()`/`invert()` do both to the end; `extend(n)` continues a finished or stopped run.
+
+Stopping rule (`Preset.early_stop`): every `stop_window` steps, the run ends when every seed has
+`m_g <= m_r` (converged, see `converged_mask`) and its distance to the image `m_i` changed by at
+most `stop_tol` (relative) since the last check; otherwise it runs to the budget (`Preset.iters`).
 """
 
 from __future__ import annotations
@@ -19,14 +27,18 @@ from core.devices import describe, resolve_device
 from core.encoder import Encoder, resolve_layer
 from core.errors import DivergenceError, UserError
 from core.modellock import MODEL_LOCK
-from core.metrics import (BASELINE_BLUR, clarity, l2_per_item, mean_pairwise, pairwise, perturbed, psnr,
-                          ssim)
+from core.health import signal_health
+from core.metrics import clarity, l2_per_item, mean_pairwise, pairwise, perturbed, psnr, ssim
+from core.objectives import Target, total
 from core.presets import Preset
-from core.priors import blur, lerp
+from core.priors import lerp
 from core.speed import SpeedOptions
 
 MAX_SEEDS = 64
 EXPLODED = 1e6  # pixel values this far outside [0, 1] mean the steps are too large to come back
+DEGENERATE = 1e-6  # m_r below this fraction of ||y||: the layer barely moves for a near-copy (e.g. a pooled
+# output at a tiny size), so m_g / m_r means nothing; such a run counts as converged when m_g <= this * ||y||
+BORDERLINE = 1.25  # m_g / m_r in (1, BORDERLINE]: "borderline", neither converged nor clearly not
 
 
 @dataclass
@@ -56,7 +68,7 @@ class InversionResult:
     device: str
     seconds: float
     steps_done: int
-    stopped_early: bool
+    stopped_early: bool  # stopped by the caller before the run finished (not stored in the cache)
     original: torch.Tensor  # (3, H, W)
     images: torch.Tensor  # (K, 3, H, W)
     embedding_shape: tuple
@@ -68,6 +80,7 @@ class InversionResult:
             "model": self.model, "checkpoint": self.checkpoint, "layer": self.layer, "label": self.label,
             "size": self.size, "preset": self.preset.name, "preset_settings": self.preset.to_dict(),
             "iters": self.preset.iters, "steps_done": self.steps_done, "stopped_early": self.stopped_early,
+            "stop_reason": self.metrics.get("stop_reason"),
             "seeds": list(self.seeds), "device": self.device, "seconds": round(self.seconds, 4),
             "embedding_shape": list(self.embedding_shape), "metrics": self.metrics, "history": self.history,
         }
@@ -86,6 +99,17 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
+def converged_mask(m_g: torch.Tensor, m_r: float, y_norm: float) -> torch.Tensor:
+    """Per seed: m_g <= m_r, or for a degenerate layer (m_r about 0) m_g <= DEGENERATE * ||y||."""
+    if is_degenerate(m_r, y_norm):
+        return m_g <= DEGENERATE * max(y_norm, 1e-12)
+    return m_g <= m_r
+
+
+def is_degenerate(m_r: float, y_norm: float) -> bool:
+    return m_r <= DEGENERATE * max(y_norm, 1e-12)
+
+
 def start_images(seeds: Sequence[int], size: int, preset: Preset) -> torch.Tensor:
     """a_0 ~ N(init_mean, init_std) per seed from a CPU generator: the same start on every device."""
     out = []
@@ -96,7 +120,18 @@ def start_images(seeds: Sequence[int], size: int, preset: Preset) -> torch.Tenso
 
 
 class Inversion:
-    """One run: encode `image` at `layer`, then descend every seed's input towards that embedding."""
+    """One run: encode `image` at `layer`, then descend every seed's input towards that embedding.
+
+    Args:
+        model: a loaded model (`core.checkpoints.load_model`).
+        layer: a depth stop or any graph node name.
+        image: (3, N, N) in [0, 1].
+        seeds: distinct non-negative ints; seed s always starts from the same a_0.
+        preset: the recipe (`core.presets`).
+        device: "auto", "cpu", "cuda[:N]", "mps" or a torch.device.
+        encoder: reuse a built encoder (rebuilt if its normalisation differs from the preset's).
+        speed: `SpeedOptions`; None = what is exact up to rounding on this device.
+    """
 
     def __init__(self, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int],
                  preset: Preset, device: str | torch.device = "auto", encoder: Encoder | None = None,
@@ -112,8 +147,10 @@ class Inversion:
         # speed=None: SpeedOptions.auto (only options exact up to rounding); SpeedOptions.off(): plain
         self.speed = speed if speed is not None else SpeedOptions.auto(self.device)
         self.speed.apply_global(self.device)
+        if encoder is not None and getattr(encoder, "normalize", True) != preset.normalize:
+            encoder = None
         with MODEL_LOCK.exclusive():  # building the encoder (and BN folding) traces: see core/modellock.py
-            self.raw_encoder = (encoder or Encoder(model, self.stop.node)).to(self.device)
+            self.raw_encoder = (encoder or Encoder(model, self.stop.node, preset.normalize)).to(self.device)
             self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
         self.original = image.detach().float().cpu().clamp(0, 1)
         self.a = self.original.unsqueeze(0).to(self.device)
@@ -122,31 +159,60 @@ class Inversion:
             a_ref = perturbed(self.a)
             self.m_r = float(l2_per_item(self.encoder(a_ref), self.y)[0])
             self.shift = float(l2_per_item(a_ref, self.a)[0])
-            self.y_l1 = self.y.abs().sum().clamp_min(1e-12)
         if not bool(torch.isfinite(self.y).all()):
             raise UserError(f"{model.name} outputs NaN/inf at {self.stop.node} for this image: the checkpoint "
                             "holds non-finite weights or is broken")
-        x0 = start_images(self.seeds, self.size, preset).to(self.device)
-        self.baseline = l2_per_item(blur(x0, *BASELINE_BLUR), self.a)
-        self.x = self.speed.format_input(x0.clone()).requires_grad_(True)
-        k, n = len(self.seeds), preset.iters
-        self._hist = torch.full((n + 1, 3, k), float("nan"), device=self.device)  # loss, m_g, m_i per step
+        self.target = Target.of(self.y)
+        self.y_norm = float(self.target.l2)
+        self.state = preset.param.create(self.speed.format_input(start_images(self.seeds, self.size, preset)
+                                                                 .to(self.device)))
+        with torch.no_grad():
+            self.start = self.state.image().detach().float().cpu().clamp(0, 1)  # clarity's zero point
+        self._forward_tf = [t for t in preset.transforms if not t.on_pixels]
+        self._post_tf = [t for t in preset.transforms if t.on_pixels]
+        k = len(self.seeds)
+        self.total = preset.iters  # the budget; extend() raises it
+        self._hist = torch.full((self.total + 1, 3, k), float("nan"), device=self.device)  # loss, m_g, m_i per step
         self.steps_done = 0
         self.seconds = 0.0
+        self.stop_reason: str | None = None  # "converged", "budget" or None (running, or stopped by the caller)
+        self._opt: torch.optim.Optimizer | None = None
+        self._last_check: torch.Tensor | None = None
+        self._early_stop = preset.early_stop
+        self._health: dict | None = None
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The current images (K, 3, H, W), as the parameterisation makes them."""
+        return self.state.image()
+
+    @property
+    def finished(self) -> bool:
+        return self.stop_reason is not None
 
     # ------------------------------------------------------------------ the loop
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        if self.preset.optimizer == "adam":
-            return torch.optim.Adam([self.x], lr=self.preset.lr_start)
-        return torch.optim.SGD([self.x], lr=self.preset.lr_start)
+        if self._opt is None:  # kept across snapshots() calls and extend(): Adam's moments carry on
+            cls = torch.optim.Adam if self.preset.optimizer == "adam" else torch.optim.SGD
+            self._opt = cls(self.state.tensors, lr=self.preset.lr_start)
+        return self._opt
 
-    def _loss(self, out: torch.Tensor) -> torch.Tensor:
-        """Per-seed L1 loss; summing over seeds keeps every seed's gradient its own."""
-        per_seed = (out - self.y).abs().flatten(1).sum(1)
-        if self.preset.loss == "l1_relative":
-            per_seed = per_seed / self.y_l1
-        return per_seed * self.preset.loss_scale
+    def extend(self, steps: int, early_stop: bool = False) -> None:
+        """Continue this run (finished or stopped) for `steps` more steps from its current images.
+
+        The schedules hold their end values after the budget, so with constant schedules the
+        images equal one longer run's. `early_stop=False` runs all `steps`."""
+        steps = int(steps)
+        if steps < 1:
+            raise UserError(f"continue needs a positive number of steps (got {steps})")
+        k = len(self.seeds)
+        more = torch.full((steps, 3, k), float("nan"), device=self.device)
+        self._hist = torch.cat([self._hist[: self.steps_done + 1], more])
+        self.total = self.steps_done + steps
+        self.stop_reason = None
+        self._early_stop = early_stop
+        self._last_check = None
 
     def snapshots(self, every: int = 10) -> Iterator[Snapshot]:
         """Run the remaining steps, yielding a snapshot every `every` steps and at the end."""
@@ -155,40 +221,72 @@ class Inversion:
         last: Snapshot | None = None
         self.speed.apply_global(self.device)
         t0 = time.perf_counter() - self.seconds
-        while self.steps_done < p.iters:
+        while self.steps_done < self.total and not self.finished:
             n = self.steps_done
             for group in opt.param_groups:
-                group["lr"] = lerp(p.lr_start, p.lr_end, n, p.iters)
+                group["lr"] = lerp(p.lr_start, p.lr_end, n, p.horizon)
             with MODEL_LOCK.shared():  # one step; never held across the yield below
+                img = self.state.image()
+                seen = img
+                for t in self._forward_tf:
+                    seen = t.forward(seen, n)
                 with self.speed.autocast(self.device):
-                    out = self.encoder(self.x)
-                per_seed = self._loss(out.float())
+                    out = self.encoder(seen)
+                out = out.float()
+                per_seed = total(p.objective, out, self.target, img)
                 opt.zero_grad(set_to_none=True)
                 per_seed.sum().backward()
                 with torch.no_grad():
                     self._hist[n, 0] = per_seed.detach()
                     self._hist[n, 1] = l2_per_item(out.detach(), self.y)
-                    self._hist[n, 2] = l2_per_item(self.x, self.a)
+                    self._hist[n, 2] = l2_per_item(img.detach(), self.a)
+                    self.state.before_step(n)
                     opt.step()
-                    self.x.copy_(blur(self.x, p.blur_kernel, lerp(p.blur_sigma_start, p.blur_sigma_end, n, p.iters)))
-                    if p.clamp:
-                        self.x.clamp_(0, 1)
+                    for t in self._post_tf:
+                        t.post(self.state.pixels, n, p.horizon)
             self.steps_done = n + 1
-            if self.steps_done % every == 0 or self.steps_done == p.iters:
+            if self._early_stop and self.steps_done % p.stop_window == 0 and self._done():
+                self.stop_reason = "converged"
+            elif self.steps_done >= self.total:
+                self.stop_reason = "budget"
+            if self.steps_done % every == 0 or self.finished:
                 self.seconds = time.perf_counter() - t0
-                if not bool(torch.isfinite(self.x).all()) or float(self.x.detach().abs().max()) > EXPLODED:
-                    raise DivergenceError(
-                        f"the run diverged (NaN/inf or exploding pixels) before step {self.steps_done}: lower lr_start "
-                        f"(now {p.lr_start:g}) or loss_scale (now {p.loss_scale:g}), or use the default preset",
-                        last_snapshot=last,
-                    )
+                self._check_finite(last)
                 last = self._snapshot(n)
                 yield last
 
+    def _done(self) -> bool:
+        """The stopping rule: every seed converged (m_g <= m_r) and its distance to the image m_i moved by
+        at most `stop_tol` (relative) since the last check, one window ago: more steps would only
+        refine the embedding match, not bring the picture closer (the paper's reading of m_i stalling)."""
+        with torch.no_grad(), MODEL_LOCK.shared():
+            img = self.state.image().detach().float()
+            with self.speed.autocast(self.device):
+                m_g = l2_per_item(self.encoder(img).float(), self.y)
+            m_i = l2_per_item(img, self.a)
+        prev, self._last_check = self._last_check, m_i
+        if prev is None:
+            return False
+        still = (m_i - prev).abs() <= self.preset.stop_tol * prev.clamp_min(1e-12)
+        return bool((converged_mask(m_g, self.m_r, self.y_norm) & still).all())
+
+    def _check_finite(self, last: Snapshot | None) -> None:
+        with torch.no_grad():
+            bad = any(not bool(torch.isfinite(t).all()) for t in self.state.tensors)
+            bad = bad or float(self.state.image().detach().abs().max()) > EXPLODED
+        if bad:
+            raise DivergenceError(
+                f"the run diverged (NaN/inf or exploding pixels) before step {self.steps_done}: lower lr_start "
+                f"(now {self.preset.lr_start:g}) or the objective's weights, or use the default preset",
+                last_snapshot=last,
+            )
+
     def _snapshot(self, n: int) -> Snapshot:
         h = self._hist[n].cpu()
-        return Snapshot(self.steps_done, self.preset.iters, self.x.detach().clamp(0, 1).cpu(), h[0].tolist(),
-                        h[1].tolist(), h[2].tolist(), self.seconds)
+        with torch.no_grad():
+            images = self.state.image().detach().float().clamp(0, 1).cpu()
+        return Snapshot(self.steps_done, self.total, images, h[0].tolist(), h[1].tolist(), h[2].tolist(),
+                        self.seconds)
 
     def run(self, every: int | None = None) -> "InversionResult":
         for _ in self.snapshots(every or max(1, self.preset.iters // 10)):
@@ -197,42 +295,60 @@ class Inversion:
 
     # ------------------------------------------------------------------ the answer
 
+    def health(self) -> dict:
+        """Signal health of the stop for the encoded image (see core/health.py); computed once."""
+        if self._health is None:
+            self._health = signal_health(self.raw_encoder, self.a)
+        return self._health
+
     def result(self) -> InversionResult:
         """Metrics of the current images (the final ones, or the last ones of a stopped run)."""
         with torch.no_grad(), MODEL_LOCK.shared():
-            x = self.x.detach()
-            out = self.encoder(x)
+            x = self.state.image().detach().float()
+            out = self.encoder(x).float()
             m_g = l2_per_item(out, self.y)
             m_i = l2_per_item(x, self.a)
-            self._hist[self.steps_done, 0] = self._loss(out)
+            self._hist[self.steps_done, 0] = total(self.preset.objective, out, self.target, x)
             self._hist[self.steps_done, 1] = m_g
             self._hist[self.steps_done, 2] = m_i
-            clar = clarity(m_i, self.baseline)
-        images = x.float().cpu()
+        images = x.cpu()
+        shown = images.clamp(0, 1)
         hist = self._hist[: self.steps_done + 1].cpu()
         reached = [next((i for i, v in enumerate(hist[:, 1, s].tolist()) if v <= self.m_r), None)
                    for s in range(len(self.seeds))]
+        ssims = [ssim(img, self.original) for img in shown]
+        start_ssims = [ssim(img, self.original) for img in self.start]
+        clar = [clarity(s, s0) for s, s0 in zip(ssims, start_ssims)]
+        degenerate = is_degenerate(self.m_r, self.y_norm)
+        mg = m_g.cpu().tolist()
         metrics = {
             "input_l2": m_i.cpu().tolist(),
-            "embedding_l2": m_g.cpu().tolist(),
-            "ssim": [ssim(img, self.original) for img in images],
-            "psnr": [psnr(img, self.original) for img in images],
-            "clarity_per_seed": clar.cpu().tolist(),
-            "baseline_input_l2": self.baseline.cpu().tolist(),
+            "embedding_l2": mg,
+            "ssim": ssims,
+            "psnr": [psnr(img, self.original) for img in shown],
+            "clarity_per_seed": clar,
+            "start_ssim": start_ssims,
+            "start_input_l2": l2_per_item(self.start, self.original.unsqueeze(0)).tolist(),
             "reference_l2": self.m_r,
             "shift_input_l2": self.shift,
+            "embedding_norm": self.y_norm,
+            "degenerate": degenerate,
+            "converged": converged_mask(m_g, self.m_r, self.y_norm).cpu().tolist(),
+            "mg_over_mr": None if degenerate else [v / self.m_r for v in mg],
             "seed_spread_input": mean_pairwise(x),
             "seed_spread_embedding": mean_pairwise(out),
             "seed_distances_input": pairwise(x),  # K x K, for the non-uniqueness view
             "seed_distances_embedding": pairwise(out),
-            "clarity": float(clar.mean()),
+            "clarity": sum(clar) / len(clar),
             "steps_to_reference": reached,
+            "stop_reason": self.stop_reason,
+            "signal": self.health(),
         }
         history = {"step": list(range(self.steps_done + 1)), "loss": hist[:, 0].T.tolist(),
                    "embedding_l2": hist[:, 1].T.tolist(), "input_l2": hist[:, 2].T.tolist()}
         return InversionResult(
             self.model.name, self.model.checkpoint, self.stop.node, self.stop.label, self.size, self.preset,
-            self.seeds, describe(self.device), self.seconds, self.steps_done, self.steps_done < self.preset.iters,
+            self.seeds, describe(self.device), self.seconds, self.steps_done, not self.finished,
             self.original, images, tuple(self.y.shape[1:]), metrics, history,
         )
 

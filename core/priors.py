@@ -1,4 +1,4 @@
-"""Image priors applied between steps: the Gaussian blur `B_n` and the [0, 1] range."""
+"""Image priors applied between steps: the Gaussian blur `B_n`, and the schedules that drive them."""
 
 from __future__ import annotations
 
@@ -25,5 +25,7 @@ def blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
 
 
 def lerp(start: float, end: float, step: int, total: int) -> float:
-    """Linear schedule value at `step` of `total` (start at step 0, end at the last step)."""
-    return start if total <= 1 else start + (end - start) * step / (total - 1)
+    """The paper's linear schedule: start*(total-step)/total + end*step/total, held at `end` after `total`."""
+    if total <= 0 or step >= total:
+        return end
+    return start * (total - step) / total + end * step / total

@@ -70,10 +70,18 @@ def write_inversion(result: InversionResult, out: Path) -> dict:
     return data
 
 
-def row_value(row: dict, metric: str) -> float:
+def row_value(row: dict, metric: str) -> float | None:
+    """A row's value of `metric`; m_g / m_r is the worst seed's, and None (not plotted) for a degenerate layer."""
     if metric == "mg_over_mr":
-        return row["embedding_l2_mean"] / row["reference_l2"] if row["reference_l2"] else float("nan")
+        if row.get("degenerate") or not row["reference_l2"]:
+            return None
+        return row.get("mg_over_mr_max", row["embedding_l2_mean"] / row["reference_l2"])
     return row[metric]
+
+
+def unconverged(rows: Sequence[dict]) -> list[dict]:
+    """Rows whose seeds did not all reach m_g <= m_r (borderline or not converged), or degenerate."""
+    return [r for r in rows if r.get("status", "converged") != "converged"]
 
 
 def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | None = None):
@@ -99,10 +107,19 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
                                      fillcolor=color, opacity=0.18, hoverinfo="skip", showlegend=False,
                                      name=f"{ck} spread"))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=_short_ck(ck), line={"color": color},
-                                 customdata=[[r["label"]] for r in mine],
-                                 hovertemplate="%{x} (%{customdata[0]})<br>%{y:.3f}<extra>" + _short_ck(ck)
-                                 + "</extra>"))
+        status = [r.get("status", "converged") for r in mine]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines+markers", name=_short_ck(ck), line={"color": color},
+            # hollow markers: the point is not a converged result (borderline, not converged or degenerate)
+            marker={"size": 9, "color": ["white" if s_ != "converged" else color for s_ in status],
+                    "line": {"color": color, "width": 2},
+                    "symbol": ["circle-open" if s_ != "converged" else "circle" for s_ in status]},
+            customdata=[[r["label"], s_] for r, s_ in zip(mine, status)],
+            hovertemplate="%{x} (%{customdata[0]})<br>%{y:.3f} · %{customdata[1]}<extra>" + _short_ck(ck)
+            + "</extra>"))
+    if any(r.get("status", "converged") != "converged" for r in rows):
+        fig.add_annotation(text="hollow = not converged / borderline / degenerate", xref="paper", yref="paper",
+                           x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False, font={"size": 11})
     if metric == "mg_over_mr":
         fig.add_hline(y=1.0, line_dash="dot", annotation_text="m_g = m_r")
     fig.update_layout(title=title, xaxis={"title": "depth stop (forward order)", "categoryorder": "array",
@@ -117,7 +134,10 @@ def _short_ck(ck: str) -> str:
 
 
 def gallery(rows: Sequence[CurveRow], original, seed_index: int = 0) -> Image.Image:
-    """One row per checkpoint, one column per depth stop (the paper's figure), original first."""
+    """One row per checkpoint, one column per depth stop (the paper's figure), original first.
+    A cell whose run did not converge gets a dashed red frame and a cross in its corner."""
+    from core.verdict import status
+
     checkpoints = list(dict.fromkeys(r.checkpoint for r in rows))
     layers = [layer for _, layer in sorted({(r.depth, r.layer) for r in rows})]
     by = {(r.checkpoint, r.layer): r.result.images[seed_index] for r in rows}
@@ -134,11 +154,22 @@ def gallery(rows: Sequence[CurveRow], original, seed_index: int = 0) -> Image.Im
         draw.text((side + 4 + j * cell, 2), name[: max(4, cell // 6)], fill="black")
     for i, ck in enumerate(checkpoints):
         draw.text((4, head + 4 + i * cell + cell // 2 - 6), _short_ck(ck)[:14], fill="black")
+    bad = {(r.checkpoint, r.layer) for r in rows if status(r.result.metrics) != "converged"}
+    for i, ck in enumerate(checkpoints):
+        for j, layer in enumerate(layers):
+            if (ck, layer) in bad:
+                x0, y0 = side + 2 + (j + 1) * cell, head + 2 + i * cell
+                for k in range(0, cell, 6):  # dashed frame
+                    draw.line([(x0 + k, y0), (x0 + min(k + 3, cell), y0)], fill="red", width=2)
+                    draw.line([(x0 + k, y0 + cell), (x0 + min(k + 3, cell), y0 + cell)], fill="red", width=2)
+                    draw.line([(x0, y0 + k), (x0, y0 + min(k + 3, cell))], fill="red", width=2)
+                    draw.line([(x0 + cell, y0 + k), (x0 + cell, y0 + min(k + 3, cell))], fill="red", width=2)
+                draw.text((x0 + 4, y0 + 2), "x", fill="red")
     return canvas
 
 
 def write_curve(rows: Sequence[CurveRow], settings: dict, original, out: Path) -> dict:
-    """curve.json, curve.csv, curve.html and gallery.png in `out`."""
+    """curve.json, curve.csv, curve.html and gallery.png in `out`; unconverged rows are listed under the chart."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = [r.to_json() for r in rows]
@@ -150,6 +181,13 @@ def write_curve(rows: Sequence[CurveRow], settings: dict, original, out: Path) -
     writer.writerows(table)
     atomic_write(out / "curve.csv", buf.getvalue())
     title = f"{settings.get('model')} at {settings.get('size')} px, {len(settings.get('seeds', []))} seeds"
-    curve_figure(table, "clarity", title).write_html(out / "curve.html", include_plotlyjs=True)
+    fig = curve_figure(table, "clarity", title)
+    bad = unconverged(table)
+    note = ("<p><b>Not converged, borderline or degenerate (hollow points):</b> "
+            + ", ".join(f"{_short_ck(r['checkpoint'])} {r['layer']} ({r['status']}"
+                        + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get('mg_over_mr_max') is not None else "")
+                        + ")" for r in bad) + "</p>") if bad else "<p>Every point converged (m_g ≤ m_r on every seed).</p>"
+    html = fig.to_html(include_plotlyjs=True, full_html=True)
+    atomic_write(out / "curve.html", html.replace("</body>", note + "</body>"))
     gallery(rows, original).save(out / "gallery.png")
     return data

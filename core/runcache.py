@@ -25,7 +25,7 @@ from core.engine import InversionResult
 from core.presets import Preset
 from core.report import atomic_write
 
-FORMAT = 2  # bump when the stored layout or the meaning of a result changes
+FORMAT = 3  # bump when the stored layout or the meaning of a result changes (3: component presets, new clarity)
 SUFFIX = ".pt"
 
 

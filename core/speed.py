@@ -321,9 +321,18 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
 
 
 def _absorb(full, part, index: list[int]) -> None:
-    """Copy a chunk run's images and per-step history into the whole run's seed slots."""
+    """Copy a chunk run's parameters and per-step history into the whole run's seed slots.
+
+    Chunks may stop early at different steps: the whole run has run as far as its longest chunk,
+    and is "converged" only if every chunk stopped for that reason."""
     with torch.no_grad():
-        full.x[index] = part.x.detach().to(full.x.device)
-        full._hist[:, :, index] = part._hist.to(full._hist.device)
-    full.steps_done = part.steps_done
+        for whole, piece in zip(full.state.tensors, part.state.tensors):
+            whole[index] = piece.detach().to(whole.device)
+        n = min(full._hist.shape[0], part._hist.shape[0])
+        full._hist[:n, :, index] = part._hist[:n].to(full._hist.device)
+    first = not getattr(full, "_absorbed", False)
+    full._absorbed = True
+    full.steps_done = part.steps_done if first else max(full.steps_done, part.steps_done)
+    reasons = [part.stop_reason] if first else [full.stop_reason, part.stop_reason]
+    full.stop_reason = None if None in reasons else ("converged" if all(r == "converged" for r in reasons) else "budget")
     full.seconds += part.seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,22 +11,26 @@ import torch
 from core.engine import Inversion, check_seeds, invert, start_images
 from core.errors import DivergenceError, UserError
 from core.metrics import REFERENCE_NOISE_STD, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim
-from core.presets import DEFAULT, PAPER, get_preset
+from core.components import spec
+from core.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
+from core.runcache import run_key
 from core.priors import blur, gaussian_kernel, lerp
 
 # ----------------------------------------------------------------------------- presets
 
 
-def test_paper_preset_is_faithful_to_method():
-    assert (PAPER.iters, PAPER.optimizer, PAPER.loss) == (500, "sgd", "l1_sum")
-    assert (PAPER.init_mean, PAPER.init_std) == (0.7, 1 / 20)
-    assert (PAPER.blur_kernel, PAPER.blur_sigma_start, PAPER.blur_sigma_end) == (3, 2.4, 0.4)
-    assert 0.05 <= PAPER.loss_scale <= 0.15 and PAPER.lr_start != PAPER.lr_end and not PAPER.clamp
+def test_paper_preset_is_the_papers_script():
+    assert (PAPER.iters, PAPER.optimizer, PAPER.lr_start, PAPER.lr_end) == (500, "sgd", 0.1, 0.1)
+    assert (PAPER.init_mean, PAPER.init_std, PAPER.normalize, PAPER.early_stop) == (0.7, 1 / 20, False, False)
+    assert [spec(t) for t in PAPER.objective] == [{"name": "l1", "weight": 0.15, "relative": False}]
+    assert PAPER.param.name == "pixels"
+    assert [spec(t) for t in PAPER.transforms] == [{"name": "blur", "kernel": 3, "sigma_start": 2.4, "sigma_end": 0.4}]
 
 
 def test_default_preset_converges_by_design():
-    assert DEFAULT.optimizer == "adam" and DEFAULT.loss == "l1_relative" and DEFAULT.clamp
-    assert DEFAULT.iters < PAPER.iters
+    assert DEFAULT.optimizer == "adam" and DEFAULT.early_stop and not DEFAULT.normalize
+    assert DEFAULT.objective[0].name == "l1" and DEFAULT.objective[0].relative
+    assert "clamp" in [t.name for t in DEFAULT.transforms]
 
 
 @pytest.mark.parametrize("change,msg", [
@@ -33,7 +38,11 @@ def test_default_preset_converges_by_design():
     ({"lr_start": 1e9}, "absurdly large"),
     ({"iters": 0}, "iters must be a positive integer"),
     ({"iters": -5}, "iters must be a positive integer"),
-    ({"blur_kernel": 4}, "blur_kernel must be an odd"),
+    ({"transforms": [{"name": "blur", "kernel": 4}]}, "kernel must be an odd"),
+    ({"transforms": [{"name": "sharpen"}]}, "unknown transform 'sharpen'"),
+    ({"objective": [{"name": "tv"}]}, "needs an embedding term"),
+    ({"objective": [{"name": "l1", "scale": 2}]}, "unknown parameter"),
+    ({"param": "fourier", "transforms": [{"name": "clamp"}]}, "act on pixels"),
     ({"optimizer": "lbfgs"}, "optimizer must be"),
     ({"colour": 1}, "unknown preset field"),
 ])
@@ -49,6 +58,15 @@ def test_presets_are_data():
         get_preset("fast")
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json_and_the_cache_key(name):
+    p = PRESETS[name]
+    d = json.loads(json.dumps(p.to_dict()))
+    assert Preset(**d) == p
+    assert run_key({"preset": Preset(**d).to_dict()}) == run_key({"preset": p.to_dict()})
+    assert run_key({"preset": p.replace(iters=p.iters + 1).to_dict()}) != run_key({"preset": p.to_dict()})
+
+
 # ----------------------------------------------------------------------------- priors and metrics
 
 
@@ -60,7 +78,8 @@ def test_blur_and_schedules():
     noisy = torch.rand(1, 3, 16, 16)
     assert blur(noisy, 3, 1.0).std() < noisy.std()
     assert torch.equal(blur(noisy, 3, 0.0), noisy)
-    assert lerp(2.4, 0.4, 0, 500) == 2.4 and math.isclose(lerp(2.4, 0.4, 499, 500), 0.4)
+    assert lerp(2.4, 0.4, 0, 500) == 2.4 and math.isclose(lerp(2.4, 0.4, 250, 500), 1.4)
+    assert lerp(2.4, 0.4, 500, 500) == 0.4 and lerp(2.4, 0.4, 900, 500) == 0.4  # held after the schedule
 
 
 def test_metrics_on_known_pairs():
@@ -74,8 +93,8 @@ def test_metrics_on_known_pairs():
     assert ssim(img, img) == pytest.approx(1.0) and psnr(img, img) == 100.0
     assert psnr((img * 0 + 0.5), img * 0 + 0.6) == pytest.approx(20.0, abs=1e-3)  # MSE 0.01 -> 20 dB
     assert ssim(torch.rand(3, 32, 32), img) < 0.2
-    assert torch.allclose(clarity(torch.tensor([0.0, 5.0, 20.0]), torch.tensor([10.0, 10.0, 10.0])),
-                          torch.tensor([1.0, 0.5, 0.0]))
+    assert clarity(1.0, 0.1) == 1.0 and clarity(0.1, 0.1) == 0.0 and clarity(0.05, 0.1) == 0.0
+    assert clarity(0.55, 0.1) == pytest.approx(0.5)
 
 
 def test_reference_perturbation_is_fixed_and_barely_visible():
@@ -101,7 +120,7 @@ def test_start_noise_matches_method_and_is_per_seed():
 
 
 def test_runs_are_deterministic_and_seeds_do_not_interact(resnet18_untrained, chelsea32):
-    p = get_preset("default", iters=15)
+    p = get_preset("default", iters=15, early_stop=False)
     a = invert(resnet18_untrained, "layer1", chelsea32, [0, 1], p, "cpu")
     b = invert(resnet18_untrained, "layer1", chelsea32, [0, 1], p, "cpu")
     alone = invert(resnet18_untrained, "layer1", chelsea32, [1], p, "cpu")
@@ -114,7 +133,7 @@ def test_only_the_input_gets_gradients(resnet18_untrained, chelsea32):
     run = Inversion(resnet18_untrained, "layer2", chelsea32, [0], get_preset("default", iters=3), "cpu")
     run.run()
     assert all(p.grad is None for p in resnet18_untrained.module.parameters())
-    assert run.x.grad is not None
+    assert run.state.pixels.grad is not None
 
 
 def test_snapshots_stream_and_a_stopped_run_keeps_its_work(resnet18_untrained, chelsea32):
@@ -151,7 +170,7 @@ def test_result_carries_every_metric(resnet18_untrained, chelsea32):
 
 
 def test_divergence_stops_with_a_clear_message(resnet18_untrained, chelsea32):
-    p = get_preset("paper", iters=30, lr_start=5e3, lr_end=5e3, loss_scale=1e3)
+    p = get_preset("paper", iters=30, lr_start=5e3, lr_end=5e3, objective=[{"name": "l1", "weight": 1e3}])
     run = Inversion(resnet18_untrained, "layer4", chelsea32, [0], p, "cpu")
     seen = []
     with pytest.raises(DivergenceError, match="lower lr_start") as info:

@@ -431,24 +431,10 @@ def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
 
 
 def reading(result: InversionResult) -> str:
-    """One plain-language sentence on what the numbers say."""
-    m = result.metrics
-    mg, mi, mr, shift = m["embedding_l2"], m["input_l2"], m["reference_l2"], m["shift_input_l2"]
-    k = len(mg)
-    matched = sum(g <= mr for g in mg)
-    mean_mi = sum(mi) / k
-    prefix = f"Stopped at step {result.steps_done} of {result.preset.iters}. " if result.stopped_early else ""
-    if matched == k:
-        if mean_mi <= 3 * shift or m["clarity"] >= 0.9:
-            return prefix + ("Embedding matched as well as a near-copy (m_g ≤ m_r) and the images match the "
-                             "original: this layer keeps the image.")
-        return prefix + (f"Embedding matched as well as a near-copy (m_g ≤ m_r) but the images differ "
-                         f"(m_i ≈ {mean_mi / shift:.0f} × ‖a′−a‖₂): non-unique — the layer cannot tell them apart.")
-    ratio = (sum(mg) / k) / mr if mr else float("inf")
-    if matched:
-        return prefix + (f"{matched} of {k} seeds matched the embedding like a near-copy; the others did not "
-                         f"converged yet (m_g ≈ {ratio:.1f} × m_r): raise iterations.")
-    return prefix + f"Not converged: m_g ≈ {ratio:.1f} × m_r (a near-copy's distance); raise iterations."
+    """One plain-language sentence on what the numbers say (core.verdict, shared with the CLI)."""
+    from core.verdict import reading as core_reading
+
+    return core_reading(result)
 
 
 def _predictions(result: InversionResult, model, key: str):
@@ -473,6 +459,8 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     captions = ["original" + (f"\n{preds[0][0][1]} ({preds[0][0][2]:.0%})" if preds else "")]
     for i, s in enumerate(result.seeds):
         c = f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}"
+        if not m["converged"][i]:
+            c += " · not converged"
         if preds:
             c += f"\n{preds[i + 1][0][1]} ({preds[i + 1][0][2]:.0%})"
         captions.append(c)
@@ -480,18 +468,25 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
              width=192)
     st.markdown(f"**Reading:** {reading(result)}")
     c = st.columns(5)
-    c[0].metric("clarity", f"{m['clarity']:.3f}", help="1 = the image itself, 0 = no better than the blurred start")
+    c[0].metric("clarity", f"{m['clarity']:.3f}", help="SSIM to the image, normalised: 1 = the image itself, "
+                "0 = no better than the run's start")
     c[1].metric("m_r", f"{m['reference_l2']:.3g}", help="‖O(a′) − O(a)‖₂: how far a near-copy lands")
     c[2].metric("‖a′ − a‖₂", f"{m['shift_input_l2']:.3g}", help="size of the near-copy's pixel change")
     spread = m["seed_spread_input"]
     c[3].metric("seed spread", "—" if spread is None else f"{spread:.3g}",
                 help="mean pixel distance between the seeds' reconstructions")
-    c[4].metric("mean m_g / m_r", f"{sum(m['embedding_l2']) / len(result.seeds) / m['reference_l2']:.2f}"
-                if m["reference_l2"] else "—")
+    c[4].metric("worst m_g / m_r", "degenerate" if m.get("degenerate") else f"{max(m['mg_over_mr']):.2f}",
+                help="≤ 1 on every seed: converged; up to 1.25: borderline; degenerate: m_r ≈ 0")
     st.caption(f"{result.model} · {ck_display or result.checkpoint} · image {image_name or '?'} · "
                f"layer {result.layer} ({result.label}) · "
                f"embedding {tuple(result.embedding_shape)} · {result.size} px · {result.steps_done} steps · "
                f"{result.preset.name} preset · {result.device} · {result.seconds:.1f} s")
+    sig = m.get("signal") or {}
+    if sig.get("flat_fraction") is not None:
+        st.caption(f"Signal health at this layer: output RMS {sig['rms']:.3g} (input {sig['input_rms']:.3g}); "
+                   f"{sig['flat_fraction']:.0%} of activation outputs up to here sit on a flat part of their "
+                   f"non-linearity ({sig['saturated_fraction']:.0%} at an upper bound such as ReLU6's 6), "
+                   f"last activation {sig['last_flat_fraction']:.0%}.")
     from core.report import png_bytes, result_grid
 
     data = result.to_json()
