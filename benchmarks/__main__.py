@@ -1,3 +1,10 @@
-from benchmarks.runner import main
+import sys
+
+if sys.argv[1:2] == ["quality"]:
+    from benchmarks.quality import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
+from benchmarks.runner import main  # noqa: E402
 
 raise SystemExit(main())

@@ -873,8 +873,8 @@ def run_section(report: dict, name: str, fn) -> None:
         log(f"  error: {err}")
 
 
-def main(argv=None) -> int:
-    """`python -m benchmarks --gpu [--dry-run] [--out DIR]`.
+def main(argv=None) -> int:  # noqa: C901
+    """`python -m benchmarks --gpu [--dry-run] [--out DIR] [--hard-stop S]`.
 
     Args:
         argv: the arguments after `--gpu` (`--dry-run`, `--out DIR`, `--skip SECTION,...`).
@@ -883,12 +883,19 @@ def main(argv=None) -> int:
         0 when every section ran and the CUDA tests passed; 1 when a section errored or a CUDA test
         failed (after the files are written); 2 when CUDA is missing (without --dry-run).
     """
+    global HARD_STOP_S, TIME_BUDGET_S
     ap = argparse.ArgumentParser(prog="python -m benchmarks --gpu", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="rehearse on the CPU at tiny sizes; write to _scratch")
     ap.add_argument("--out", default=None, help="folder for the JSON (and, in a dry run, the markdown)")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                                                "cuda_tests,benchmark,load_test,compile")
+    ap.add_argument("--hard-stop", type=float, default=None,
+                    help=f"seconds after which no new part starts (default {HARD_STOP_S}); compile is skipped "
+                         f"past {TIME_BUDGET_S} s or 60%% of this")
     args = ap.parse_args(argv)
+    if args.hard_stop:
+        HARD_STOP_S = float(args.hard_stop)
+        TIME_BUDGET_S = min(TIME_BUDGET_S, 0.6 * HARD_STOP_S)
     if not args.dry_run and not torch.cuda.is_available():
         print("error: no CUDA GPU is visible (torch.cuda.is_available() is False): the GPU check needs one; "
               "rehearse with `python -m benchmarks --gpu --dry-run`", file=sys.stderr)
