@@ -1,6 +1,8 @@
-"""Command line: `python -m core {models,invert,curve,download}`.
+"""Command line: `python -m core {models,presets,invert,curve,score,download}`.
 
-Errors the user can fix print one line, `error: ...`, on stderr and exit with code 2.
+Errors the user can fix print one line, `error: ...`, on stderr and exit with code 2. Library
+warnings (torch, Pillow...) are silenced while a command runs so that line stands alone; set
+CORE_DEBUG=1 to see them (and tracebacks of internal errors).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from core.architectures import get_architecture
@@ -48,13 +51,23 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _preset_names() -> list[str]:
+    from core.presets import PRESETS
+
+    return list(PRESETS)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="architecture name (see `models`)")
     p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
     p.add_argument("--size", type=_positive_int, default=64, help="square input size in px (default 64)")
     p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
-    p.add_argument("--iters", type=_positive_int, default=None, help="iterations (default: the preset's)")
-    p.add_argument("--preset", default="default", help="default or paper")
+    p.add_argument("--iters", type=_positive_int, default=None,
+                   help="step budget (default: the preset's); a run may stop sooner, see --no-early-stop")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="run the whole --iters budget instead of stopping once every seed has converged")
+    p.add_argument("--preset", default="default", help=f"{', '.join(_preset_names())} (default: default; "
+                   "see `presets`)")
     p.add_argument("--lr", type=_float, default=None, help="starting learning rate (overrides the preset)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
@@ -68,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list architectures, depth stops and weights")
     p.add_argument("--json", action="store_true")
     p.add_argument("--size", type=_positive_int, default=224, help="input size for the listed shapes")
+    p = sub.add_parser("presets", help="list the presets (recipes) with all their settings")
+    p.add_argument("--json", action="store_true", help="a JSON object: name -> every field of the preset")
     p = sub.add_parser("invert", help="invert one layer from several seeds")
     _common(p)
     p.add_argument("--checkpoint", default="untrained", help="untrained, trained or a state-dict path")
@@ -76,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
     p.add_argument("--layers", default="stops", help="'stops' (all) or a comma list of layers")
+    p = sub.add_parser("score", help="clarity, SSIM, PSNR and m_i of a reconstruction against an image")
+    p.add_argument("--image", required=True, help="the original image")
+    p.add_argument("--reconstruction", required=True, help="the reconstruction to score")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="square size both are cropped and resized to (default: the reconstruction's own)")
+    p.add_argument("--start", default=None,
+                   help="the run's start image, clarity's zero (default: the default preset's a_0 for seed 0)")
     p = sub.add_parser("download", help="fetch torchvision's trained weights into its cache")
     p.add_argument("model")
     return parser
@@ -85,6 +107,8 @@ def _preset(args):
     from core.presets import get_preset
 
     preset = get_preset(args.preset, iters=args.iters)
+    if args.no_early_stop:
+        preset = preset.replace(early_stop=False)
     return preset if args.lr is None else preset.with_lr(args.lr)
 
 
@@ -136,11 +160,36 @@ def cmd_models(args) -> None:
         print("    " + ", ".join(f"{s['layer']} {tuple(s['shape'])}" for s in m["stops"]))
 
 
+def cmd_presets(args) -> None:
+    from core.presets import PRESETS
+
+    if args.json:
+        print(json.dumps({name: p.to_dict() for name, p in PRESETS.items()}, indent=2))
+        return
+    for name, p in PRESETS.items():
+        print(name)
+        print(f"    {p.describe()}")
+        if p.note:
+            print(f"    {p.note}")
+    print("(`presets --json` lists every field)")
+
+
+def _stop_text(reason: str | None, early_stop: bool, steps: int, budget: int) -> str:
+    if reason == "converged":
+        rule = "every seed converged (m_g <= m_r) and its distance to the image settled"
+        return f"stopped early: {rule}" if steps < budget else f"the stopping rule was met at the last step: {rule}"
+    if reason == "budget":
+        return ("ran the whole budget (early stop off)" if not early_stop
+                else "ran the whole budget (the stopping rule was not met sooner)")
+    return "stopped before the end"
+
+
 def cmd_invert(args) -> None:
     from core.checkpoints import load_model
     from core.engine import Inversion
     from core.images import load_image
     from core.report import write_inversion
+    from core.verdict import reading
 
     preset = _preset(args)
     get_architecture(args.model).check_size(args.size)  # before any work on the image
@@ -159,6 +208,9 @@ def cmd_invert(args) -> None:
     print(f"{args.model} {args.checkpoint} {args.layer}: clarity {m['clarity']:.3f}, "
           f"m_g {sum(m['embedding_l2']) / len(m['embedding_l2']):.4g} vs m_r {m['reference_l2']:.4g}, "
           f"{result.seconds:.1f}s on {result.device} -> {args.out}")
+    print(f"  {reading(result)}")
+    stop = _stop_text(m.get("stop_reason"), preset.early_stop, result.steps_done, preset.iters)
+    print(f"  steps {result.steps_done} of {preset.iters}: {stop}")
 
 
 def cmd_curve(args) -> None:
@@ -166,6 +218,7 @@ def cmd_curve(args) -> None:
     from core.devices import describe, resolve_device
     from core.images import load_image
     from core.report import write_curve
+    from core.verdict import status
 
     preset = _preset(args)
     get_architecture(args.model).check_size(args.size)
@@ -198,9 +251,59 @@ def cmd_curve(args) -> None:
                 "device": describe(device), "init_seed": args.init_seed, "image": str(args.image),
                 "seconds": round(time.perf_counter() - t0, 3)}
     write_curve(rows, settings, image, Path(args.out))
-    for r in rows:
-        print(f"{r.checkpoint:>10} {r.layer:<32} clarity {r.result.metrics['clarity']:.3f}")
+    states = [status(r.result.metrics) for r in rows]
+    for r, st in zip(rows, states):
+        print(f"{r.checkpoint:>10} {r.layer:<32} clarity {r.result.metrics['clarity']:.3f}  {st:<13} "
+              f"steps {r.result.steps_done}/{preset.iters}")
     print(f"{len(rows)} runs in {settings['seconds']:.1f}s -> {args.out}")
+    bad, borderline = states.count("not converged"), states.count("borderline")
+    line = f"{bad} of {len(rows)} rows not converged"
+    if borderline:
+        line += f", {borderline} borderline"
+    if bad or borderline:
+        line += ": raise --iters before reading those pictures as the layer's answer"
+    print(line)
+
+
+def _square_side(path: str) -> int:
+    """The side of the centred square `load_image` crops from this image (its width when square)."""
+    from PIL import Image
+
+    from core.images import load_image
+
+    try:
+        with Image.open(path) as img:
+            return min(img.size)  # EXIF rotation swaps width and height, not the shorter side
+    except Exception:  # missing, unreadable, refused: load_image says which, in one line
+        pass
+    load_image(path, 1)
+    raise UserError(f"could not read the size of image {path!r}")
+
+
+SCORE_MIN_SIZE = 3  # SSIM needs a window of at least 3 x 3 pixels
+
+
+def cmd_score(args) -> None:
+    from core.engine import start_images
+    from core.images import MAX_PIXELS, load_image
+    from core.metrics import score
+    from core.presets import get_preset
+
+    size = args.size or _square_side(args.reconstruction)
+    largest = int(MAX_PIXELS ** 0.5)
+    if not SCORE_MIN_SIZE <= size <= largest:
+        where = "--size" if args.size else "the reconstruction's size"
+        raise UserError(f"{where} {size} px cannot be scored: use --size between {SCORE_MIN_SIZE} and {largest}")
+    image = load_image(args.image, size)
+    reconstruction = load_image(args.reconstruction, size)
+    if args.start:
+        start, start_name = load_image(args.start, size), str(args.start)
+    else:
+        start = start_images([0], size, get_preset("default"))[0].clamp(0, 1)
+        start_name = "default preset a_0, seed 0"
+    out = score(reconstruction, image, start)
+    out.update(size=size, start=start_name)
+    print(json.dumps(out))
 
 
 def cmd_download(args) -> None:
@@ -225,10 +328,21 @@ def cmd_download(args) -> None:
     print(f"{args.model}: saved to {path}")
 
 
+COMMANDS = {"models": cmd_models, "presets": cmd_presets, "invert": cmd_invert, "curve": cmd_curve,
+            "score": cmd_score, "download": cmd_download}
+
+
 def main(argv=None) -> int:
+    with warnings.catch_warnings():
+        if not os.environ.get("CORE_DEBUG"):
+            warnings.simplefilter("ignore")  # library warnings would surround the one-line error
+        return _main(argv)
+
+
+def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
-        {"models": cmd_models, "invert": cmd_invert, "curve": cmd_curve, "download": cmd_download}[args.command](args)
+        COMMANDS[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
