@@ -198,12 +198,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            raise UserError(
-                f"checkpoint {path.name!r} refused: it holds objects other than tensors, which could run code "
-                f"when loaded ({_short(exc)}); save a plain state_dict or use safetensors"
-            ) from None
+            # torch wraps the unpickler's reason in advice about weights_only=False; keep the reason only
+            reason = str(exc).split("WeightsUnpickler error:")[-1].split("Check the documentation")[0]
+            if "GLOBAL" in reason or "allowlisted" in reason:  # a well-formed pickle naming code or classes
+                raise UserError(
+                    f"checkpoint {path.name!r} refused: it holds objects other than tensors, which could run code "
+                    f"when loaded ({_short(reason)}); save a plain state_dict or use safetensors"
+                ) from None
+            raise UserError(f"checkpoint {path.name!r} is unreadable: not a readable PyTorch file, damaged or "
+                            f"not a checkpoint ({_short(reason)})") from None
         except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as exc:
-            raise UserError(f"checkpoint {path.name!r} is not a readable PyTorch file ({_short(exc)})") from None
+            raise UserError(f"checkpoint {path.name!r} is unreadable: not a readable PyTorch file, damaged or "
+                            f"truncated ({_short(exc)})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -213,7 +219,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _short(exc: Exception, limit: int = 160) -> str:
+def _short(exc: Exception | str, limit: int = 160) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

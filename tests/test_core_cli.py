@@ -264,9 +264,6 @@ def test_corrupt_checkpoint_is_one_line_without_warnings(tmp_path, chelsea_path)
         assert "warn" not in err.lower() and "Traceback" not in err, (name, err)
 
 
-@pytest.mark.xfail(strict=True, reason="core/checkpoints.py read_state_dict calls random bytes 'refused ... could run "
-                   "code' and other corrupt files 'not a readable PyTorch file'; drop this mark once it says "
-                   "'unreadable'")
 @pytest.mark.parametrize("name", ["random.pth", "protocol4.pth", "truncated.pth"])
 def test_corrupt_checkpoint_is_called_unreadable(tmp_path, chelsea_path, capsys, name):
     _corrupt_checkpoints(tmp_path)
