@@ -14,8 +14,11 @@ def predict(model: LoadedModel, images: torch.Tensor, k: int = 1) -> list[list[t
         return None
     mean = torch.tensor(model.mean).view(1, 3, 1, 1)
     std = torch.tensor(model.std).view(1, 3, 1, 1)
-    with torch.no_grad(), MODEL_LOCK.shared():  # a forward pass: see core/modellock.py
+    with torch.no_grad(), MODEL_LOCK.exclusive():  # may move weights: see core/modellock.py
+        # an encoder shares the model's parameters and moves only the modules up to its stop to the run's
+        # device, so the rest of the model may still be on the CPU: bring the whole model to one device
         device = next(model.module.parameters()).device
+        model.module.to(device)
         logits = model.module(((images.float().cpu() - mean) / std).to(device))
         if isinstance(logits, tuple):  # inception-style (logits, aux) outputs
             logits = logits[0]

@@ -10,8 +10,8 @@ Iterate `Inversion.snapshots()` to watch a run (stop whenever you like), then ca
 `run()`/`invert()` do both to the end; `extend(n)` continues a finished or stopped run.
 
 Stopping rule (`Preset.early_stop`): every `stop_window` steps, the run ends when every seed has
-`m_g <= m_r` (converged, see `converged_mask`) and its distance to the image `m_i` changed by at
-most `stop_tol` (relative) since the last check; otherwise it runs to the budget (`Preset.iters`).
+`m_g <= m_r` (converged, see `converged_mask`) and its SSIM to the image changed by at most
+`stop_tol` since the last check; otherwise it runs to the budget (`Preset.iters`).
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ class Inversion:
         self._last_check: torch.Tensor | None = None
         self._early_stop = preset.early_stop
         self._health: dict | None = None
+        self.eval_batch = k  # seeds per forward in result(); run_resilient lowers it to what fits the memory
 
     @property
     def x(self) -> torch.Tensor:
@@ -256,19 +257,21 @@ class Inversion:
                 yield last
 
     def _done(self) -> bool:
-        """The stopping rule: every seed converged (m_g <= m_r) and its distance to the image m_i moved by
-        at most `stop_tol` (relative) since the last check, one window ago: more steps would only
-        refine the embedding match, not bring the picture closer (the paper's reading of m_i stalling)."""
+        """The stopping rule: every seed converged (m_g <= m_r) and its SSIM to the image moved by at most
+        `stop_tol` since the last check, one window ago: more steps would only refine the embedding match,
+        not bring the picture closer. (A pixel-distance rule stopped too soon: m_i settles while the
+        structure SSIM sees still sharpens, e.g. Lite0 blocks.1.0 SSIM 0.67 at step 120, 0.77 at 200.)"""
         with torch.no_grad(), MODEL_LOCK.shared():
             img = self.state.image().detach().float()
             with self.speed.autocast(self.device):
                 m_g = l2_per_item(self.encoder(img).float(), self.y)
-            m_i = l2_per_item(img, self.a)
-        prev, self._last_check = self._last_check, m_i
-        if prev is None:
+        conv = converged_mask(m_g, self.m_r, self.y_norm)
+        if not bool(conv.all()):
+            self._last_check = None
             return False
-        still = (m_i - prev).abs() <= self.preset.stop_tol * prev.clamp_min(1e-12)
-        return bool((converged_mask(m_g, self.m_r, self.y_norm) & still).all())
+        now = torch.tensor([ssim(im, self.original) for im in img.clamp(0, 1).cpu()])
+        prev, self._last_check = self._last_check, now
+        return prev is not None and bool(((now - prev).abs() <= self.preset.stop_tol).all())
 
     def _check_finite(self, last: Snapshot | None) -> None:
         with torch.no_grad():
@@ -305,7 +308,8 @@ class Inversion:
         """Metrics of the current images (the final ones, or the last ones of a stopped run)."""
         with torch.no_grad(), MODEL_LOCK.shared():
             x = self.state.image().detach().float()
-            out = self.encoder(x).float()
+            b = max(1, int(self.eval_batch))
+            out = torch.cat([self.encoder(x[i:i + b]).float() for i in range(0, x.shape[0], b)])
             m_g = l2_per_item(out, self.y)
             m_i = l2_per_item(x, self.a)
             self._hist[self.steps_done, 0] = total(self.preset.objective, out, self.target, x)

@@ -17,14 +17,22 @@ recovered from a layer of a vision model, and why deep layers lose it.
 2. Pick a layer $l$. The **encoder** is the model's forward pass up to $l$: $y = O_l(a)$.
 3. The **decoder** is gradient descent on an input: start from random noise $a_0$ (one start per
    **seed**) and change only the input until its embedding matches, $O_l(a_g) \approx y$. The model's
-   weights never change. A small blur after each step keeps the image smooth.
+   weights never change. A blur after each step keeps the image smooth.
 4. The result $a_g$ is the layer's **reconstruction**. If several seeds all match the embedding but
    look different, the layer cannot tell those images apart: its representation is **non-unique**.
 
-Two presets: **default** (Adam on the pixels, L1 loss divided by the target's size, image kept in
-$[0, 1]$) converges on every model and checkpoint; **paper** reproduces the paper's plain gradient
-steps, its L1 loss scale and its blur schedule (σ from 2.4 down to 0.4), which can diverge on
-trained networks.
+**Recipes (presets).** Each is plain data built from named parts: objective terms (L1, L2, cosine,
+total variation, α-norm, pixel L2), an image parameterisation (pixels, Lucid's Fourier basis,
+coarse-to-fine) and per-step transforms (blur, jitter, clamp).
+- **paper**: the paper's script exactly: raw $[0, 1]$ pixels, $0.15 \times$ summed L1, a constant step
+  of 0.1, a 3×3 blur with σ from 2.4 to 0.4, 500 steps. It often stops short of $m_g \le m_r$.
+- **default**: Adam on raw pixels, L1 divided by the target's size, the paper's blur fading to none
+  over 200 steps, pixels kept in $[0, 1]$. It stops when every seed has converged and its distance to
+  the image has settled (at most a 400-step budget). Chosen by measurement (`python -m benchmarks
+  quality`): it converged at every stop we measured and is at least as close to the image as the paper's
+  recipe wherever that one gives a recognisable picture.
+- **mv** (Mahendran & Vedaldi: squared relative L2, total variation, α-norm) and **natural** (Lucid:
+  Fourier parameterisation with colour decorrelation, jitter) for comparison.
 
 ### What the numbers mean
 | number | definition | reading |
@@ -36,12 +44,26 @@ trained networks.
 | $\lVert a' - a\rVert_2$ | | the near-copy's pixel distance: the reference for $m_i$ |
 | SSIM, PSNR | scikit-image | perceptual and pixel similarity to the original |
 | seed spread | mean pairwise $\lVert a_g^{(i)} - a_g^{(j)}\rVert_2$ | how much the seeds disagree |
-| **clarity** | $1 - m_i / m_i(\text{blurred start})$, clipped to $[0, 1]$ | 1 = the image itself, 0 = no better than where the run began |
+| **clarity** | $\frac{\mathrm{SSIM}(a_g, a) - \mathrm{SSIM}(a_0, a)}{1 - \mathrm{SSIM}(a_0, a)}$, clipped to $[0, 1]$ | 1 = the image itself, 0 = no better than the run's start |
 
 **Not converged or not unique?** When $m_g \le m_r$ the optimiser matched the embedding as well as a
 near-copy of the image does. If $m_i$ is then still far above $\lVert a' - a\rVert_2$, the layer
 really cannot distinguish the reconstruction from the image: non-uniqueness, not a failing optimiser.
-If $m_g > m_r$, the run has not converged: raise the iterations.
+If $m_g > m_r$, the run has not converged: continue it or raise the iterations; up to
+$1.25\,m_r$ the page calls it *borderline*. Unconverged points are drawn hollow on the curves and framed
+in red in the gallery. A *degenerate* layer (a near-copy lands at the same embedding, $m_r \approx 0$)
+is named, not plotted as a ratio.
+
+**Why clarity is normalised SSIM.** The earlier pixel-distance clarity ranked coloured noise above a
+blurred but recognisable silhouette, unlike the eye. SSIM, rescaled so that the start scores 0 and
+the image 1, orders reconstructions the way SSIM does (so within one image and one set of seeds the
+ranking of depths is SSIM's) and falls along ladders of added noise and of added blur (tested).
+$m_i$ stays available as the raw pixel distance.
+
+**Signal health.** For each run the page shows the RMS of the layer's output and the fraction of
+activation outputs up to the layer that sit on a flat part of their non-linearity (ReLU at 0, ReLU6 at
+0 or 6), where no gradient passes: a mostly dead signal explains a poor reconstruction without saying
+anything about what the layer could represent.
 
 ### What you can see here
 - Before training, the deeper the layer, the less accurate its reconstruction (**Clarity curve**).

@@ -172,7 +172,7 @@ def test_cuda_auto_speed_within_tolerance(model, image):
     a = _run(model, image, SpeedOptions.off(), iters=20, device="cuda")
     b = _run(model, image, SpeedOptions.auto("cuda"), iters=20, device="cuda")
     c = _run(model, image, SpeedOptions.auto("cuda").replace(autocast_dtype=torch.bfloat16), iters=20, device="cuda")
-    for r in (b, c):
-        assert r.metrics["embedding_l2"] == pytest.approx(a.metrics["embedding_l2"], rel=0.05)
+    for r, tol in ((b, 0.05), (c, 0.10)):  # bf16: the tolerance measured on an H200 (tests/test_cuda.py)
+        assert r.metrics["embedding_l2"] == pytest.approx(a.metrics["embedding_l2"], rel=tol)
         assert abs(r.metrics["clarity"] - a.metrics["clarity"]) < 0.05
     assert torch.cuda.max_memory_allocated() > 0
