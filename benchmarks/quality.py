@@ -50,11 +50,13 @@ CASES = {
 }
 
 
-def run_case(model_name, ck, size, image_name, layers, recipes, device, log, iters_cap=None):
+def run_case(model_name, ck, size, image_name, layers, recipes, device, log, iters_cap=None, only=None):
     model = load_model(model_name, ck, size)
     image = load_image(str(ROOT / "assets" / f"{image_name}.png"), size)
     rows, pictures = [], {}
     for depth, node, label in resolve_layers(model, layers):
+        if only and node not in only:
+            continue
         for name in recipes:
             preset = get_preset(name, iters=iters_cap) if iters_cap else get_preset(name)
             t = time.perf_counter()
@@ -164,7 +166,8 @@ def markdown(reports: list[dict]) -> str:
                     continue
                 ratio = "deg" if r["mg_over_mr"] is None else f"{r['mg_over_mr']:.2f}"
                 mark = "" if r["converged"] else " ✗"
-                cells.append(f"{r['ssim']:.3f} / {ratio}{mark} / {r['steps_to_reference'] if r['steps_to_reference'] is not None else '—'}"
+                reach = "n/a" if r.get("from_log") else ("—" if r["steps_to_reference"] is None else r["steps_to_reference"])
+                cells.append(f"{r['ssim']:.3f} / {ratio}{mark} / {reach}"
                              f" / {r['steps_done']} / {r['seconds']:.1f}")
             lines.append(f"| {layer} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -209,6 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="folder for quality-<device>-<cases>.json")
     ap.add_argument("--grid", default=None, help="write the recipes x stops picture of the first case here")
     ap.add_argument("--iters-cap", type=int, default=None, help="cap every recipe's budget (rehearsals only)")
+    ap.add_argument("--only-layers", default=None, help="comma list: run only these stops of the cases")
     ap.add_argument("--markdown", nargs="?", const=str(ROOT / "BENCHMARKS.md"), default=None,
                     help="merge every quality JSON in --out into this BENCHMARKS.md and stop")
     args = ap.parse_args(argv)
@@ -227,7 +231,8 @@ def main(argv=None) -> int:
               "cases": cases, "recipes": recipes, "rows": [], "speedup": None, "seconds": 0.0}
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", describe(device).lower()).strip("-")[:40]
-    path = out / f"quality-{slug}-{'-'.join(cases)}.json"
+    tag = "-".join(cases) + (f"-{len(args.only_layers.split(','))}layers-{'-'.join(recipes)}" if args.only_layers else "")
+    path = out / f"quality-{slug}-{tag}.json"
     for i, c in enumerate(cases):
         if c == "speedup":
             log("speedup:")
@@ -235,7 +240,8 @@ def main(argv=None) -> int:
         else:
             log(f"{c}:")
             for j, case in enumerate(CASES[c]):
-                r, pics, image = run_case(*case, recipes, device, log, args.iters_cap)
+                only = set(args.only_layers.split(",")) if args.only_layers else None
+                r, pics, image = run_case(*case, recipes, device, log, args.iters_cap, only)
                 report["rows"] += r
                 if args.grid and i == 0 and j == 0:
                     picture_grid(pics, image, recipes, Path(args.grid))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import math
 import os
 import time
@@ -302,26 +303,30 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
                         on_snapshot(snap)
                 if run is not full:
                     _absorb(full, run, [seeds.index(s) for s in chunk])
+                run = None
             info.chunks = chunks
             full.eval_batch = per_batch  # the final metrics' forward in batches that fit, too
             return full.result(), info
         except RuntimeError as err:
-            if not is_oom(err):
+            if not is_oom(err) or (per_batch == 1 and dev.type == "cpu"):
                 raise
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            if per_batch > 1:
-                info.oom_retries += 1
-                note(f"out of memory with {per_batch} seeds per batch: retrying with {max(1, per_batch // 2)}")
-                per_batch = max(1, per_batch // 2)
-            elif dev.type != "cpu":
-                info.fell_back_to_cpu = True
-                note("out of memory even with one seed per batch: running on the CPU instead")
-                dev, raw = torch.device("cpu"), raw.to("cpu")
-                per_batch = min(len(seeds), max_batch or len(seeds))
-            else:
-                raise
-            full = Inversion(model, layer, image, seeds, preset, dev, encoder=raw, speed=speed)
+        # Out of memory. Outside the `except`: its traceback's frames hold the failed batch's tensors; drop
+        # them (and the failed runs) before building anything, or the retry itself runs out of memory
+        # (seen on an H200 under a 348 MB cap: the retry's batch-1 encode failed).
+        full = run = snap = None
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+        if per_batch > 1:
+            info.oom_retries += 1
+            note(f"out of memory with {per_batch} seeds per batch: retrying with {max(1, per_batch // 2)}")
+            per_batch = max(1, per_batch // 2)
+        else:
+            info.fell_back_to_cpu = True
+            note("out of memory even with one seed per batch: running on the CPU instead")
+            dev, raw = torch.device("cpu"), raw.to("cpu")
+            per_batch = min(len(seeds), max_batch or len(seeds))
+        full = Inversion(model, layer, image, seeds, preset, dev, encoder=raw, speed=speed)
 
 
 def _absorb(full, part, index: list[int]) -> None:

@@ -1,7 +1,8 @@
 """The paper's findings, asserted at a small scale (64 px, 2 seeds, the default preset).
 
 These are the claims the app exists to show; if a change to the engine breaks one, the
-change is wrong or the claim needs the README's attention.
+change is wrong or the claim needs the README's attention. Every run here must converge
+(m_g <= m_r on every seed), so a number below is the layer's answer, not the optimiser's.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import pytest
 from core.engine import invert
 from core.presets import get_preset
 
-PRESET = get_preset("default", iters=200)
+PRESET = get_preset("default")
 SEEDS = [0, 1]
 
 
 @pytest.fixture(scope="module")
 def resnet18_runs(resnet18_untrained, chelsea64):
     layers = ["conv1", "maxpool", "layer1", "layer2", "layer4"]
-    return {layer: invert(resnet18_untrained, layer, chelsea64, SEEDS, PRESET, "cpu") for layer in layers}
+    runs = {layer: invert(resnet18_untrained, layer, chelsea64, SEEDS, PRESET, "cpu") for layer in layers}
+    assert all(all(r.metrics["converged"]) for r in runs.values()), {k: r.metrics["mg_over_mr"] for k, r in runs.items()}
+    return runs
 
 
 def clarity(run) -> float:
@@ -43,16 +46,23 @@ def test_untrained_clarity_falls_with_depth(resnet18_runs):
 def test_deep_layers_are_non_unique_not_unconverged(resnet18_runs):
     m = resnet18_runs["layer4"].metrics
     # the embedding is matched as well as a near-copy of the image matches it ...
-    assert max(m["embedding_l2"]) <= 1.5 * m["reference_l2"]
+    assert max(m["embedding_l2"]) <= m["reference_l2"]
     # ... yet the reconstructions are far from the image and from each other
-    assert min(m["input_l2"]) > 3 * m["shift_input_l2"]
+    # (the converged decoder gets closer than the old one did: m_i is 2.96x the near-copy's distance at 64 px)
+    assert min(m["input_l2"]) > 2.5 * m["shift_input_l2"]
     assert m["seed_spread_input"] > 2 * m["shift_input_l2"]
 
 
-def test_training_sharpens_early_blocks_but_not_late_ones(lite0_models, chelsea64):
-    def c(ck, layer):
-        return invert(lite0_models[ck], layer, chelsea64, SEEDS, PRESET, "cpu").metrics["clarity"]
+def test_training_turns_late_blocks_abstract_but_does_not_sharpen_early_ones_here(lite0_models, chelsea64):
+    """Finding 4 says training sharpens early blocks. With a decoder that converges on both checkpoints
+    it does not hold for EfficientNet-Lite0 at 64 px: the untrained block 1.0 reconstructs at least as
+    clearly as the trained one (the earlier +0.54 came from an untrained run that never converged). The
+    late part holds: trained late blocks are far less clear than untrained ones."""
+    def run(ck, layer):
+        res = invert(lite0_models[ck], layer, chelsea64, SEEDS, PRESET, "cpu")
+        assert all(res.metrics["converged"]), (ck, layer, res.metrics["mg_over_mr"])
+        return res.metrics["clarity"]
 
     early, late = "blocks.1.0", "blocks.5.0"
-    assert c("trained", early) > c("untrained", early) + 0.1
-    assert c("trained", late) <= c("untrained", late)
+    assert run("trained", early) < run("untrained", early) + 0.1
+    assert run("trained", late) < run("untrained", late) - 0.05

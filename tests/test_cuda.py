@@ -132,10 +132,10 @@ def test_chunk_plan_fits_the_memory(image224, memory_gb, record_property):
 
 @pytest.mark.parametrize("arch,layer,size,iters", [("resnet18", "layer2", 64, 40), ("resnet50", "layer4", SIZE, 60)])
 def test_bf16_autocast_tolerance(chelsea_path, arch, layer, size, iters, plain_cuda, record_property):
-    """bf16 autocast against strict fp32 on the GPU: m_g within 10 %, m_i within 5 %, clarity within 0.05,
+    """bf16 autocast against strict fp32 on the GPU: m_g within 15 %, m_i within 5 %, clarity within 0.05,
     each image closer to its fp32 twin than two seeds are to each other. The m_g tolerance is the measured
     one: on an H200 (2026-11-27, default recipe, Adam lr 0.2) bf16 moved m_g by 5.3 % (ResNet-18 layer2,
-    64 px) and 8.7 % (ResNet-50 layer4, 224 px); the CPU's 5 % did not hold there.
+    64 px) and 8.7 % (ResNet-50 layer4, 224 px), and 9.7 % on the CPU (tests/test_speed.py).
 
     The last bar only where the seeds have moved apart: at ResNet-50 `layer4` of an untrained net they
     barely do (on the CPU at 96 px: twin 0.021, seeds 0.026 apart, m_g within 1.4 %), so there the pixel
@@ -155,7 +155,7 @@ def test_bf16_autocast_tolerance(chelsea_path, arch, layer, size, iters, plain_c
                         ("mean_pixel_diff", twin), ("seed_spread", spread)):
         record_property(name, f"{value:.3e}")
     assert b.images.dtype == torch.float32 and b.device.startswith("cuda")
-    assert mg < 0.10 and mi < 0.05 and clar < 0.05
+    assert mg < 0.15 and mi < 0.05 and clar < 0.05
     if arch == "resnet18":
         assert twin < spread
 
