@@ -50,7 +50,8 @@ def test_deep_layers_are_non_unique_not_unconverged(resnet18_runs):
     # ... yet the reconstructions are far from the image and from each other
     # (the converged decoder gets closer than the old one did: m_i is 2.96x the near-copy's distance at 64 px)
     assert min(m["input_l2"]) > 2.5 * m["shift_input_l2"]
-    assert m["seed_spread_input"] > 2 * m["shift_input_l2"]
+    # seeds: 1.5x the near-copy distance apart with the converged default (2x with the old decoder)
+    assert m["seed_spread_input"] > m["shift_input_l2"]
 
 
 def test_training_turns_late_blocks_abstract_but_does_not_sharpen_early_ones_here(lite0_models, chelsea64):
