@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import ARCHITECTURES, PRESETS, get_preset
 from core.curve import CurveRow
-from core.report import METRICS, curve_figure, gallery, png_bytes
+from core.report import METRICS, curve_figure, gallery, png_bytes, unconverged
 from core.runcache import run_key
 from ui import common as ui
 from ui.nav import page_setup
@@ -122,6 +122,15 @@ if curve and curve["rows"]:
     b = curve["base"]
     title = f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {curve['image']}"
     st.plotly_chart(curve_figure(table, metric, title), width="stretch")
+    bad = unconverged(table)
+    if bad:
+        st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "
+                   "not the layer's answer yet): " + ", ".join(
+                       f"{r['checkpoint']} {r['layer']} ({r['status']}"
+                       + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get("mg_over_mr_max") is not None else "")
+                       + ")" for r in bad))
+    else:
+        st.caption("Every point converged: m_g ≤ m_r on every seed.")
     st.subheader("Gallery (first seed): one row per checkpoint, one column per depth stop")
     gal = gallery(rows, curve["original"])
     st.image(gal)

@@ -19,8 +19,9 @@ def test_baselines_start_where_the_engine_starts():
     res = run.run()
     first = [h[0] for h in res.history["embedding_l2"]]
     for fn in (paper_style, library_style):
-        hist, times = fn(model, "layer2", run.y, [4, 7], 32, preset, 3, torch.device("cpu"))
+        hist, finals, times = fn(model, "layer2", run.y, [4, 7], 32, 3, torch.device("cpu"))
         assert [len(h) for h in hist] == [3, 3] and [len(t) for t in times] == [3, 3]
+        assert finals.shape == (2, 3, 32, 32)
         assert [h[0] for h in hist] == [torch.tensor(v).item() for v in first] or all(
             abs(a - b) < 1e-3 * b for a, b in zip([h[0] for h in hist], first))
     assert all(not p.requires_grad for p in model.module.parameters())  # baselines copy, never unfreeze
