@@ -183,6 +183,12 @@ def markdown(reports: list[dict]) -> str:
                        + (", ".join(worse) if worse else "none")
                        + (f"; Spearman(clarity, SSIM) over stops {rho:.2f}" if rho is not None else ""))
     lines += ["### Summary", ""] + summary + [""]
+    grids = sorted((ROOT / "docs").glob("quality_grid_*.png"))
+    if grids:
+        lines += ["Pictures (rows: recipes; columns: the original, then every stop; first seed): "
+                  + ", ".join(f"[`{g.name}`](docs/{g.name})" for g in grids) + ".", ""]
+    notes = [rep["note"] for rep in reports if rep.get("note")]
+    lines += [f"Note: {n}." for n in notes] + ([""] if notes else [])
     for s in speed:
         lines += [f"**Early stopping, {s['size']} px ResNet-18 untrained layer2, 2 seeds ({s['device']}):** default "
                   f"{s['default_seconds']:.2f} s ({s['default_steps']} steps, SSIM {s['default_ssim']:.3f}, "
