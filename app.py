@@ -65,6 +65,7 @@ st.caption("What does a layer keep of an image? Gradient descent from random sta
            "whose embedding matches the image's. Seeds that match equally well but look different show that "
            "the layer's representation is not unique.")
 
+from_link = any(k in st.query_params for k in KEYS)  # read before the page writes its settings into the URL
 layer_from_link = ("layer" in st.query_params and P + "layer" not in st.session_state
                    and f"_keep_{P}layer" not in st.session_state)
 link_warnings = ui.keep_state(KEYS, ui.DEFAULTS, PARSERS, P, use_query=True)
@@ -83,7 +84,7 @@ if salvaged:
 with st.sidebar:
     st.header("Model")
     arch = st.selectbox("Model", list(ARCHITECTURES), key=P + "model",
-                        format_func=lambda a: f"{ARCHITECTURES[a].title} ({a})")
+                        format_func=ui.model_label)
     ckpt = st.radio("Checkpoint", ["untrained", "trained", "upload"], key=P + "ckpt", horizontal=True,
                     help="untrained: the architecture's random initialisation; trained: ImageNet weights; "
                          "upload: your own state dict (.pth/.pt/.safetensors/.bin, read as tensors only)")
@@ -202,7 +203,8 @@ auto = (first_visit and ready and P + "result" not in st.session_state
 
 if ready and (run_clicked or auto):
     if auto:
-        st.caption("A first example with the default settings; change anything and press Run.")
+        st.caption("The link's settings, run once on opening it; change anything and press Run." if from_link
+                   else "A first example with the default settings; change anything and press Run.")
     meta = {"settings": settings, "model": model, "ck_display": ck_display, "image_name": image_name}
     view = ui.LiveView(seeds)
     with ui.errors("run: "):

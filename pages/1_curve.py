@@ -20,6 +20,20 @@ CPU_STOPS = {"efficientnet_lite0": ["conv_stem", "blocks.1.1", "blocks.3.0", "bl
              "resnet18": ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]}
 
 
+def chart(rows: list[dict], metric: str, title: str):
+    """core.report.curve_figure, with its hollow points made visible: plotly draws an "-open" symbol's outline in
+    the marker's colour, which curve_figure sets to white for those points (white on white). A white-filled
+    circle with the line's colour as its outline reads as hollow. The band's corners lose their faint markers."""
+    fig = curve_figure(rows, metric, title)
+    for trace in fig.data:
+        if trace.fill == "toself":  # the band over seeds: no markers at its corners (plotly's default below 20 points)
+            trace.mode = "lines"
+        symbols = getattr(trace.marker, "symbol", None) if getattr(trace, "marker", None) else None
+        if isinstance(symbols, (list, tuple)) and "circle-open" in symbols:
+            trace.marker.symbol = ["circle"] * len(symbols)
+    return fig
+
+
 def default_stops(arch: str) -> list[str]:
     nodes = [n for n, _ in ui.stops_of(arch)]
     if ui.ON_GPU:
@@ -43,7 +57,7 @@ ui.keep_state(["model", "cks", "image", "seeds", "iters", "size", "preset", "dev
 with st.sidebar:
     st.header("Curve settings")
     arch = st.selectbox("Model", list(ARCHITECTURES), key=P + "model",
-                        format_func=lambda a: f"{ARCHITECTURES[a].title} ({a})")
+                        format_func=ui.model_label)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
     if "trained" in cks and not ui.trained_panel(arch, P):
         cks = [c for c in cks if c != "trained"]
@@ -69,8 +83,9 @@ with c_img, ui.errors("image: "):
     image, image_name = ui.image_picker(P + "image", size)
 
 total = len(plan_nodes) * len(cks)
-st.caption(f"{len(plan_nodes)} depth stops × {len(cks)} checkpoints = {total} inversions of {int(seeds_n)} seeds, "
-           f"{int(iters)} iterations at {size} px.")
+st.caption(f"{ui.plural(len(plan_nodes), 'depth stop')} × {ui.plural(len(cks), 'checkpoint')} = "
+           f"{ui.plural(total, 'inversion')} of {ui.plural(int(seeds_n), 'seed')}, {int(iters)} iterations at "
+           f"{size} px.")
 ready = image is not None and total > 0
 if not cks:
     st.warning("Choose at least one checkpoint.")
@@ -106,8 +121,8 @@ if run_clicked and ready:
                     continue
                 curve["rows"].append(CurveRow(ck_display, node, depth, labels[node], res))
                 done += 1
-                partial_chart.plotly_chart(curve_figure([r.to_json() for r in curve["rows"]], "clarity",
-                                                        "clarity so far"), width="stretch")
+                partial_chart.plotly_chart(chart([r.to_json() for r in curve["rows"]], "clarity", "clarity so far"),
+                                           width="stretch")
         overall.progress(1.0, text=f"done: {done} of {total}")
     partial_chart.empty()
 
@@ -121,7 +136,7 @@ if curve and curve["rows"]:
     metric = st.selectbox("Metric", list(METRICS), key=P + "metric", format_func=lambda m: METRICS[m])
     b = curve["base"]
     title = f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {curve['image']}"
-    st.plotly_chart(curve_figure(table, metric, title), width="stretch")
+    st.plotly_chart(chart(table, metric, title), width="stretch")
     bad = unconverged(table)
     if bad:
         st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "
@@ -140,7 +155,9 @@ if curve and curve["rows"]:
     m = r.result.metrics
     st.image([ui.upscale(r.result.original, 192)] + [ui.upscale(im, 192) for im in r.result.images],
              caption=["original"] + [f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · "
-                                     f"m_g {m['embedding_l2'][i]:.3g}" for i, s in enumerate(r.result.seeds)], width=192)
+                                     f"m_g {m['embedding_l2'][i]:.3g}"
+                                     + ("" if m["converged"][i] else " · not converged")
+                                     for i, s in enumerate(r.result.seeds)], width=192)
     st.markdown(f"**Reading:** {ui.reading(r.result)}")
     with st.expander("Table"):
         st.dataframe(table, width="stretch")

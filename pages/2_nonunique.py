@@ -26,7 +26,7 @@ ui.keep_state(KEYS, {**ui.DEFAULTS, "seeds": 3, "iters": 300 if ui.ON_GPU else 1
 with st.sidebar:
     st.header("Run")
     arch = st.selectbox("Model", list(ARCHITECTURES), key=P + "model",
-                        format_func=lambda a: f"{ARCHITECTURES[a].title} ({a})")
+                        format_func=ui.model_label)
     ckpt = st.radio("Checkpoint", ["untrained", "trained"], key=P + "ckpt", horizontal=True)
     trained_ok = ckpt != "trained" or ui.trained_panel(arch, P)
     stops = ui.stops_of(arch)

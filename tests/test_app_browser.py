@@ -5,6 +5,7 @@ skips, unless REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,22 @@ OUT = ROOT / "tests" / "_output"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 TINY = "model=resnet18&ckpt=untrained&layer=layer1&image=chelsea&seeds=2&iters=20&size=32&preset=default&device=cpu"
+
+
+def result_steps(iters: int) -> re.Pattern:
+    """The finished result's caption for a run with a budget of `iters`: "· 30 steps ·", or fewer steps when the
+    stopping rule ended it early, "· 120 of 121 steps (converged early) ·" (ui.common.steps_text). Only a result
+    of this budget matches: not the live progress ("step 20 of 30"), not an earlier result with another budget."""
+    return re.compile(rf"· (?:{iters} steps|(\d+) of {iters} steps \(converged early\)) ·")
+
+
+def steps_done(caption: str, iters: int) -> int:
+    """The steps the shown result ran, from its caption; at most the budget, fewer only when it converged."""
+    m = result_steps(iters).search(caption)
+    assert m, caption
+    n = int(m.group(1) or iters)
+    assert 1 <= n <= iters, caption
+    return n
 
 
 def _need_browser():
@@ -104,9 +121,11 @@ def test_run_in_a_real_browser(server):
             wait_idle(page)
             t0 = time.perf_counter()
             page.get_by_role("button", name="Run", exact=True).click()
-            page.get_by_text("30 steps").first.wait_for(timeout=120_000)
+            done = page.get_by_text(result_steps(30)).first
+            done.wait_for(timeout=120_000)
             seconds = time.perf_counter() - t0
             wait_idle(page)
+            steps_done(done.inner_text(), 30)
             captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
             seeds = [c for c in captions if c.startswith("seed") and "SSIM" in c]
             assert len(seeds) == 2, captions
@@ -124,7 +143,10 @@ def test_run_in_a_real_browser(server):
 def test_stop_keeps_what_was_computed(server):
     from playwright.sync_api import sync_playwright
 
-    long = TINY.replace("iters=20", "iters=3000").replace("layer=layer1", "layer=layer2")
+    # the paper preset has no early stop: the default converges here in ~120 steps (well under a second),
+    # before the Stop button could be pressed
+    long = (TINY.replace("iters=20", "iters=3000").replace("layer=layer1", "layer=layer2")
+            .replace("preset=default", "preset=paper"))
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -136,8 +158,11 @@ def test_stop_keeps_what_was_computed(server):
             page.get_by_text("step ").first.wait_for(timeout=120_000)  # the live progress is showing
             page.wait_for_timeout(1500)
             page.get_by_role("button", name="Stop", exact=True).click()
-            page.get_by_text("Stopped at step").first.wait_for(timeout=60_000)
+            stopped = page.get_by_text(re.compile(r"Stopped at step \d+ of 3000")).first
+            stopped.wait_for(timeout=60_000)
             wait_idle(page)
+            at = int(re.search(r"step (\d+) of", stopped.inner_text()).group(1))
+            assert 0 < at < 3000, stopped.inner_text()
             captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
             assert len([c for c in captions if c.startswith("seed") and "SSIM" in c]) == 2, captions
             assert page.locator('[data-testid="stException"]').count() == 0

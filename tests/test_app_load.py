@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from test_app_browser import ARGS, CHROMIUM, OUT, server  # noqa: F401  (the server fixture)
+from test_app_browser import ARGS, CHROMIUM, OUT, result_steps, server, steps_done  # noqa: F401  (the server fixture)
 
 
 LOADED = """e => (e.complete && e.naturalWidth > 0) || new Promise(done => {
@@ -37,7 +37,7 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
         deadline = t0 + 150
         while time.perf_counter() < deadline:
             queued += await page.get_by_text("in the queue").all_inner_texts()  # never waits: it may just have gone
-            if await page.get_by_text(f"{iters} steps").count():  # the result's caption: this session's run
+            if await page.get_by_text(result_steps(iters)).count():  # the result's caption: this session's run
                 break
             await asyncio.sleep(0.15)
         seconds = time.perf_counter() - t0
@@ -58,7 +58,8 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
             loaded.append(await imgs.nth(i).evaluate(LOADED))
         errors = await page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
         exceptions = await page.locator('[data-testid="stException"]').count()
-        done = bool(await page.get_by_text(f"{iters} steps").count())
+        finished = page.get_by_text(result_steps(iters))
+        done = await finished.first.inner_text() if await finished.count() else None
         if shot:
             await page.screenshot(path=str(OUT / shot), full_page=True)
         return {"iters": iters, "seconds": seconds, "queued": queued, "captions": captions, "loaded": loaded,
@@ -86,6 +87,7 @@ async def scenario(url: str) -> tuple[dict, list[dict]]:
 
 def check(s: dict):
     assert s["done"], s
+    steps_done(s["done"], s["iters"])  # all of its budget, or fewer because it converged
     assert not s["errors"] and s["exceptions"] == 0, s
     seeds = [c for c in s["captions"] if c.startswith("seed") and "SSIM" in c]
     assert len(seeds) == 2 and any(c.startswith("original") for c in s["captions"]), s["captions"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import traceback
@@ -79,6 +80,19 @@ def device_text(name: str) -> str:
         return describe(resolve_device(name))
     except UserError as exc:
         return f"unavailable ({exc})"
+
+
+def plural(n: int, word: str) -> str:
+    """"1 seed", "2 seeds"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def model_label(arch: str) -> str:
+    """The model selector's text: the title, and the id where the title does not already spell it
+    ("ResNet-18", "GoogLeNet (Inception v1) · googlenet"), so the closed selector in the sidebar is not cut off."""
+    title = ARCHITECTURES[arch].title
+    same = "".join(ch for ch in title.lower() if ch.isalnum()) == "".join(ch for ch in arch if ch.isalnum())
+    return title if same else f"{title} · {arch}"
 
 
 def model_size(arch: str, size: int) -> int:
@@ -451,6 +465,14 @@ def _predictions(result: InversionResult, model, key: str):
     return preds
 
 
+def steps_text(result: InversionResult) -> str:
+    """"150 steps", or "120 of 150 steps (converged early)" when the stopping rule ended the run before its budget."""
+    budget = result.preset.iters
+    if result.metrics.get("stop_reason") == "converged" and result.steps_done < budget:
+        return f"{result.steps_done} of {budget} steps (converged early)"
+    return f"{result.steps_done} steps"
+
+
 def show_result(result: InversionResult, model=None, ck_display: str | None = None, image_name: str = "",
                 key: str = "res"):
     """Original + one image per seed with captions, the run's numbers, predictions and downloads."""
@@ -479,8 +501,9 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
                 help="≤ 1 on every seed: converged; up to 1.25: borderline; degenerate: m_r ≈ 0")
     st.caption(f"{result.model} · {ck_display or result.checkpoint} · image {image_name or '?'} · "
                f"layer {result.layer} ({result.label}) · "
-               f"embedding {tuple(result.embedding_shape)} · {result.size} px · {result.steps_done} steps · "
-               f"{result.preset.name} preset · {result.device} · {result.seconds:.1f} s")
+               f"embedding {tuple(result.embedding_shape)} · {result.size} px · {steps_text(result)} · "
+               f"{result.preset.name} preset · {result.device.replace('(1 threads)', '(1 thread)')} · "
+               f"{result.seconds:.1f} s")
     sig = m.get("signal") or {}
     if sig.get("flat_fraction") is not None:
         st.caption(f"Signal health at this layer: output RMS {sig['rms']:.3g} (input {sig['input_rms']:.3g}); "
@@ -514,7 +537,11 @@ def trajectory_figure(history: dict, seeds, m_r: float | None = None, shift: flo
         fig.add_trace(go.Scatter(x=steps, y=history["input_l2"][i], name=f"seed {s}", legendgroup=str(s),
                                  showlegend=False, line={"color": color}), row=1, col=2)
     if m_r:
-        fig.add_hline(y=m_r, line_dash="dot", annotation_text="m_r (near-copy)", row=1, col=1)
+        # the label goes on separately: on a log axis plotly reads an annotation's y as log10(y) (a shape's as y),
+        # and add_hline's own label at y = m_r stretched the axis to 10^m_r, flattening every curve
+        fig.add_hline(y=m_r, line_dash="dot", row=1, col=1)
+        fig.add_annotation(text="m_r (near-copy)", x=1, xref="x domain", y=math.log10(m_r), yref="y",
+                           xanchor="right", yanchor="bottom", showarrow=False, row=1, col=1)
     if shift:
         fig.add_hline(y=shift, line_dash="dot", annotation_text="‖a′−a‖₂", row=1, col=2)
     fig.update_yaxes(type="log", row=1, col=1)
