@@ -31,7 +31,8 @@ class Preset:
     transforms: tuple = ()  # per-step transforms (core.transforms), in order
     init_mean: float = 0.7  # a_0 ~ N(init_mean, init_std), per pixel and channel
     init_std: float = 1 / 20
-    schedule_steps: int = 0  # length of the lr and blur schedules (then held at their end values); 0 = the budget
+    schedule_steps: int = 0  # length of the lr and blur schedules (then held at their end values); 0 or more
+    # than the budget = the budget
     early_stop: bool = True  # stop once every seed has m_g <= m_r and its SSIM to the image has settled
     stop_window: int = 20  # steps between two checks of the stopping rule
     stop_tol: float = 0.005  # "settled": SSIM changed by at most this over one window
@@ -81,8 +82,9 @@ class Preset:
 
     @property
     def horizon(self) -> int:
-        """Steps over which the schedules run: `schedule_steps`, or the whole budget when 0."""
-        return self.schedule_steps or self.iters
+        """Steps over which the schedules run: `schedule_steps` (never beyond the budget), or the budget when 0.
+        A budget shorter than the schedule compresses it, so the blur has faded by the run's last step."""
+        return min(self.schedule_steps, self.iters) if self.schedule_steps else self.iters
 
     def with_lr(self, lr: float) -> "Preset":
         """`lr` as the starting learning rate; the end keeps the preset's end/start ratio."""

@@ -104,16 +104,17 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
         elif metric == "clarity":
             lo, hi = [r["clarity_min"] for r in mine], [r["clarity_max"] for r in mine]
         if lo is not None:
-            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
+            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},
                                      fillcolor=color, opacity=0.18, hoverinfo="skip", showlegend=False,
                                      name=f"{ck} spread"))
         status = [r.get("status", "converged") for r in mine]
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=_short_ck(ck), line={"color": color},
-            # hollow markers: the point is not a converged result (borderline, not converged or degenerate)
-            marker={"size": 9, "color": ["white" if s_ != "converged" else color for s_ in status],
-                    "line": {"color": color, "width": 2},
-                    "symbol": ["circle-open" if s_ != "converged" else "circle" for s_ in status]},
+            # hollow markers: the point is not a converged result (borderline, not converged or degenerate);
+            # a filled white circle with the line's colour as outline (an "-open" symbol would take its
+            # outline from the fill colour and vanish)
+            marker={"size": 9, "symbol": "circle", "color": ["white" if s_ != "converged" else color for s_ in status],
+                    "line": {"color": color, "width": 2}},
             customdata=[[r["label"], s_] for r, s_ in zip(mine, status)],
             hovertemplate="%{x} (%{customdata[0]})<br>%{y:.3f} · %{customdata[1]}<extra>" + _short_ck(ck)
             + "</extra>"))

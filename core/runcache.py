@@ -25,7 +25,7 @@ from core.engine import InversionResult
 from core.presets import Preset
 from core.report import atomic_write
 
-FORMAT = 3  # bump when the stored layout or the meaning of a result changes (3: component presets, new clarity)
+FORMAT = 4  # bump when the stored layout or the meaning of a result changes (4: schedules fit the budget)
 SUFFIX = ".pt"
 
 

@@ -48,7 +48,7 @@ def reading(result: InversionResult) -> str:
                          "m_g / m_r means nothing here; judge by the pictures and clarity." + note)
     ratio = max(m["mg_over_mr"]) if m.get("mg_over_mr") else float("inf")
     if st == "converged":
-        if mean_mi <= 3 * shift or m["clarity"] >= 0.9:
+        if m["clarity"] >= 0.9 or mean_mi <= shift:  # as close as a near-copy, or nearly the image to the eye
             return prefix + ("Embedding matched as well as a near-copy (m_g ≤ m_r) and the images match the "
                              "original: this layer keeps the image." + note)
         return prefix + (f"Embedding matched as well as a near-copy (m_g ≤ m_r) but the images differ "
