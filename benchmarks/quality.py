@@ -30,7 +30,6 @@ import torch
 from core import Inversion, get_preset, load_image, load_model
 from core.curve import resolve_layers
 from core.devices import describe, resolve_device
-from core.images import grid
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -107,21 +106,12 @@ def speedup(device, log, size=128, iters=500):
 
 def picture_grid(pictures, image, recipes, path: Path):
     """Rows: recipes; columns: the original, then every stop."""
-    from PIL import ImageDraw, Image as PILImage
+    from core.report import labelled_grid
 
     layers = list(dict.fromkeys(node for node, _ in pictures))
     blank = image * 0 + 1
-    rows = [[image] + [pictures.get((l, r), blank) for l in layers] for r in recipes]
-    scale = max(1, 96 // image.shape[-1])
-    body = grid(rows, scale=scale)
-    cell, head, side = image.shape[-1] * scale + 4, 18, 70
-    canvas = PILImage.new("RGB", (body.width + side, body.height + head), "white")
-    canvas.paste(body, (side, head))
-    draw = ImageDraw.Draw(canvas)
-    for j, name in enumerate(["original", *layers]):
-        draw.text((side + 4 + j * cell, 3), name[: max(4, cell // 6)], fill="black")
-    for i, r in enumerate(recipes):
-        draw.text((4, head + i * cell + cell // 2 - 6), r, fill="black")
+    rows = [[image] + [pictures.get((layer, r), blank) for layer in layers] for r in recipes]
+    canvas = labelled_grid(rows, ["original", *layers], list(recipes), side=70)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
 

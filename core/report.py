@@ -134,6 +134,26 @@ def _short_ck(ck: str) -> str:
     return ck if ck in ("untrained", "trained") else Path(ck).name
 
 
+def labelled_grid(tiles, columns: Sequence[str], row_names: Sequence[str], head: int = 16, side: int = 90):
+    """Rows of (3, H, W) images, enlarged to about 96 px, with column names on top and row names on the left.
+
+    Returns:
+        (canvas, cell size in px, header height, left margin), so callers can draw on cells.
+    """
+    size = tiles[0][0].shape[-1]
+    scale = max(1, 96 // size)
+    body = grid(tiles, scale=scale)
+    cell = size * scale + 4
+    canvas = Image.new("RGB", (body.width + side, body.height + head), "white")
+    canvas.paste(body, (side, head))
+    draw = ImageDraw.Draw(canvas)
+    for j, name in enumerate(columns):
+        draw.text((side + 4 + j * cell, 2), name[: max(4, cell // 6)], fill="black")
+    for i, name in enumerate(row_names):
+        draw.text((4, head + 4 + i * cell + cell // 2 - 6), name, fill="black")
+    return canvas, cell, head, side
+
+
 def gallery(rows: Sequence[CurveRow], original, seed_index: int = 0) -> Image.Image:
     """One row per checkpoint, one column per depth stop (the paper's figure), original first.
     A cell whose run did not converge gets a dashed red frame and a cross in its corner."""
@@ -144,17 +164,8 @@ def gallery(rows: Sequence[CurveRow], original, seed_index: int = 0) -> Image.Im
     by = {(r.checkpoint, r.layer): r.result.images[seed_index] for r in rows}
     blank = original * 0 + 1
     tiles = [[original] + [by.get((ck, layer), blank) for layer in layers] for ck in checkpoints]
-    size = original.shape[-1]
-    scale = max(1, 96 // size)
-    body = grid(tiles, scale=scale)
-    cell, head, side = size * scale + 4, 16, 90
-    canvas = Image.new("RGB", (body.width + side, body.height + head), "white")
-    canvas.paste(body, (side, head))
+    canvas, cell, head, side = labelled_grid(tiles, ["original", *layers], [_short_ck(ck)[:14] for ck in checkpoints])
     draw = ImageDraw.Draw(canvas)
-    for j, name in enumerate(["original", *layers]):
-        draw.text((side + 4 + j * cell, 2), name[: max(4, cell // 6)], fill="black")
-    for i, ck in enumerate(checkpoints):
-        draw.text((4, head + 4 + i * cell + cell // 2 - 6), _short_ck(ck)[:14], fill="black")
     bad = {(r.checkpoint, r.layer) for r in rows if status(r.result.metrics) != "converged"}
     for i, ck in enumerate(checkpoints):
         for j, layer in enumerate(layers):
