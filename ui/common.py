@@ -502,7 +502,7 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     st.caption(f"{result.model} · {ck_display or result.checkpoint} · image {image_name or '?'} · "
                f"layer {result.layer} ({result.label}) · "
                f"embedding {tuple(result.embedding_shape)} · {result.size} px · {steps_text(result)} · "
-               f"{result.preset.name} preset · {result.device.replace('(1 threads)', '(1 thread)')} · "
+               f"{result.preset.name} preset · {result.device} · "
                f"{result.seconds:.1f} s")
     sig = m.get("signal") or {}
     if sig.get("flat_fraction") is not None:
