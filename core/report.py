@@ -20,7 +20,7 @@ from core.engine import InversionResult
 from core.images import grid, to_pil
 
 METRICS = {  # key in a curve row -> axis title
-    "clarity": "clarity (1 = exact, 0 = blurred start)",
+    "clarity": "clarity (1 = exact, 0 = the run's start)",
     "ssim_mean": "SSIM",
     "psnr_mean": "PSNR (dB)",
     "input_l2_mean": "m_i = ‖a_g − a‖₂",
