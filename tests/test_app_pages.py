@@ -261,3 +261,16 @@ def test_settings_survive_a_page_switch():
     ok(at)
     assert at.selectbox(key="inv_model").value == "resnet18" and at.slider(key="inv_seeds").value == 3
     assert result_images(at) is not None  # the last result is still there
+
+
+def test_log_axis_ticks_are_labelled_in_full():
+    """The m_g chart's log axis: 1-2-5 ticks with full labels (plotly alone wrote "7, 8, 9, 100, 2")."""
+    from ui.common import log_ticks, trajectory_figure
+
+    assert log_ticks([65, 800, 261]) == ([100.0, 200.0, 500.0], ["100", "200", "500"])
+    assert log_ticks([2.3, 15])[1] == ["3", "4", "5", "6", "7", "8", "9", "10"]
+    assert log_ticks([0.001, 1000])[1] == ["0.001", "0.01", "0.1", "1", "10", "100", "1000"]
+    assert log_ticks([5.2, 6.1]) == ([], []) and log_ticks([float("nan"), None]) == ([], [])
+    fig = trajectory_figure({"step": [0, 1, 2], "embedding_l2": [[800.0, 300.0, 70.0]], "input_l2": [[35.0, 30.0, 21.0]]},
+                            [0], m_r=261.0, shift=4.4)
+    assert list(fig.layout.yaxis.ticktext) == ["100", "200", "500"]  # m_g from 70 to 800, m_r 261

@@ -522,6 +522,29 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
                        "application/json", key=f"{key}_json")
 
 
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a log axis over `values`: 1-2-5 steps (powers of ten over many decades, every
+    digit within about one; none, leaving plotly's, when even that gives fewer than two), labelled in full ("70", "100", "200"): plotly's own labels show only the leading digit
+    between powers of ten ("7, 8, 9, 100, 2"), which reads as values below 100 sitting above it."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return [], []
+    lo, hi = min(finite), max(finite)
+
+    def at(digits):
+        return [d * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+                for d in digits if lo <= d * 10.0 ** e <= hi]
+
+    ticks = at((1, 2, 5))
+    if len(ticks) > 10:  # many decades: powers of ten only
+        ticks = at((1,))
+    elif len(ticks) < 3:  # less than a decade: every digit
+        ticks = at(range(1, 10))
+    if len(ticks) < 2:  # too narrow for round values: plotly's own ticks
+        return [], []
+    return ticks, [f"{t:.6g}" for t in ticks]
+
+
 def trajectory_figure(history: dict, seeds, m_r: float | None = None, shift: float | None = None, height=320):
     """m_g (log scale) and m_i per seed against the step, with the references as dotted lines."""
     import plotly.graph_objects as go
@@ -544,7 +567,9 @@ def trajectory_figure(history: dict, seeds, m_r: float | None = None, shift: flo
                            xanchor="right", yanchor="bottom", showarrow=False, row=1, col=1)
     if shift:
         fig.add_hline(y=shift, line_dash="dot", annotation_text="‖a′−a‖₂", row=1, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
+    values = [v for row in history["embedding_l2"] for v in row] + ([m_r] if m_r else [])
+    tickvals, ticktext = log_ticks(values)
+    fig.update_yaxes(type="log", row=1, col=1, **({"tickvals": tickvals, "ticktext": ticktext} if tickvals else {}))
     fig.update_xaxes(title_text="step")
     fig.update_layout(height=height, template="plotly_white", margin={"l": 40, "r": 10, "t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.25})
