@@ -176,7 +176,7 @@ def cmd_presets(args) -> None:
 
 def _stop_text(reason: str | None, early_stop: bool, steps: int, budget: int) -> str:
     if reason == "converged":
-        rule = "every seed converged (m_g <= m_r) and its distance to the image settled"
+        rule = "every seed converged (m_g <= m_r) and its SSIM to the image settled"
         return f"stopped early: {rule}" if steps < budget else f"the stopping rule was met at the last step: {rule}"
     if reason == "budget":
         return ("ran the whole budget (early stop off)" if not early_stop

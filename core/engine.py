@@ -167,7 +167,8 @@ class Inversion:
         self.state = preset.param.create(self.speed.format_input(start_images(self.seeds, self.size, preset)
                                                                  .to(self.device)))
         with torch.no_grad():
-            self.start = self.state.image().detach().float().cpu().clamp(0, 1)  # clarity's zero point
+            self.start = self.state.image().detach().float().cpu().clamp(0, 1)
+        self.start_ssim = [ssim(img, self.original) for img in self.start]  # clarity's zero point, per seed
         self._forward_tf = [t for t in preset.transforms if not t.on_pixels]
         self._post_tf = [t for t in preset.transforms if t.on_pixels]
         k = len(self.seeds)
@@ -181,11 +182,6 @@ class Inversion:
         self._early_stop = preset.early_stop
         self._health: dict | None = None
         self.eval_batch = k  # seeds per forward in result(); run_resilient lowers it to what fits the memory
-
-    @property
-    def x(self) -> torch.Tensor:
-        """The current images (K, 3, H, W), as the parameterisation makes them."""
-        return self.state.image()
 
     @property
     def finished(self) -> bool:
@@ -321,8 +317,7 @@ class Inversion:
         reached = [next((i for i, v in enumerate(hist[:, 1, s].tolist()) if v <= self.m_r), None)
                    for s in range(len(self.seeds))]
         ssims = [ssim(img, self.original) for img in shown]
-        start_ssims = [ssim(img, self.original) for img in self.start]
-        clar = [clarity(s, s0) for s, s0 in zip(ssims, start_ssims)]
+        clar = [clarity(s, s0) for s, s0 in zip(ssims, self.start_ssim)]
         degenerate = is_degenerate(self.m_r, self.y_norm)
         mg = m_g.cpu().tolist()
         metrics = {
@@ -331,7 +326,7 @@ class Inversion:
             "ssim": ssims,
             "psnr": [psnr(img, self.original) for img in shown],
             "clarity_per_seed": clar,
-            "start_ssim": start_ssims,
+            "start_ssim": self.start_ssim,
             "start_input_l2": l2_per_item(self.start, self.original.unsqueeze(0)).tolist(),
             "reference_l2": self.m_r,
             "shift_input_l2": self.shift,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from html import escape as html_escape
 import json
 import os
 import tempfile
@@ -75,13 +76,23 @@ def row_value(row: dict, metric: str) -> float | None:
     if metric == "mg_over_mr":
         if row.get("degenerate") or not row["reference_l2"]:
             return None
-        return row.get("mg_over_mr_max", row["embedding_l2_mean"] / row["reference_l2"])
+        return row["mg_over_mr_max"]
     return row[metric]
 
 
 def unconverged(rows: Sequence[dict]) -> list[dict]:
     """Rows whose seeds did not all reach m_g <= m_r (borderline or not converged), or degenerate."""
     return [r for r in rows if r.get("status", "converged") != "converged"]
+
+
+def unconverged_text(rows: Sequence[dict]) -> str | None:
+    """"untrained conv1 (borderline, m_g/m_r 1.19), ..." for the unconverged rows; None when every row converged."""
+    bad = unconverged(rows)
+    if not bad:
+        return None
+    return ", ".join(f"{_short_ck(r['checkpoint'])} {r['layer']} ({r['status']}"
+                     + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get("mg_over_mr_max") is not None else "")
+                     + ")" for r in bad)
 
 
 def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | None = None):
@@ -194,11 +205,9 @@ def write_curve(rows: Sequence[CurveRow], settings: dict, original, out: Path) -
     atomic_write(out / "curve.csv", buf.getvalue())
     title = f"{settings.get('model')} at {settings.get('size')} px, {len(settings.get('seeds', []))} seeds"
     fig = curve_figure(table, "clarity", title)
-    bad = unconverged(table)
-    note = ("<p><b>Not converged, borderline or degenerate (hollow points):</b> "
-            + ", ".join(f"{_short_ck(r['checkpoint'])} {r['layer']} ({r['status']}"
-                        + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get('mg_over_mr_max') is not None else "")
-                        + ")" for r in bad) + "</p>") if bad else "<p>Every point converged (m_g ≤ m_r on every seed).</p>"
+    bad = unconverged_text(table)
+    note = (f"<p><b>Not converged, borderline or degenerate (hollow points):</b> {html_escape(bad)}</p>" if bad
+            else "<p>Every point converged (m_g ≤ m_r on every seed).</p>")
     html = fig.to_html(include_plotlyjs=True, full_html=True)
     atomic_write(out / "curve.html", html.replace("</body>", note + "</body>"))
     gallery(rows, original).save(out / "gallery.png")

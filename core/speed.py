@@ -295,6 +295,7 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
     while True:
         try:
             chunks = split(seeds, per_batch)
+            reasons = []
             for chunk in chunks:
                 run = full if len(chunks) == 1 else Inversion(model, layer, image, chunk, preset, dev,
                                                               encoder=raw, speed=speed)
@@ -303,7 +304,11 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
                         on_snapshot(snap)
                 if run is not full:
                     _absorb(full, run, [seeds.index(s) for s in chunk])
+                    reasons.append(run.stop_reason)
                 run = None
+            if reasons:  # chunks may stop early at different steps: "converged" only if every chunk did
+                full.stop_reason = None if None in reasons else (
+                    "converged" if all(r == "converged" for r in reasons) else "budget")
             info.chunks = chunks
             full.eval_batch = per_batch  # the final metrics' forward in batches that fit, too
             return full.result(), info
@@ -330,18 +335,12 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
 
 
 def _absorb(full, part, index: list[int]) -> None:
-    """Copy a chunk run's parameters and per-step history into the whole run's seed slots.
-
-    Chunks may stop early at different steps: the whole run has run as far as its longest chunk,
-    and is "converged" only if every chunk stopped for that reason."""
+    """Copy a chunk run's parameters and per-step history into the whole run's seed slots; the whole
+    run has run as far as its longest chunk."""
     with torch.no_grad():
         for whole, piece in zip(full.state.tensors, part.state.tensors):
             whole[index] = piece.detach().to(whole.device)
         n = min(full._hist.shape[0], part._hist.shape[0])
         full._hist[:n, :, index] = part._hist[:n].to(full._hist.device)
-    first = not getattr(full, "_absorbed", False)
-    full._absorbed = True
-    full.steps_done = part.steps_done if first else max(full.steps_done, part.steps_done)
-    reasons = [part.stop_reason] if first else [full.stop_reason, part.stop_reason]
-    full.stop_reason = None if None in reasons else ("converged" if all(r == "converged" for r in reasons) else "budget")
+    full.steps_done = max(full.steps_done, part.steps_done)
     full.seconds += part.seconds

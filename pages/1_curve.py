@@ -8,8 +8,9 @@ import streamlit as st
 
 from core import ARCHITECTURES, PRESETS, get_preset
 from core.curve import CurveRow
-from core.report import METRICS, curve_figure, gallery, png_bytes, unconverged
+from core.report import METRICS, curve_figure, gallery, png_bytes, unconverged_text
 from core.runcache import run_key
+from core.verdict import reading
 from ui import common as ui
 from ui.nav import page_setup
 
@@ -124,13 +125,10 @@ if curve and curve["rows"]:
     b = curve["base"]
     title = f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {curve['image']}"
     st.plotly_chart(curve_figure(table, metric, title), width="stretch")
-    bad = unconverged(table)
+    bad = unconverged_text(table)
     if bad:
         st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "
-                   "not the layer's answer yet): " + ", ".join(
-                       f"{r['checkpoint']} {r['layer']} ({r['status']}"
-                       + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get("mg_over_mr_max") is not None else "")
-                       + ")" for r in bad))
+                   f"not the layer's answer yet): {bad}")
     else:
         st.caption("Every point converged: m_g ≤ m_r on every seed.")
     st.subheader("Gallery (first seed): one row per checkpoint, one column per depth stop")
@@ -145,7 +143,7 @@ if curve and curve["rows"]:
                                      f"m_g {m['embedding_l2'][i]:.3g}"
                                      + ("" if m["converged"][i] else " · not converged")
                                      for i, s in enumerate(r.result.seeds)], width=192)
-    st.markdown(f"**Reading:** {ui.reading(r.result)}")
+    st.markdown(f"**Reading:** {reading(r.result)}")
     with st.expander("Table"):
         st.dataframe(table, width="stretch")
     buf = io.StringIO()

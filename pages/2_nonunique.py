@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import ARCHITECTURES, PRESETS, get_preset
 from core.runcache import run_key
+from core.verdict import reading
 from ui import common as ui
 from ui.nav import page_setup
 
@@ -86,7 +87,7 @@ if shown:
         st.warning(f"Stopped at step {r.steps_done} of {r.preset.iters}: the numbers so far.")
     st.plotly_chart(ui.trajectory_figure(r.history, r.seeds, m["reference_l2"], m["shift_input_l2"], height=380),
                     width="stretch")
-    st.markdown(f"**Reading:** {ui.reading(r)}")
+    st.markdown(f"**Reading:** {reading(r)}")
     st.image([ui.upscale(r.original, 160)] + [ui.upscale(im, 160) for im in r.images],
              caption=["original"] + [f"seed {s}" for s in r.seeds], width=160)
     with ui.errors("distances: "):

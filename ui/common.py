@@ -30,6 +30,7 @@ from core.images import to_pil
 from core.runcache import RunCache, file_hash
 from core.runqueue import queue_for
 from core.speed import is_oom, run_resilient
+from core.verdict import reading
 
 log = logging.getLogger("inversion.app")
 
@@ -442,13 +443,6 @@ def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
 
 
 # --------------------------------------------------------------------------- result views
-
-
-def reading(result: InversionResult) -> str:
-    """One plain-language sentence on what the numbers say (core.verdict, shared with the CLI)."""
-    from core.verdict import reading as core_reading
-
-    return core_reading(result)
 
 
 def _predictions(result: InversionResult, model, key: str):
