@@ -456,7 +456,8 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
 
         deepest = depth_stops(load_model(arch, "untrained", cfg.size))[-1].node
     for _ in iter_curve(arch, image, [checkpoints_and_seeds[0][0]], layers=[deepest], seeds=seeds,
-                        preset=fixed(preset, 3), device=cfg.device, init_seed=checkpoints_and_seeds[0][1]):
+                        preset=fixed(preset, 3), device=cfg.device, init_seed=checkpoints_and_seeds[0][1],
+                        use_cache=False):
         pass  # the deepest stop runs (and autotunes) every layer of the network once
     free(cfg.device)
     rows = []
@@ -464,7 +465,7 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
     t = time.perf_counter()
     for ck, init_seed in checkpoints_and_seeds:
         for row in iter_curve(arch, image, [ck], layers=layers, seeds=seeds, preset=preset, device=cfg.device,
-                              init_seed=init_seed):
+                              init_seed=init_seed, use_cache=False):
             r = row.result
             rows.append({"checkpoint": ck, "init_seed": init_seed, "layer": row.layer, "steps_done": r.steps_done,
                          "seconds": r.seconds, "clarity": r.metrics.get("clarity")})
@@ -479,24 +480,35 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
             "engine_seconds": engine, "seed_steps": seed_steps, "runs": len(rows), "rows": rows}
 
 
+class _FirstFrame(Exception):
+    """Raised from the first snapshot's callback: the probe has what it measures."""
+
+
 def first_frame(cfg: Config) -> dict:
-    """Run pressed in a warm app (model loaded): building the run until its first snapshot (every=1) is on the host."""
+    """Run pressed in a warm app (model loaded): `core.jobs.run` (cache lookup, queue, memory plan, engine)
+    until its first snapshot (every=1) is on the host; the run is then abandoned, as a rerun would."""
+    from core.jobs import Callbacks, RunSpec, run
+
     model = load_model(cfg.arch, "untrained", cfg.size)
     image = load_image(str(IMAGE), cfg.size)
-    preset = get_preset("default")
     seeds = list(range(cfg.seeds))
     times = []
+
+    def first(snap):
+        assert snap.step == 1 and snap.images.device.type == "cpu"
+        raise _FirstFrame
+
     for i in range(cfg.frame_repeats + 1):  # the first one warms the process up (traces, cuDNN)
+        preset = get_preset("default", iters=100 + i)  # a new spec each time: never a cache hit
         sync(cfg.device)
         t = time.perf_counter()
-        run = Inversion(model, cfg.layer, image, seeds, preset, cfg.device)
-        gen = run.snapshots(every=1)
-        snap = next(gen)
+        try:
+            run(RunSpec.of(model, cfg.layer, image, seeds, preset, cfg.device), image, model, use_cache=False,
+                callbacks=Callbacks(snapshot=first, progress=first), every=1)
+        except _FirstFrame:
+            pass
         sync(cfg.device)
         times.append(time.perf_counter() - t)
-        assert snap.step == 1 and snap.images.device.type == "cpu"
-        gen.close()
-        del run, gen
     warm = times[1:]
     log(f"  first frame: cold {times[0]:.3f} s, warm median {statistics.median(warm):.3f} s, max {max(warm):.3f} s")
     return {"seconds": statistics.median(warm), "max_s": max(warm), "cold_s": times[0], "all_s": times,

@@ -29,6 +29,7 @@ import torch
 
 from core import Inversion, get_preset, load_image, load_model
 from core.curve import resolve_layers
+from core.jobs import RunSpec, run
 from core.devices import describe, resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,11 @@ CASES = {
 }
 
 
+def _run(model, node, image, preset, device):
+    """One row's run through the app's pipeline (`core.jobs.run`), never from the cache: the times are measured."""
+    return run(RunSpec.of(model, node, image, SEEDS, preset, device), image, model, use_cache=False).result
+
+
 def run_case(model_name, ck, size, image_name, layers, recipes, device, log, iters_cap=None, only=None):
     model = load_model(model_name, ck, size)
     image = load_image(str(ROOT / "assets" / f"{image_name}.png"), size)
@@ -59,7 +65,7 @@ def run_case(model_name, ck, size, image_name, layers, recipes, device, log, ite
         for name in recipes:
             preset = get_preset(name, iters=iters_cap) if iters_cap else get_preset(name)
             t = time.perf_counter()
-            res = Inversion(model, node, image, SEEDS, preset, device).run()
+            res = _run(model, node, image, preset, device)
             sec = time.perf_counter() - t
             m = res.metrics
             reach = m["steps_to_reference"]
@@ -85,7 +91,7 @@ def speedup(device, log, size=128, iters=500):
     model = load_model("resnet18", "untrained", size)
     image = load_image(str(ROOT / "assets" / "astronaut.png"), size)
     t = time.perf_counter()
-    res = Inversion(model, "layer2", image, SEEDS, get_preset("default"), device).run()
+    res = _run(model, "layer2", image, get_preset("default"), device)
     d_sec = time.perf_counter() - t
     probe = Inversion(model, "layer2", image, SEEDS[:1], get_preset("paper"), device)
     t = time.perf_counter()

@@ -73,6 +73,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute even when the run cache ($INVERSION_CACHE_DIR, else .cache/runs) holds this run, "
+                        "and do not store it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,8 +189,8 @@ def _stop_text(reason: str | None, early_stop: bool, steps: int, budget: int) ->
 
 def cmd_invert(args) -> None:
     from core.checkpoints import load_model
-    from core.engine import Inversion
     from core.images import load_image
+    from core.jobs import Callbacks, RunSpec, run
     from core.report import write_inversion
     from core.verdict import reading
 
@@ -195,19 +198,21 @@ def cmd_invert(args) -> None:
     get_architecture(args.model).check_size(args.size)  # before any work on the image
     image = load_image(args.image, args.size)
     model = load_model(args.model, args.checkpoint, args.size, args.init_seed)
-    run = Inversion(model, args.layer, image, args.seeds, preset, args.device)
+    spec = RunSpec.of(model, args.layer, image, args.seeds, preset, args.device)
     bar = _Bar(args.quiet, preset.iters, f"{args.model}:{args.layer}")
     try:
-        for snap in run.snapshots(max(1, preset.iters // 50)):
-            bar.update(snap)
+        job = run(spec, image, model, use_cache=not args.no_cache, every=max(1, preset.iters // 50),
+                  callbacks=Callbacks(snapshot=bar.update, progress=bar.update,
+                                      note=lambda t: print(f"note: {t}", file=sys.stderr)))
     finally:
         bar.close()
-    result = run.result()
+    result = job.result
     write_inversion(result, Path(args.out))
     m = result.metrics
+    took = "cached (computed earlier; --no-cache recomputes)" if job.cached else f"{result.seconds:.1f}s"
     print(f"{args.model} {args.checkpoint} {args.layer}: clarity {m['clarity']:.3f}, "
           f"m_g {sum(m['embedding_l2']) / len(m['embedding_l2']):.4g} vs m_r {m['reference_l2']:.4g}, "
-          f"{result.seconds:.1f}s on {result.device} -> {args.out}")
+          f"{took} on {result.device} -> {args.out}")
     print(f"  {reading(result)}")
     stop = _stop_text(m.get("stop_reason"), preset.early_stop, result.steps_done, preset.iters)
     print(f"  steps {result.steps_done} of {preset.iters}: {stop}")
@@ -243,7 +248,8 @@ def cmd_curve(args) -> None:
     t0 = time.perf_counter()
     try:
         rows = list(iter_curve(args.model, image, checkpoints, layers, args.seeds, preset, device,
-                               args.init_seed, on_stop, on_snapshot, every=max(1, preset.iters // 20)))
+                               args.init_seed, on_stop, on_snapshot, every=max(1, preset.iters // 20),
+                               use_cache=not args.no_cache))
     finally:
         bar.close()
     settings = {"model": args.model, "checkpoints": checkpoints, "size": args.size, "seeds": args.seeds,
@@ -254,8 +260,10 @@ def cmd_curve(args) -> None:
     states = [status(r.result.metrics) for r in rows]
     for r, st in zip(rows, states):
         print(f"{r.checkpoint:>10} {r.layer:<32} clarity {r.result.metrics['clarity']:.3f}  {st:<13} "
-              f"steps {r.result.steps_done}/{preset.iters}")
-    print(f"{len(rows)} runs in {settings['seconds']:.1f}s -> {args.out}")
+              f"steps {r.result.steps_done}/{preset.iters}" + ("  (cached)" if r.cached else ""))
+    hits = sum(r.cached for r in rows)
+    print(f"{len(rows)} runs in {settings['seconds']:.1f}s" + (f" ({hits} from the cache)" if hits else "")
+          + f" -> {args.out}")
     bad, borderline = states.count("not converged"), states.count("borderline")
     line = f"{bad} of {len(rows)} rows not converged"
     if borderline:

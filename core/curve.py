@@ -2,7 +2,8 @@
 
 Rows arrive stop by stop (`iter_curve`), so a UI or a terminal can show progress and partial
 results; `clarity_curve` collects them. Each checkpoint's model is loaded once and reused for
-all of its stops.
+all of its stops; every stop is one `core.jobs.run` (cache, queue, memory plan, store), so the
+CLI and the app share finished stops.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from core.encoder import depth_stops, forward_position, resolve_layer
 from core.engine import InversionResult, Snapshot
 from core.errors import UserError
 from core.presets import Preset
-from core.speed import SpeedOptions, activation_bytes, device_memory_gb, plan_chunks, run_resilient, seed_step_bytes
+from core.jobs import Callbacks
+from core.speed import SpeedOptions
 
 
 @dataclass
@@ -29,6 +31,7 @@ class CurveRow:
     depth: float  # index of the stop among the model's depth stops; other graph nodes sit at +0.5 after one
     label: str
     result: InversionResult
+    cached: bool = False  # came from the run cache
 
     def to_json(self) -> dict:
         from core.verdict import status
@@ -82,13 +85,31 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
                seeds: Sequence[int] = (0, 1), preset: Preset | None = None, device: str = "auto",
                init_seed: int = 0, on_stop: Callable[[int, int, str, str], None] | None = None,
                on_snapshot: Callable[[Snapshot], None] | None = None, every: int = 10,
-               speed: SpeedOptions | None = None, memory_gb: float | None = None,
-               on_note: Callable[[str], None] | None = None) -> Iterator[CurveRow]:
-    """Yield one row per (checkpoint, stop). `on_stop(done, total, checkpoint, layer)` fires before each.
+               speed: SpeedOptions | None = None, on_note: Callable[[str], None] | None = None,
+               models: Sequence[LoadedModel] | None = None, cache=None, use_cache: bool = True,
+               callbacks: Callbacks | None = None) -> Iterator[CurveRow]:
+    """Yield one row per (checkpoint, stop), each run through the one pipeline (`core.jobs.run`).
 
-    On a GPU (or with `memory_gb`) each stop's seeds are split into batches that fit the memory
-    (estimated from the activations); an out-of-memory error halves the batch and retries, and
-    `on_note` is told."""
+    Args:
+        arch: architecture name.
+        image: (3, N, N) in [0, 1].
+        checkpoints: "untrained", "trained" or state-dict paths (each loaded once, before any run).
+        layers: "stops"/None for every depth stop, or node names.
+        seeds, preset, device, init_seed, speed: as for `core.jobs.RunSpec.of` / `Inversion`.
+        on_stop: `on_stop(done, total, checkpoint, layer)` before each run and once at the end.
+        on_snapshot, on_note, every: progress hooks passed to each run (or give `callbacks`).
+        models: already loaded models, one per checkpoint (the app's cached ones; `checkpoints` then
+            only names them).
+        cache, use_cache: as for `core.jobs.run` (finished stops come from the cache).
+
+    Returns:
+        An iterator of `CurveRow`s, checkpoint by checkpoint, stops in forward order.
+
+    Example:
+        >>> rows = clarity_curve("resnet18", image, ["untrained"], ["layer1", "layer3"], seeds=[0, 1])
+        >>> [(r.layer, r.result.metrics["clarity"]) for r in rows]
+    """
+    from core.jobs import RunSpec, run
     from core.presets import DEFAULT
 
     preset = preset or DEFAULT
@@ -96,28 +117,23 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
     if not checkpoints:
         raise UserError("a clarity curve needs at least one checkpoint (untrained, trained or a path)")
     dev = resolve_device(device)
-    models = [load_model(arch, ck, size, init_seed) for ck in checkpoints]  # fail early, before any run
+    if models is None:
+        models = [load_model(arch, ck, size, init_seed) for ck in checkpoints]  # fail early, before any run
     plan = resolve_layers(models[0], layers)
     total, done = len(plan) * len(models), 0
-    memory_gb = memory_gb or device_memory_gb(dev)
-    per_batch = {node: len(seeds) for _, node, _ in plan}
-    if memory_gb:
-        acts = activation_bytes(models[0], [node for _, node, _ in plan], size)
-        autocast = bool(speed and speed.autocast_dtype)
-        wbytes = sum(p.numel() * 4 for p in models[0].module.parameters())
-        per_batch = {n: plan_chunks(seed_step_bytes(a, size, autocast), len(seeds), memory_gb, wbytes).seeds_per_batch
-                     for n, a in acts.items()}
-    for model in models:
+    cb = callbacks or Callbacks(snapshot=on_snapshot, progress=on_snapshot, note=on_note)
+    for ck, model in zip(checkpoints, models):
         for depth, node, label in plan:
             if on_stop:
-                on_stop(done, total, model.checkpoint, node)
-            result, _ = run_resilient(model, node, image, seeds, preset, dev, speed=speed, max_batch=per_batch[node],
-                                      on_snapshot=on_snapshot, on_note=on_note, every=every)
+                on_stop(done, total, ck, node)
+            spec = RunSpec.of(model, node, image, seeds, preset, dev, checkpoint=ck)
+            job = run(spec, image, model, cache=cache, use_cache=use_cache, callbacks=cb, every=every, speed=speed)
             done += 1
-            yield CurveRow(model.checkpoint, node, depth, label, result)
+            yield CurveRow(ck, node, depth, label, job.result, cached=job.cached)
     if on_stop:
         on_stop(done, total, "", "")
 
 
 def clarity_curve(*args, **kwargs) -> list[CurveRow]:
+    """Every row of `iter_curve` (same arguments) as a list."""
     return list(iter_curve(*args, **kwargs))

@@ -74,15 +74,23 @@ class InversionResult:
     embedding_shape: tuple
     metrics: dict
     history: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)  # every setting of the run (`core.jobs.RunSpec.to_dict`)
 
     def to_json(self) -> dict:
+        from core.verdict import reading
+
+        try:
+            verdict = reading(self)  # the app's plain-language verdict, word for word
+        except (KeyError, TypeError, ValueError):  # a result without the full metrics (hand-made in a test)
+            verdict = None
         return {
             "model": self.model, "checkpoint": self.checkpoint, "layer": self.layer, "label": self.label,
             "size": self.size, "preset": self.preset.name, "preset_settings": self.preset.to_dict(),
             "iters": self.preset.iters, "steps_done": self.steps_done, "stopped_early": self.stopped_early,
             "stop_reason": self.metrics.get("stop_reason"),
             "seeds": list(self.seeds), "device": self.device, "seconds": round(self.seconds, 4),
-            "embedding_shape": list(self.embedding_shape), "metrics": self.metrics, "history": self.history,
+            "embedding_shape": list(self.embedding_shape), "verdict": verdict, "spec": self.spec,
+            "metrics": self.metrics, "history": self.history,
         }
 
 
@@ -131,11 +139,18 @@ class Inversion:
         device: "auto", "cpu", "cuda[:N]", "mps" or a torch.device.
         encoder: reuse a built encoder (rebuilt if its normalisation differs from the preset's).
         speed: `SpeedOptions`; None = what is exact up to rounding on this device.
+        init: (K, 3, N, N) images to start from instead of the seeds' a_0 (a continued run,
+            `Inversion.restart`); clarity still measures from the seeds' a_0.
+
+    Example:
+        >>> run = Inversion(load_model("resnet18", "untrained", 64), "layer2", image, [0, 1], get_preset("default"))
+        >>> for snap in run.snapshots(every=20): print(snap.step, snap.embedding_l2)
+        >>> result = run.result()
     """
 
     def __init__(self, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int],
                  preset: Preset, device: str | torch.device = "auto", encoder: Encoder | None = None,
-                 speed: SpeedOptions | None = None):
+                 speed: SpeedOptions | None = None, init: torch.Tensor | None = None):
         if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
             raise UserError(f"image must be a square RGB tensor (3, N, N); got {tuple(image.shape)}")
         self.model, self.preset = model, preset
@@ -164,10 +179,14 @@ class Inversion:
                             "holds non-finite weights or is broken")
         self.target = Target.of(self.y)
         self.y_norm = float(self.target.l2)
-        self.state = preset.param.create(self.speed.format_input(start_images(self.seeds, self.size, preset)
-                                                                 .to(self.device)))
+        a0 = start_images(self.seeds, self.size, preset)
+        if init is not None and tuple(init.shape) != tuple(a0.shape):
+            raise UserError(f"init images have shape {tuple(init.shape)}; expected {tuple(a0.shape)}")
+        self.state = preset.param.create(self.speed.format_input(a0.to(self.device)))
         with torch.no_grad():
             self.start = self.state.image().detach().float().cpu().clamp(0, 1)
+        if init is not None:
+            self.state = preset.param.create(self.speed.format_input(init.detach().float().to(self.device)))
         self.start_ssim = [ssim(img, self.original) for img in self.start]  # clarity's zero point, per seed
         self._forward_tf = [t for t in preset.transforms if not t.on_pixels]
         self._post_tf = [t for t in preset.transforms if t.on_pixels]
@@ -182,6 +201,22 @@ class Inversion:
         self._early_stop = preset.early_stop
         self._health: dict | None = None
         self.eval_batch = k  # seeds per forward in result(); run_resilient lowers it to what fits the memory
+
+    @classmethod
+    def restart(cls, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
+                device, previous: "InversionResult") -> "Inversion":
+        """A run that goes on from a finished result's images (its optimiser state is gone: Adam starts
+        afresh), with the previous step count and history, so the schedules carry on where they were."""
+        run = cls(model, layer, image, seeds, preset, device, init=previous.images)
+        done, k = int(previous.steps_done), len(run.seeds)
+        hist = torch.full((done + 1, 3, k), float("nan"), device=run.device)
+        for i, name in enumerate(("loss", "embedding_l2", "input_l2")):
+            rows = previous.history.get(name)
+            if rows:
+                hist[:, i] = torch.tensor(rows, dtype=torch.float32).T[: done + 1].to(run.device)
+        run._hist, run.steps_done, run.total, run.seconds = hist, done, done, float(previous.seconds)
+        run.stop_reason = previous.metrics.get("stop_reason") or "budget"
+        return run
 
     @property
     def finished(self) -> bool:

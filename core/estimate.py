@@ -21,27 +21,33 @@ from core.presets import Preset
 @dataclass(frozen=True)
 class Estimate:
     setup_s: float  # building the encoder and the target embedding
-    step_s: float  # one optimisation step for all seeds at once
+    step_s: float  # one optimisation step for all seeds at once (the median of the measured ones)
     iters: int
+    warmup_s: float = 0.0  # the first step (allocations, algorithm choice), paid once per run
 
     @property
     def seconds(self) -> float:
-        return self.setup_s + self.step_s * self.iters
+        """The whole budget's time; a run with early stopping may end sooner."""
+        return self.setup_s + self.warmup_s + self.step_s * max(0, self.iters - 1)
 
     def scaled(self, iters: int | None = None, seeds_ratio: float = 1.0, pixels_ratio: float = 1.0) -> "Estimate":
-        return Estimate(self.setup_s, self.step_s * seeds_ratio * pixels_ratio, iters or self.iters)
+        return Estimate(self.setup_s, self.step_s * seeds_ratio * pixels_ratio, iters or self.iters,
+                        self.warmup_s * seeds_ratio * pixels_ratio)
 
 
 def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Preset, device="auto",
-            probe_steps: int = 3) -> Estimate:
-    """Time `probe_steps` real steps (after one warm-up step) of this configuration."""
+            probe_steps: int = 6) -> Estimate:
+    """Time one warm-up step and `probe_steps` real steps of this configuration (six: the median of three
+    read 20x off on a busy 2-core machine)."""
     probe_steps = max(1, int(probe_steps))
     image = torch.full((3, size, size), 0.5)
     t0 = time.perf_counter()
     run = Inversion(model, layer, image, list(range(seeds)), preset.replace(iters=probe_steps + 1), device)
     setup = time.perf_counter() - t0
     it = run.snapshots(every=1)
+    t_w = time.perf_counter()
     next(it)  # warm-up step
+    warmup = time.perf_counter() - t_w
     times = []
     t1 = time.perf_counter()
     for _ in it:
@@ -50,7 +56,7 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
         t1 = t2
     times.sort()
     step = times[len(times) // 2]  # the median step: one slow step on a busy machine does not decide
-    return Estimate(setup, step, preset.iters)
+    return Estimate(setup, step, preset.iters, warmup)
 
 
 def human(seconds: float) -> str:

@@ -23,7 +23,7 @@ import torch
 
 from core.engine import InversionResult
 from core.presets import Preset
-from core.report import atomic_write
+from core.atomic import atomic_write
 
 FORMAT = 4  # bump when the stored layout or the meaning of a result changes (4: schedules fit the budget)
 SUFFIX = ".pt"
@@ -82,7 +82,7 @@ def decode_result(data: bytes) -> InversionResult:
             preset=Preset(**j["preset_settings"]), seeds=list(j["seeds"]), device=j["device"],
             seconds=float(j["seconds"]), steps_done=int(j["steps_done"]), stopped_early=bool(j["stopped_early"]),
             original=original, images=images, embedding_shape=tuple(j["embedding_shape"]),
-            metrics=j["metrics"], history=j["history"],
+            metrics=j["metrics"], history=j["history"], spec=j.get("spec") or {},
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed cache entry ({exc})") from None

@@ -274,16 +274,27 @@ class RunInfo:
 def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], preset, device,
                   speed: SpeedOptions | None = None, max_batch: int | None = None,
                   on_snapshot: Callable | None = None, on_note: Callable[[str], None] | None = None,
-                  every: int = 10):
+                  every: int = 10, on_partial: Callable | None = None, on_start: Callable | None = None):
     """Run an inversion in seed chunks of at most `max_batch`; on out-of-memory halve the chunk and
     retry; with chunks of one seed still out of memory, fall back to the CPU. Seeds are independent
     (eval-mode model, per-seed loss, per-element optimiser), so the chunks give the same result as one
-    batch. Returns (InversionResult, RunInfo)."""
+    batch. The engine half of `core.jobs.run`, the one place that handles out-of-memory.
+
+    Args:
+        on_snapshot: snapshots with every seed (a run in one batch).
+        on_partial: snapshots of one batch of a split run (some seeds); default: none.
+        on_note: one-line messages (retries, fallback).
+        on_start: the whole run's `Inversion`, each time one is built (to keep a stopped run's images).
+
+    Returns:
+        (InversionResult, RunInfo)."""
     from core.engine import Inversion
 
     seeds = list(seeds)
     full = Inversion(model, layer, image, seeds, preset, device, speed=speed)
     raw, dev = full.raw_encoder, full.device
+    if on_start:
+        on_start(full)
     per_batch = min(len(seeds), max_batch or len(seeds))
     info = RunInfo(chunks=[], notes=[])
 
@@ -299,9 +310,10 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
             for chunk in chunks:
                 run = full if len(chunks) == 1 else Inversion(model, layer, image, chunk, preset, dev,
                                                               encoder=raw, speed=speed)
+                hook = on_snapshot if run is full else on_partial
                 for snap in run.snapshots(every):
-                    if on_snapshot:
-                        on_snapshot(snap)
+                    if hook:
+                        hook(snap)
                 if run is not full:
                     _absorb(full, run, [seeds.index(s) for s in chunk])
                     reasons.append(run.stop_reason)
@@ -332,6 +344,8 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
             dev, raw = torch.device("cpu"), raw.to("cpu")
             per_batch = min(len(seeds), max_batch or len(seeds))
         full = Inversion(model, layer, image, seeds, preset, dev, encoder=raw, speed=speed)
+        if on_start:
+            on_start(full)
 
 
 def _absorb(full, part, index: list[int]) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# runs made by tests (CLI subprocesses and app sessions included) go to a throw-away cache, never the project's
+os.environ.setdefault("INVERSION_CACHE_DIR", tempfile.mkdtemp(prefix="inversion-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,317 @@
+"""The one run pipeline: a `RunSpec` in, a finished `InversionResult` out.
+
+Every result the project shows comes from `run` (the CLI, every page, the curve, the
+benchmarks' engine runs and sweeps): cache -> device queue -> memory-planned, out-of-memory
+resilient engine -> cache. Nothing else builds an `Inversion` for a user-visible result, so a
+cache key means the same thing everywhere.
+
+    spec = RunSpec.of(model, "layer2", image, seeds=[0, 1], preset=get_preset("default"), device="cpu")
+    job = run(spec, image, model)            # computed, stored
+    job = run(spec, image, model)            # job.cached is True, instant
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from core.devices import resolve_device
+from core.engine import Inversion, InversionResult, Snapshot
+from core.errors import UserError
+from core.presets import Preset
+
+log = logging.getLogger("inversion.jobs")
+
+KEY_FORMAT = 5  # bump when the meaning of a stored result changes (5: RunSpec keys)
+
+
+def library_versions() -> dict[str, str]:
+    """torch, torchvision and timm versions: recorded with every result."""
+    import torchvision
+
+    versions = {"torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0]}
+    try:
+        import timm
+
+        versions["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover - timm is a requirement
+        versions["timm"] = "absent"
+    return versions
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@dataclass(frozen=True, eq=False)
+class RunSpec:
+    """A frozen, hashable description of one run; `key()` is its cache key.
+
+    Args:
+        model: architecture name ("resnet18").
+        checkpoint: "untrained", "trained", a state-dict path, or "upload:<sha256>".
+        checkpoint_hash: SHA-256 of the weights file (None for untrained weights).
+        init_seed: the untrained initialisation's seed.
+        layer: the resolved graph node.
+        size: image side in px.
+        seeds: the seeds, in order.
+        preset: the recipe, every component's settings included.
+        image_hash: SHA-256 of the image as the engine sees it (`core.runcache.image_hash`).
+        device: the device type the run uses ("cpu", "cuda", "mps"): results differ by rounding across them.
+        versions: torch, torchvision, timm versions (the key uses major.minor; the full ones are recorded).
+
+    Example:
+        >>> spec = RunSpec.of(model, "layer2", image, [0, 1], get_preset("default"), "cpu")
+        >>> spec.key()[:8]
+        'a3f0…'
+    """
+
+    model: str
+    checkpoint: str
+    checkpoint_hash: str | None
+    init_seed: int
+    layer: str
+    size: int
+    seeds: tuple[int, ...]
+    preset: Preset
+    image_hash: str
+    device: str = "cpu"
+    versions: tuple[tuple[str, str], ...] = field(default_factory=lambda: tuple(sorted(library_versions().items())))
+
+    @classmethod
+    def of(cls, model, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
+           device: str | torch.device = "auto", checkpoint: str | None = None) -> "RunSpec":
+        """The spec of running `model` (a `LoadedModel`) at `layer` on `image`.
+
+        Args:
+            model: a loaded model; its checkpoint, weights hash and init seed go into the spec.
+            layer: a depth stop or any graph node (resolved here; unknown names raise UserError).
+            image: (3, N, N) in [0, 1].
+            seeds, preset: as for `Inversion`.
+            device: "auto", "cpu", "cuda[:N]", "mps" or a torch.device.
+            checkpoint: the id to record instead of the model's own (an upload's "upload:<sha256>").
+
+        Returns:
+            The RunSpec.
+        """
+        from core.checkpoints import checkpoint_hash
+        from core.encoder import resolve_layer
+        from core.engine import check_seeds
+        from core.runcache import image_hash
+
+        node = resolve_layer(model, layer).node
+        ck = checkpoint or model.checkpoint
+        digest = ck.split(":", 1)[1] if ck.startswith("upload:") else checkpoint_hash(model)
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        init = int(model.init_seed) if ck == "untrained" else 0  # loaded weights overwrite the initialisation
+        return cls(model.name, ck, digest, init, node, int(image.shape[-1]),
+                   tuple(check_seeds(seeds)), preset, image_hash(image), dev.type)
+
+    def to_dict(self) -> dict:
+        """Every setting as JSON-able data (recorded in result.json and the app's downloads)."""
+        return {"model": self.model, "checkpoint": self.checkpoint, "checkpoint_hash": self.checkpoint_hash,
+                "init_seed": self.init_seed, "layer": self.layer, "size": self.size, "seeds": list(self.seeds),
+                "preset": self.preset.to_dict(), "image_hash": self.image_hash, "device": self.device,
+                "versions": dict(self.versions)}
+
+    def key(self) -> str:
+        """The cache key: SHA-256 over every setting (library versions as major.minor)."""
+        d = self.to_dict()
+        d["versions"] = {k: _minor(v) for k, v in d["versions"].items()}
+        text = json.dumps({"format": KEY_FORMAT, **d}, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def replace(self, **changes) -> "RunSpec":
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunSpec) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+
+@dataclass
+class Job:
+    """What `run` returns: the result, whether it came from the cache, and what the run had to do."""
+
+    spec: RunSpec
+    result: InversionResult
+    cached: bool
+    notes: list[str] = field(default_factory=list)
+    batches: list[list[int]] = field(default_factory=list)
+    fell_back_to_cpu: bool = False
+
+
+@dataclass
+class Callbacks:
+    """Hooks a caller may set (all optional).
+
+    snapshot(snap): every `every` steps with all seeds' images (unsplit runs).
+    progress(snap): every `every` steps of a batch of a split run (some of the seeds).
+    note(text): one-line messages (out of memory, batches, fallback).
+    wait(position, waiting): the device is busy; called while queued.
+    start(run): the `Inversion` that now runs (to keep its partial result if the caller stops it).
+    """
+
+    snapshot: Callable[[Snapshot], None] | None = None
+    progress: Callable[[Snapshot], None] | None = None
+    note: Callable[[str], None] | None = None
+    wait: Callable[[int, int], None] | None = None
+    start: Callable[[Inversion], None] | None = None
+
+
+def default_cache():
+    """The project's run cache (`core.runcache.default_dir`) with the shipped examples as a read-only fallback."""
+    from pathlib import Path
+
+    from core.runcache import RunCache
+
+    return RunCache(fallbacks=[Path(__file__).resolve().parent.parent / "assets" / "examples"])
+
+
+def lookup(spec: RunSpec, cache=None) -> InversionResult | None:
+    """The cached result of `spec`, or None (never computes)."""
+    return (cache or default_cache()).get(spec.key())
+
+
+def _record(result: InversionResult, spec: RunSpec) -> InversionResult:
+    result.spec = spec.to_dict()  # the caption, result.json and downloads report every setting from here
+    return result
+
+
+_ACTIVATIONS: dict[tuple, dict[str, int]] = {}
+
+
+def max_batch_for(model, spec: RunSpec, device: torch.device, speed=None) -> int | None:
+    """Seeds per batch that fit the device's memory (None: no limit known, e.g. the CPU)."""
+    from core.speed import activation_bytes, device_memory_gb, plan_chunks, seed_step_bytes
+
+    memory_gb = device_memory_gb(device)
+    if not memory_gb:
+        return None
+    memo = (model.name, spec.layer, spec.size)  # activation sizes depend on the architecture, not the weights
+    if memo not in _ACTIVATIONS:  # one batch-1 CPU forward per (architecture, layer, size)
+        _ACTIVATIONS[memo] = activation_bytes(model, [spec.layer], spec.size)[spec.layer]
+    act = _ACTIVATIONS[memo]
+    autocast = bool(speed and speed.autocast_dtype)
+    wbytes = sum(p.numel() * 4 for p in model.module.parameters())
+    return plan_chunks(seed_step_bytes(act, spec.size, autocast), len(spec.seeds), memory_gb, wbytes).seeds_per_batch
+
+
+def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache: bool = True,
+        callbacks: Callbacks | None = None, every: int | None = None, speed=None, queue: bool = True) -> Job:
+    """The finished result of `spec`: from the cache, or computed on its device and stored.
+
+    Cache -> the device's queue (one run per device at a time; `callbacks.wait` while queued) ->
+    the cache again (another session may have finished it) -> the engine, in seed batches that fit
+    the device's memory, halving on out-of-memory (`core.speed.run_resilient`) -> the cache.
+    A run stopped by its caller is never stored; a failing disk only loses the storing.
+
+    Args:
+        spec: what to run (`RunSpec.of`).
+        image: the image whose hash is in `spec` (checked).
+        model: the loaded model of `spec` (loaded from the spec when None; an upload must be passed).
+        cache: a `core.runcache.RunCache` (default: `default_cache()`).
+        use_cache: False skips reading and writing the cache (the CLI's --no-cache).
+        callbacks: snapshot, progress, note, wait and start hooks (`Callbacks`).
+        every: steps between snapshots (default: about 15 per run).
+        speed: `core.speed.SpeedOptions` (None: what is exact up to rounding on the device).
+        queue: False runs without taking the device's queue (a caller that already holds it).
+
+    Returns:
+        A `Job` with the result (its `spec` attribute records every setting) and `cached`.
+
+    Example:
+        >>> job = run(RunSpec.of(model, "layer2", image, [0, 1], get_preset("default"), "cpu"), image, model)
+        >>> job.result.metrics["clarity"], job.cached
+    """
+    from contextlib import nullcontext
+
+    from core.runcache import image_hash
+    from core.runqueue import queue_for
+    from core.speed import run_resilient
+
+    cb = callbacks or Callbacks()
+    if image_hash(image) != spec.image_hash:
+        raise UserError("the image does not match the run's settings (its hash differs); build the spec from it")
+    cache = (cache or default_cache()) if use_cache else None
+    if cache is not None:
+        hit = cache.get(spec.key())
+        if hit is not None:
+            return Job(spec, _record(hit, spec), cached=True)
+    if model is None:
+        if spec.checkpoint.startswith("upload:"):
+            raise UserError("an uploaded checkpoint's run needs its loaded model")
+        from core.checkpoints import load_model
+
+        model = load_model(spec.model, spec.checkpoint, spec.size, spec.init_seed)
+    dev = resolve_device(spec.device)
+    every = every or max(5, min(25, spec.preset.iters // 15))
+    slot = queue_for(str(dev)).slot(label=spec.key()[:8], on_wait=cb.wait) if queue else nullcontext()
+    with slot:
+        if cache is not None:
+            hit = cache.get(spec.key())
+            if hit is not None:
+                return Job(spec, _record(hit, spec), cached=True)
+        max_batch = max_batch_for(model, spec, dev, speed)
+        result, info = run_resilient(model, spec.layer, image, list(spec.seeds), spec.preset, dev, speed=speed,
+                                     max_batch=max_batch, on_snapshot=cb.snapshot, on_partial=cb.progress,
+                                     on_note=cb.note, on_start=cb.start, every=every)
+    job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
+              fell_back_to_cpu=info.fell_back_to_cpu)
+    if cache is not None and not result.stopped_early:
+        try:
+            cache.put(spec.key(), result)
+        except OSError as exc:  # a full or read-only disk must not lose the result
+            job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
+            if cb.note:
+                cb.note(job.notes[-1])
+    return job
+
+
+def resume(spec: RunSpec, image: torch.Tensor, model, steps: int, *, live: Inversion | None = None,
+           previous: InversionResult | None = None, callbacks: Callbacks | None = None,
+           every: int | None = None) -> Job:
+    """Continue a finished or stopped run by `steps` more steps (never cached: not a spec's answer).
+
+    With `live` (the run's own `Inversion`, still in memory) the optimiser's state carries on, as
+    one longer run would. Otherwise it restarts from `previous.images` with a fresh optimiser, its
+    step count and history carried on, so the schedules continue where they were (past their
+    horizon: the final learning rate and blur) and clarity keeps the first start as its zero.
+
+    Args:
+        spec: the continued run's spec.
+        image, model: as for `run`.
+        steps: how many more steps (> 0).
+        live: the run's `Inversion`, if still in memory.
+        previous: its result, when `live` is gone.
+        callbacks, every: as for `run`.
+
+    Returns:
+        A `Job` whose result has `steps_done` counting every step since the first start.
+    """
+    from core.runqueue import queue_for
+
+    cb = callbacks or Callbacks()
+    if live is None and previous is None:
+        raise UserError("nothing to continue: run first")
+    dev = resolve_device(spec.device)
+    with queue_for(str(dev)).slot(label=spec.key()[:8] + "+", on_wait=cb.wait):
+        if live is None:
+            live = Inversion.restart(model, spec.layer, image, list(spec.seeds), spec.preset, dev, previous)
+        live.extend(steps)
+        if cb.start:
+            cb.start(live)
+        for snap in live.snapshots(every or max(5, min(25, steps // 15))):
+            if cb.snapshot:
+                cb.snapshot(snap)
+        result = live.result()
+    return Job(spec, _record(result, spec), cached=False, notes=[f"continued by {steps} steps"])
