@@ -10,7 +10,6 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
-from ui import common as ui_common  # noqa: E402  (the module the app imports: same object)
 
 TINY = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "chelsea", "seeds": "2",
         "iters": "20", "size": "32", "preset": "default", "device": "cpu"}
@@ -35,7 +34,7 @@ def test_landing_page_shows_a_finished_example_without_clicking():
     assert len(row.captions) == 1 + 2  # original + default CPU seeds
     assert all("SSIM" in c and "m_i" in c and "m_g" in c for c in row.captions[1:])
     assert " cat (" in row.captions[0]  # trained Lite0 sees a cat (tiger/Egyptian/tabby at 64 px)
-    assert {m.label for m in at.metric} >= {"clarity", "m_r", "‖a′ − a‖₂", "seed spread"}
+    assert {m.label for m in at.metric} >= {"clarity", "m_r", "‖a′ − a‖₂", "spread", "m_g/m_r"}
     assert any(m.value.startswith("**Reading:**") for m in at.markdown)
     assert at.query_params["model"] in ("efficientnet_lite0", ["efficientnet_lite0"])  # the view is in the URL
 
@@ -59,7 +58,11 @@ def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
     row = result_images(at)
     assert len(row.captions) == 4
     # the same settings again come from the cache: the engine is not even constructed
-    monkeypatch.setattr(ui_common, "Inversion", _no_engine)
+    import core.jobs
+    import core.speed
+
+    monkeypatch.setattr(core.speed, "run_resilient", _no_engine)
+    monkeypatch.setattr(core.jobs, "Inversion", _no_engine)
     at.button(key="inv_run").click()
     at.run()
     ok(at)
@@ -158,7 +161,8 @@ def test_curve_page_one_point_per_stop_and_checkpoint():
         ("trained", "blocks.1.1"), ("trained", "conv_stem"), ("untrained", "blocks.1.1"), ("untrained", "conv_stem")]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     lines = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
-    assert len(lines) == 2 and all(t["x"] == ["conv_stem", "blocks.1.1"] for t in lines)
+    assert len(lines) == 2 and all(t["x"] == [0, 4] for t in lines)  # depth-stop indices in forward order
+    assert spec["layout"]["xaxis"]["ticktext"] == ["stem conv", "stage 2 block 2"]  # the stops' labels
     assert len(at.get("download_button")) == 3
     # another metric, and a gallery cell with every seed
     at.selectbox(key="cur_metric").set_value("mg_over_mr")
@@ -191,8 +195,10 @@ def test_nonunique_page():
     traj = json.loads(charts[0].proto.spec)
     assert len([t for t in traj["data"] if t["type"] == "scatter"]) == 4  # m_g and m_i per seed
     heat = json.loads(charts[1].proto.spec)["data"][0]
-    assert len(heat["z"]) == 2 and heat["z"][0][0] == 0
+    assert len(heat["z"]) == 2 and heat["z"][0][0] is None  # the diagonal is blank; off it, log10 of a ratio
     assert any(len(im.captions) == 3 for im in at.get("image"))
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Seed distances (CSV)", "Image grid (PNG)", "Run (JSON)"} <= labels
 
 
 def test_about_page():
@@ -207,18 +213,21 @@ def test_about_page():
 
 def test_shipped_example_matches_the_current_defaults():
     """assets/examples holds the landing page's default run; refresh it with `python -m ui.make_example`."""
-    from core import get_preset, load_image, sample_images
-    from core.runcache import RunCache, run_key
-    from ui import common as ui
+    from pathlib import Path
 
-    d = ui.DEFAULTS
-    if ui.ON_GPU:
+    from core import get_preset, load_image, load_model, sample_images
+    from core.jobs import RunSpec
+    from core.runcache import RunCache
+    from ui import models, pickers
+
+    d = pickers.DEFAULTS
+    if pickers.ON_GPU:
         pytest.skip("the shipped example is the CPU default")
     size = d["size"]
-    settings = ui.settings_of(d["model"], d["ckpt"], 0, ui.default_layer(d["model"]), size, list(range(d["seeds"])),
-                              get_preset(d["preset"], iters=d["iters"]), d["device"])
-    key = run_key(settings, load_image(sample_images()[d["image"]], size))
-    shipped = RunCache(ui.EXAMPLES).get(key)
+    spec = RunSpec.of(load_model(d["model"], d["ckpt"], size), models.default_layer(d["model"]),
+                      load_image(sample_images()[d["image"]], size), list(range(d["seeds"])),
+                      get_preset(d["preset"], iters=d["iters"]), d["device"])
+    shipped = RunCache(Path(__file__).resolve().parent.parent / "assets" / "examples").get(spec.key())
     assert shipped is not None, "the defaults changed: run `python -m ui.make_example`"
     assert len(shipped.seeds) == d["seeds"] and not shipped.stopped_early
     # a finished run: its whole budget, or fewer steps because the stopping rule found it converged
@@ -265,7 +274,7 @@ def test_settings_survive_a_page_switch():
 
 def test_log_axis_ticks_are_labelled_in_full():
     """The m_g chart's log axis: 1-2-5 ticks with full labels (plotly alone wrote "7, 8, 9, 100, 2")."""
-    from ui.common import log_ticks, trajectory_figure
+    from core.report import log_ticks, trajectory_figure
 
     assert log_ticks([65, 800, 261]) == ([100.0, 200.0, 500.0], ["100", "200", "500"])
     assert log_ticks([2.3, 15])[1] == ["3", "4", "5", "6", "7", "8", "9", "10"]

@@ -24,7 +24,7 @@ pytest.importorskip("streamlit")
 from core import UserError, load_model  # noqa: E402
 from core.cli import main  # noqa: E402
 from test_core_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
-from ui import common as ui  # noqa: E402  (the module the app imports: same object)
+from ui import live, models, pickers  # noqa: E402  (the modules the app imports: same objects)
 from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,12 +90,12 @@ def test_oversized_uploads_are_refused_before_they_are_read():
             raise AssertionError("an oversized upload must not be read")
 
     with pytest.raises(UserError, match=r"is 51 MB: the limit is 50 MB"):
-        ui.read_upload_image(Huge("big.png", 51 * 2**20), 32)
+        pickers.read_upload_image(Huge("big.png", 51 * 2**20), 32)
     with pytest.raises(UserError, match=r"is 201 MB: the upload limit is 200 MB"):
-        ui.get_model("resnet18", "upload", 32, upload=Huge("big.pth", 201 * 2**20))
+        models.get_model("resnet18", "upload", 32, upload=Huge("big.pth", 201 * 2**20))
     # the server refuses larger uploads before the page sees them, with the same limit
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == ui.MAX_UPLOAD_MB
+    assert config["server"]["maxUploadSize"] == models.MAX_UPLOAD_MB
     assert config["server"]["address"] == "127.0.0.1" and config["server"]["enableXsrfProtection"] is True
 
 
@@ -139,16 +139,16 @@ def test_every_bad_checkpoint_upload_then_a_good_one(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     uploads = tmp_path / "uploads"
     uploads.mkdir()
-    monkeypatch.setattr(ui, "UPLOAD_DIR", str(uploads))
+    monkeypatch.setattr(models, "UPLOAD_DIR", str(uploads))
     seen = []
-    real = ui.load_model
+    real = models.load_model
 
     def spy(arch, checkpoint, *a, **k):
         if checkpoint.startswith(str(uploads)):  # the bytes sit in the temporary location while read
             seen.append((Path(checkpoint).name, os.path.isfile(checkpoint), os.stat(checkpoint).st_mode & 0o777))
         return real(arch, checkpoint, *a, **k)
 
-    monkeypatch.setattr(ui, "load_model", spy)
+    monkeypatch.setattr(models, "load_model", spy)
     at = app(TINY)
     at.run()
     at.radio(key="inv_ckpt").set_value("upload")
@@ -295,7 +295,7 @@ def test_out_of_memory_splits_the_seeds_and_says_so(monkeypatch):
     assert any("Out of memory measuring 2 seeds" in i.value for i in at.info)
     r = run_and_check(at)
     text = warnings(at)
-    assert text.startswith("out of memory on cpu") and "with 2 seeds in one batch: running them in batches of 1" in text, text
+    assert "out of memory with 2 seeds per batch: retrying with 1" in text, text
     assert any("finished in 2 batches of at most 1 seeds" in i.value for i in at.info)
     assert r.seeds == [0, 1] and r.steps_done == 24 and torch.isfinite(r.images).all()
 
@@ -313,10 +313,12 @@ class _View:
     def waiting(self, position, waiting):
         self.positions.append((position, waiting))
 
-    def started(self, text):
-        self.started_at = time.monotonic()
+    def note(self, text):
+        pass
 
     def update(self, snap):
+        if self.started_at is None:
+            self.started_at = time.monotonic()
         self.updates += 1
         if self.stop is not None and self.stop.is_set():
             from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
@@ -331,7 +333,7 @@ class _View:
 
 def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     from core import get_preset, load_image
-    from core.runcache import run_key
+    from core.jobs import RunSpec
     from core.runqueue import queue_for
 
     model = load_model("resnet18", "untrained", 224)
@@ -343,15 +345,15 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
 
     def session_a():
         try:
-            ui.execute(model, "layer2", image, [0], long, "cpu", run_key({"t": "a", "at": time.time()}, image),
-                       view_a, "a_live", every=5)
+            live.execute(RunSpec.of(model, "layer2", image, [0], long, "cpu"), image, model, view_a, "a_live",
+                         {"key": "a"}, every=5)
             outcome["a"] = "finished"
         except BaseException as exc:  # noqa: BLE001 - the rerun
             outcome["a"] = type(exc).__name__
 
     def session_b():
-        outcome["b"] = ui.execute(model, "layer1", image, [0, 1], short, "cpu",
-                                  run_key({"t": "b", "at": time.time()}, image), view_b, "b_live", every=5)
+        outcome["b"] = live.execute(RunSpec.of(model, "layer1", image, [0, 1], short, "cpu"), image, model, view_b,
+                                    "b_live", {"key": "b"}, every=5).result
 
     ta = threading.Thread(target=session_a)
     ta.start()
@@ -372,6 +374,6 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     assert view_b.started_at is not None and view_b.started_at - t_stop < 3.0, view_b.started_at - t_stop
     assert outcome["b"] is not None and outcome["b"].steps_done == 10
     assert queue_for("cpu").state() == {"running": 0, "waiting": 0, "slots": 1}
-    partial, _ = ui.salvage("a_live")  # what A computed is kept for its page
+    partial, _ = live.salvage("a_live")  # what A computed is kept for its page
     assert partial.stopped_early and 0 < partial.steps_done < 5000
     print(f"B started {view_b.started_at - t_stop:.2f} s after A's rerun (A had done {partial.steps_done} steps)")

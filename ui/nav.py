@@ -1,7 +1,14 @@
-"""Page set-up shared by every page: config, import path, and the sidebar's links.
+"""Page set-up shared by every page: config, sidebar links, presentation mode.
 
-The app uses Streamlit's `pages/` folder (each page reachable by its own URL: /curve, /nonunique,
-/about) with the built-in page list hidden and these labelled links shown instead.
+Navigation model: Streamlit's `pages/` folder, with the built-in page list hidden and these
+labelled links shown instead. Why not `st.navigation` over `st.Page`s: on Streamlit 1.67 a
+`pages/` folder next to an entry file that calls `st.navigation` is run as v1 pages on direct
+links, which broke `/about` (checked in Chromium), and the project's fixed shape keeps `pages/`.
+Each page therefore has its own URL (`/`, `/curve`, `/nonunique`, `/about`) and loads by a direct
+link; shared pickers live in `ui/pickers.py` rather than in a frame.
+
+Presentation mode (`?mode=present`, or the sidebar's toggle) collapses the sidebar on load,
+trims the page margins and shows results first, at projector size.
 """
 
 from __future__ import annotations
@@ -17,13 +24,32 @@ PAGES = [
     ("pages/3_about.py", "About", ":material/menu_book:"),
 ]
 
+_PRESENT_CSS = """
+<style>
+  .block-container {padding-top: 2.6rem; padding-left: 1rem; padding-right: 1rem; padding-bottom: 1rem;}
+  h1 {font-size: 1.4rem !important; padding: 0 !important;}
+</style>
+"""
 
-def page_setup(title: str) -> None:
-    """First call of every page: title, wide layout, sidebar links."""
+
+def page_setup(title: str) -> bool:
+    """First call of every page: title, wide layout, sidebar links, presentation mode.
+
+    Returns:
+        Whether the page is in presentation mode.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if "present" not in st.session_state:
+        st.session_state["present"] = st.query_params.get("mode") == "present"
+    present = bool(st.session_state["present"])
     st.set_page_config(page_title=f"{title} · Feature inversion explorer", page_icon=":material/image_search:",
-                       layout="wide")
+                       layout="wide", initial_sidebar_state="collapsed" if present else "auto")
     with st.sidebar:
         for path, label, icon in PAGES:
             st.page_link(path, label=label, icon=icon)
+        st.toggle("Presentation mode", key="present",
+                  help="results first, reconstructions at 256 px, sidebar collapsed on load (link: ?mode=present)")
         st.caption("Feature inversion explorer · Badger 2022, *Depth and Representation in Vision Models*")
+    if present:
+        st.markdown(_PRESENT_CSS, unsafe_allow_html=True)
+    return present

@@ -1,0 +1,138 @@
+"""Links reproduce views: every setting of every page goes into the URL and comes back in a fresh session,
+and a linked run that is neither cached nor quick waits for Run. Pages are reached through the entry file."""
+
+import pytest
+
+pytest.importorskip("streamlit")
+
+from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
+
+# every setting of a one-layer page, none at its default (init seed, learning rate and graph node included)
+ONE_LAYER = {"model": "resnet18", "ckpt": "untrained", "layer": "layer2", "node": "layer2.0.conv1",
+             "image": "coffee", "seeds": "3", "iters": "20", "size": "32", "preset": "paper", "device": "cpu",
+             "init_seed": "3", "lr": "0.05"}
+WIDGETS = {"model": "selectbox", "ckpt": "radio", "layer": "select_slider", "node": "text_input", "image": "radio",
+           "seeds": "slider", "iters": "number_input", "size": "select_slider", "preset": "selectbox",
+           "device": "selectbox", "init_seed": "number_input", "lr": "number_input"}
+
+
+def open_link(page: str | None, query: dict):
+    """A fresh session opened on `page` by a link with `query` (the entry file runs first, as in a browser)."""
+    at = app(None if page else query)
+    if page:
+        at.run()
+        at.switch_page(page)
+        at.query_params.clear()
+        for k, v in query.items():
+            at.query_params[k] = v
+    at.run()
+    ok(at)
+    return at
+
+
+def _norm(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def values(at, prefix: str) -> dict:
+    """Each widget's value (numbers as floats, so "3" and 3 compare equal)."""
+    return {k: _norm(getattr(at, w)(key=prefix + k).value) for k, w in WIDGETS.items()}
+
+
+def url(at) -> dict:
+    return {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+@pytest.mark.parametrize("page,prefix", [(None, "inv_"), ("pages/2_nonunique.py", "nu_")])
+def test_one_layer_pages_round_trip_every_setting(page, prefix):
+    at = open_link(page, ONE_LAYER)
+    assert not at.warning or all("learning rate" not in w.value for w in at.warning)
+    got = values(at, prefix)
+    assert got == {k: _norm(v) for k, v in ONE_LAYER.items()}
+    # the page writes them back, and a second fresh session from that URL shows the same settings
+    link = url(at)
+    assert {k: link[k] for k in ONE_LAYER} == {**ONE_LAYER, "lr": "0.05"}
+    again = open_link(page, link)
+    assert values(again, prefix) == got
+
+
+def test_invert_link_reproduces_the_result_and_records_every_setting():
+    at = open_link(None, ONE_LAYER)
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    first = at.session_state["inv_result"]["result"]
+    assert first.layer == "layer2.0.conv1" and first.preset.name == "paper" and first.preset.lr_start == 0.05
+    spec = first.spec
+    assert spec["init_seed"] == 3 and spec["checkpoint"] == "untrained" and spec["versions"]["torch"]
+    caption = " ".join(c.value for c in at.caption)
+    assert "init seed 3" in caption and "torch " in caption and "seeds [0, 1, 2]" in caption
+    # a fresh session from the page's own link shows exactly that result, from the cache, without a click
+    again = open_link(None, url(at))
+    shown = again.session_state["inv_result"]["result"]
+    assert shown.spec == spec and shown.metrics["ssim"] == first.metrics["ssim"]
+    assert any("shown on opening it" in c.value for c in again.caption)
+
+
+def test_a_linked_long_run_waits_for_run():
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "layer": "layer3", "size": "224", "seeds": "4",
+                          "iters": "2000", "device": "cpu"})
+    assert "inv_result" not in at.session_state
+    assert any("press **Run** to start it" in i.value for i in at.info)
+    assert not at.button(key="inv_run").disabled
+
+
+def test_curve_page_round_trips_every_setting_and_a_cached_curve_shows_from_its_link():
+    link = {"model": "resnet18", "cks": "untrained", "all": "0", "stops": "conv1,layer1", "image": "coffee",
+            "seeds": "1", "iters": "10", "size": "32", "preset": "default", "device": "cpu", "init_seed": "2",
+            "lr": "0.1", "metric": "ssim_mean"}
+    at = open_link("pages/1_curve.py", link)
+    assert at.multiselect(key="cur_stops").value == ["conv1", "layer1"]
+    assert at.multiselect(key="cur_cks").value == ["untrained"]
+    assert at.number_input(key="cur_init_seed").value == 2 and at.number_input(key="cur_lr").value == 0.1
+    assert at.radio(key="cur_image").value == "coffee" and at.slider(key="cur_seeds").value == 1
+    assert "cur_curve" not in at.session_state  # not cached: waits for Run curve
+    at.button(key="cur_run").click()
+    at.run()
+    ok(at)
+    rows = at.session_state["cur_curve"]["rows"]
+    assert [r.layer for r in rows] == ["conv1", "layer1"] and all(r.result.spec["init_seed"] == 2 for r in rows)
+    assert at.selectbox(key="cur_metric").value == "ssim_mean"
+    again = open_link("pages/1_curve.py", url(at))
+    shown = again.session_state["cur_curve"]["rows"]
+    assert [r.cached for r in shown] == [True, True]
+    assert [r.result.metrics["ssim"] for r in shown] == [r.result.metrics["ssim"] for r in rows]
+
+
+def test_curve_page_says_when_trained_weights_are_missing():
+    from core import trained_status
+
+    if trained_status("resnet18")["cached"]:
+        pytest.skip("resnet18 trained weights are on this machine")
+    at = open_link("pages/1_curve.py", {"model": "resnet18", "cks": "untrained,trained", "stops": "conv1",
+                                        "size": "32", "iters": "10", "seeds": "1"})
+    text = " ".join(w.value for w in at.warning)
+    assert "not on this machine" in text and "runs without **trained**" in text
+    assert any("1 checkpoint =" in c.value for c in at.caption)  # "1 checkpoint", not "1 checkpoints"
+
+
+def test_presentation_mode_from_the_link():
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "size": "32", "seeds": "2",
+                          "iters": "20", "device": "cpu", "mode": "present"})
+    assert at.session_state["present"] is True and at.toggle(key="present").value
+    images = list(at.get("image"))
+    first_result = next(i for i, im in enumerate(images) if im.captions and im.captions[0].startswith("original"))
+    first_thumb = next(i for i, im in enumerate(images) if im.captions and im.captions[0] in ("chelsea", "coffee"))
+    assert first_result < first_thumb  # results above the controls
+    assert all("m_g/m_r" in c for c in images[first_result].captions[1:])  # the short projector captions
+    assert url(at)["mode"] == "present"  # the page's own link keeps the mode
+
+
+def test_run_disabled_says_why():
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "node": "blocks.1.0", "size": "32"})
+    assert at.button(key="inv_run").disabled
+    assert any("Run is not available yet" in i.value and "no graph node 'blocks.1.0'" in i.value for i in at.info)

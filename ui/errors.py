@@ -1,0 +1,29 @@
+"""Errors on a page: a UserError is shown as its message; anything else as one line (traceback in the log).
+
+The page keeps working and nothing already shown is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core import UserError
+
+log = logging.getLogger("inversion.app")
+
+
+@contextmanager
+def errors(what: str = "", box=None):
+    """Show a UserError as st.error and carry on; other errors get a short message, not a traceback."""
+    box = box or st
+    try:
+        yield
+    except UserError as exc:
+        box.error(f"{what}{exc}")
+    except Exception as exc:  # noqa: BLE001 - the page must stay usable; details go to the log
+        log.error("unexpected error%s\n%s", f" in {what}" if what else "", traceback.format_exc())
+        box.error(f"{what}unexpected error: {type(exc).__name__}: {str(exc)[:300]} (details in the server log)")

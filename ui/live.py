@@ -1,0 +1,273 @@
+"""Running on a page: the live view, the one call into `core.jobs`, Stop/Continue, and the time estimate.
+
+While a run goes, its `Inversion` sits in `st.session_state[state_key]`, so a rerun (the Stop
+button, a changed widget, another page) keeps what it computed (`salvage`). Every result comes
+from `core.jobs.run` or `core.jobs.resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+
+import streamlit as st
+
+from core import DivergenceError
+from core.devices import describe, resolve_device
+from core.engine import InversionResult
+from core.estimate import human, measure, suggest_cheaper
+from core.jobs import Callbacks, default_cache, lookup, resume, run
+from core.report import trajectory_figure
+from core.speed import is_oom
+from ui.views import upscale
+
+log = logging.getLogger("inversion.app")
+AUTO_RUN_S = 5.0  # a first visit or a link runs by itself only when cached or at most this long
+
+
+@st.cache_resource
+def disk_cache():
+    """The run cache, with the shipped first example as a read-only fallback (see ui/make_example.py)."""
+    return default_cache()
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _from_disk(key: str) -> InversionResult:
+    result = disk_cache().get(key)
+    if result is None:
+        raise LookupError(key)  # exceptions are not cached: a later run can still fill this key
+    return result
+
+
+def cached(spec) -> InversionResult | None:
+    """The finished result of `spec` from the cache, or None; never computes."""
+    if spec is None:
+        return None
+    try:
+        return _from_disk(spec.key())
+    except LookupError:
+        return None
+
+
+class LiveView:
+    """Placeholders that a running inversion refreshes: queue/progress, images, m_g/m_i chart.
+
+    A long run greys the previous result out (`faded`) so no stale numbers read as the new ones."""
+
+    def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128):
+        box = container or st.container()
+        self.seeds, self.size = list(seeds), size
+        self.status = box.empty()
+        self.bar = box.empty()
+        self.images = box.empty() if show_images else None
+        self.chart = box.empty() if show_chart else None
+        self.steps, self.mg, self.mi = [], [], []
+
+    def waiting(self, position: int, waiting: int):
+        self.status.info(f"The device is busy with another run: you are number {position} of {waiting} "
+                         f"in the queue. Your run starts by itself.")
+
+    def note(self, text: str):
+        st.warning(text)
+
+    def progress(self, snap):
+        """Only the progress bar (a batch of a split run: its snapshots hold some of the seeds)."""
+        self.status.empty()
+        self.bar.progress(min(1.0, snap.step / snap.total), text=f"step {snap.step} of {snap.total} · "
+                                                                 f"{snap.seconds:.1f} s")
+
+    def update(self, snap):
+        self.status.empty()
+        self.steps.append(snap.step)
+        self.mg.append(snap.embedding_l2)
+        self.mi.append(snap.input_l2)
+        mg = sum(snap.embedding_l2) / len(snap.embedding_l2)
+        self.bar.progress(min(1.0, snap.step / snap.total), text=f"step {snap.step} of {snap.total} · "
+                                                                 f"mean m_g {mg:.3g} · {snap.seconds:.1f} s")
+        if self.images is not None:
+            self.images.image([upscale(im, self.size) for im in snap.images], width=self.size,
+                              caption=[f"seed {s} · step {snap.step}" for s in self.seeds])
+        if self.chart is not None and len(self.steps) > 1:
+            hist = {"step": self.steps, "embedding_l2": list(map(list, zip(*self.mg))),
+                    "input_l2": list(map(list, zip(*self.mi)))}
+            self.chart.plotly_chart(trajectory_figure(hist, self.seeds, height=260), width="stretch")
+
+    def clear(self):
+        for ph in (self.status, self.bar, self.images, self.chart):
+            if ph is not None:
+                ph.empty()
+
+
+def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
+    def start(inv):
+        st.session_state[state_key] = {"run": inv, "meta": meta}
+
+    return Callbacks(snapshot=view.update if view else None, progress=view.progress if view else None,
+                     note=(view.note if view else st.warning), wait=view.waiting if view else None, start=start)
+
+
+def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
+            every: int | None = None, live: dict | None = None, more: int = 0):
+    """Run `spec` through `core.jobs.run` (or continue it by `more` steps) with this page's live view.
+
+    Args:
+        spec, image, model: as for `core.jobs.run`.
+        view: the live placeholders (None: progress only through notes).
+        state_key: where the running `Inversion` is kept for `salvage` and Continue.
+        meta: what the page needs to show the result again (kept with the run).
+        every: steps between snapshots.
+        live: for Continue, `{"run": Inversion}` of the same spec, if still in memory.
+        more: > 0 continues the shown result by this many steps (`core.jobs.resume`).
+
+    Returns:
+        The `core.jobs.Job`, or None when the run diverged (the message and last finite images are shown).
+    """
+    meta = dict(meta or {})
+    cb = _callbacks(view, state_key, meta)
+    try:
+        if more:
+            job = resume(spec, image, model, more, live=(live or {}).get("run"), previous=meta.get("previous"),
+                         callbacks=cb, every=every)
+        else:
+            job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every)
+    except DivergenceError as exc:
+        st.session_state.pop(state_key, None)
+        if view:
+            view.clear()
+        st.error(str(exc))
+        if exc.last_snapshot is not None:
+            st.image([upscale(im) for im in exc.last_snapshot.images],
+                     caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in spec.seeds])
+        return None
+    except RuntimeError as exc:
+        st.session_state.pop(state_key, None)
+        if is_oom(exc):
+            from core import UserError
+
+            raise UserError(f"out of memory even with one seed per batch on {describe(resolve_device(spec.device))}"
+                            ": use a smaller image size, an earlier layer or fewer seeds") from None
+        raise
+    finally:
+        if view:
+            view.clear()
+    kept = st.session_state.pop(state_key, None)
+    if kept is not None and not job.cached:
+        st.session_state[state_key + "_done"] = {"run": kept["run"], "key": spec.key(), "steps": job.result.steps_done}
+    if job.batches and len(job.batches) > 1:
+        st.info(f"finished in {len(job.batches)} batches of at most {max(len(c) for c in job.batches)} seeds"
+                + (" on the CPU (the GPU had too little memory)" if job.fell_back_to_cpu else "") + ".")
+    return job
+
+
+def finished_run(state_key: str, spec, result) -> dict | None:
+    """The in-memory `Inversion` behind the shown result, if it is still there (Continue keeps Adam's state)."""
+    done = st.session_state.get(state_key + "_done")
+    if done and spec is not None and done["key"] == spec.key() and done["steps"] == result.steps_done:
+        return done
+    return None
+
+
+def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
+    """A run interrupted by a rerun: (its images and metrics so far, its meta), or None."""
+    live = st.session_state.pop(state_key, None)
+    if not live:
+        return None
+    inv = live["run"]
+    if inv.steps_done == 0:
+        return None
+    meta = live.get("meta", {})
+    try:
+        result = inv.result()
+        st.session_state[state_key + "_done"] = {"run": inv, "key": meta.get("key"), "steps": result.steps_done}
+        return result, meta
+    except Exception:  # noqa: BLE001
+        log.error("could not salvage a stopped run\n%s", traceback.format_exc())
+        return None
+
+
+@st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=64)
+def _estimate(key: str, layer: str, size: int, seeds: int, preset_json: str, device: str, _model):
+    from core import get_preset
+
+    preset = get_preset("default").replace(**json.loads(preset_json))
+    return measure(_model, layer, size, seeds, preset, device)
+
+
+def estimate(pick, box):
+    """Measure a few real steps of the pick's run and show the time it will take (at most: early stop may end
+    sooner); returns the Estimate, or None (cached, out of memory, or it failed)."""
+    spec = pick.spec
+    try:
+        est = _estimate(spec.key(), spec.layer, spec.size, len(spec.seeds), json.dumps(spec.preset.to_dict()),
+                        pick.device, pick.model)
+    except RuntimeError as exc:
+        if not is_oom(exc):
+            raise
+        box.info(f"Out of memory measuring {len(spec.seeds)} seeds at once on {describe(resolve_device(pick.device))}"
+                 ": Run splits them into smaller batches by itself.")
+        return None
+    where = describe(resolve_device(pick.device))
+    early = " (at most: the run stops sooner once every seed has converged)" if spec.preset.early_stop else ""
+    box.caption(f"Estimated time on {where}: **{human(est.seconds)}**{early}; "
+                f"{est.step_s * 1000:.0f} ms per step, measured.")
+    return est
+
+
+def cheaper_offer(pick, est, sizes, box, prefix: str, min_size: int):
+    """When the run would take minutes, one click to a setting that fits about 20 s."""
+    slow = 60 if resolve_device(pick.device).type == "cpu" else 120
+    if est is None or est.seconds <= slow:
+        return
+    cheaper = suggest_cheaper(est, pick.size, len(pick.seeds), pick.preset.iters, budget_s=20, min_size=min_size)
+    box.warning(f"These settings take up to {human(est.seconds)} here.")
+    if cheaper and cheaper["size"] in sizes:
+        def apply(values):
+            for k, v in values.items():
+                st.session_state[prefix + k] = v
+
+        box.button(f"Use {cheaper['size']} px, {cheaper['seeds']} seeds, {cheaper['iters']} iterations "
+                   f"({human(cheaper['seconds'])})", key=prefix + "cheaper", on_click=apply,
+                   args=({k: cheaper[k] for k in ("size", "seeds", "iters")},))
+
+
+def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,
+              view: dict, box) -> None:
+    """Run (or read from the cache) every (checkpoint, stop) through `core.curve.iter_curve`, appending rows to
+    `view["rows"]` as they finish, with an overall bar, the running stop's progress and the curve so far.
+    Stopping (a rerun) keeps every finished stop."""
+    from core.curve import iter_curve
+    from core.report import curve_figure
+
+    total = len(nodes) * len(checkpoints)
+    overall = box.progress(0.0, text="starting…")
+    step_view = LiveView(seeds, show_images=False, show_chart=False, container=box)
+    partial = box.empty()
+
+    def on_stop(done, total_, ck, layer):
+        if layer:
+            overall.progress(done / total_, text=f"{ck} · {layer} ({done + 1} of {total_})")
+
+    cb = Callbacks(snapshot=step_view.progress, progress=step_view.progress, note=st.warning,
+                   wait=step_view.waiting)
+    for row in iter_curve(arch, image, checkpoints, nodes, seeds, preset, device, on_stop=on_stop, models=models_,
+                          cache=disk_cache(), callbacks=cb):
+        view["rows"].append(row)
+        partial.plotly_chart(curve_figure([r.to_json() for r in view["rows"]], "clarity", "clarity so far"),
+                             width="stretch")
+    step_view.clear()
+    partial.empty()
+    overall.progress(1.0, text=f"done: {len(view['rows'])} of {total}"
+                     + (f" ({sum(r.cached for r in view['rows'])} from the cache)" if any(r.cached for r in view["rows"])
+                        else ""))
+
+
+def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image, seeds, preset, device) -> bool:
+    """Whether every run of this curve is in the cache (then a link shows it at once)."""
+    from core.jobs import RunSpec
+
+    try:
+        return all(cached(RunSpec.of(m, n, image, seeds, preset, device, checkpoint=ck)) is not None
+                   for ck, m in zip(checkpoints, models_) for n in nodes)
+    except Exception:  # noqa: BLE001 - a bad node is reported when the curve runs
+        return False

@@ -1,0 +1,165 @@
+"""Models for the pages: loaded once per process (`st.cache_resource`), uploads read safely, stop lists.
+
+Weights are frozen and shared between sessions; core's model lock (core/modellock.py) makes that safe.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from core import ARCHITECTURES, UserError, depth_stops, download_trained, load_model, stop_shapes, trained_status
+from core.runcache import file_hash
+
+CHECKPOINT_SUFFIXES = ["pth", "pt", "safetensors", "bin"]
+MAX_UPLOAD_MB = 200  # = server.maxUploadSize in .streamlit/config.toml; checked here too (AppTest, other configs)
+UPLOAD_DIR: str | None = None  # where an uploaded checkpoint is kept while it is read (None: the system's temp dir)
+SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 299]
+DEFAULT_LAYERS = {"efficientnet_lite0": "blocks.1.1", "resnet18": "layer2", "resnet50": "layer2",
+                  "resnet152": "layer2"}
+
+
+def model_label(arch: str) -> str:
+    """The model selector's text: the title, and the id where the title does not already spell it
+    ("ResNet-18", "GoogLeNet (Inception v1) · googlenet")."""
+    title = ARCHITECTURES[arch].title
+    same = "".join(ch for ch in title.lower() if ch.isalnum()) == "".join(ch for ch in arch if ch.isalnum())
+    return title if same else f"{title} · {arch}"
+
+
+def build_size(arch: str, size: int) -> int:
+    return ARCHITECTURES[arch].build_size(size)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=12)
+def _cached_model(arch: str, checkpoint_id: str, msize: int, init_seed: int, _path: str | None = None):
+    return load_model(arch, _path or checkpoint_id, msize, init_seed)
+
+
+def get_model(arch: str, checkpoint: str, size: int, init_seed: int = 0, upload=None):
+    """(model, checkpoint id for the run's spec, display name). `upload` = a Streamlit UploadedFile."""
+    msize = build_size(arch, size)
+    if checkpoint != "upload":
+        return _cached_model(arch, checkpoint, msize, init_seed), checkpoint, checkpoint
+    if upload is None:
+        raise UserError("choose a state-dict file to upload (.pth, .pt, .safetensors or .bin)")
+    suffix = Path(upload.name).suffix.lower()
+    if suffix.lstrip(".") not in CHECKPOINT_SUFFIXES:
+        raise UserError(f"checkpoint {upload.name!r}: expected a .pth, .pt, .safetensors or .bin file")
+    n = getattr(upload, "size", None)
+    if n is not None and n > MAX_UPLOAD_MB * 2**20:
+        raise UserError(f"checkpoint {upload.name!r} is {n / 2**20:.0f} MB: the upload limit is {MAX_UPLOAD_MB} MB")
+    data = upload.getvalue()
+    if len(data) > MAX_UPLOAD_MB * 2**20:
+        raise UserError(f"checkpoint {upload.name!r} is {len(data) / 2**20:.0f} MB: the upload limit is "
+                        f"{MAX_UPLOAD_MB} MB")
+    digest = file_hash(data)
+    ck_id = f"upload:{digest}"
+    # The bytes go to a private (0600) temporary file, are read as tensors only (weights_only / safetensors,
+    # never unpickled into objects), and the file is removed whatever happens.
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="upload-", dir=UPLOAD_DIR)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        model = _cached_model(arch, ck_id, msize, init_seed, _path=path)
+    except UserError as exc:
+        raise UserError(str(exc).replace(Path(path).name, upload.name)) from None
+    finally:
+        os.remove(path)
+    return model, ck_id, f"{upload.name} ({digest[:8]})"
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def stops_of(arch: str) -> list[tuple[str, str]]:
+    """(node, label) of every depth stop, in forward order."""
+    m = _cached_model(arch, "untrained", build_size(arch, 224), 0)
+    return [(s.node, s.label) for s in depth_stops(m)]
+
+
+def shapes_of(arch: str, size: int) -> dict:
+    try:
+        return stop_shapes(_cached_model(arch, "untrained", build_size(arch, size), 0), size)
+    except Exception:  # noqa: BLE001 - shapes are a nicety
+        return {}
+
+
+def default_layer(arch: str) -> str:
+    nodes = [n for n, _ in stops_of(arch)]
+    want = DEFAULT_LAYERS.get(arch)
+    return want if want in nodes else nodes[len(nodes) // 3]
+
+
+def sizes_for(arch: str) -> list[int]:
+    a = ARCHITECTURES[arch]
+    return [s for s in SIZES if s >= a.min_size and s % a.size_multiple == 0] or [max(a.min_size, 224)]
+
+
+def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
+    """One line: why the page changed the image size from `want` to `new` for `arch`."""
+    a = ARCHITECTURES[arch]
+    rule = f"at least {a.min_size} px" + (f", a multiple of {a.size_multiple}" if a.size_multiple > 1 else "")
+    try:
+        a.check_size(int(want))
+        why = f"is not one of the offered sizes ({', '.join(map(str, sizes))})"
+    except (UserError, ValueError, TypeError):
+        why = f"does not suit {arch} ({rule})"
+    return f"size {want} px {why}: using {new} px"
+
+
+def trained_panel(arch: str, key: str, box=None) -> bool:
+    """Whether trained weights are usable now; otherwise say so, how to get them, and offer the download.
+
+    A failed download replaces its progress bar with the cause in words (no stale bar, no raw error)."""
+    box = box or st
+    status = trained_status(arch)
+    if status["cached"]:
+        return True
+    size = f"{status['size_mb']:.0f} MB" if status.get("size_mb") else "a download"
+    box.warning(f"Trained weights for {arch} are not on this machine ({size}). Download them here if this "
+                f"machine has a network; offline, copy `{status['url']}` to `{status['path']}` and reload.")
+    if box.button(f"Download trained {arch} weights ({size})", key=f"{key}_download"):
+        slot = box.empty()
+        bar = slot.progress(0.0, text="downloading…")
+
+        def progress(done, total):
+            bar.progress(min(1.0, done / total) if total else 0.0,
+                         text=f"downloading… {done / 2**20:.1f} of {total / 2**20:.1f} MB")
+
+        try:
+            download_trained(arch, progress)
+        except UserError as exc:
+            slot.error(f"Download failed: {download_reason(exc)}")
+            return False
+        slot.success("Downloaded.")
+        return True
+    return False
+
+
+def download_reason(exc: Exception) -> str:
+    """A failed download's cause in words (the raw error is a urlopen/socket message)."""
+    text = str(exc)
+    low = text.lower()
+    if any(s in low for s in ("name or service not known", "temporary failure in name resolution",
+                              "nodename nor servname", "network is unreachable", "no route to host",
+                              "connection refused", "errno -2", "errno -3", "errno 101", "errno 111")):
+        cause = "this machine cannot reach the download server (no network, or it is blocked)"
+    elif "timed out" in low or "timeout" in low:
+        cause = "the download server did not answer in time"
+    elif "hash check" in low:
+        cause = "the downloaded file was damaged (its hash did not match)"
+    elif "no space" in low or "errno 28" in low:
+        cause = "the disk is full"
+    elif "permission" in low or "errno 13" in low:
+        cause = "the weights folder is not writable"
+    else:
+        return text
+    where = text.split("copy the file to ", 1)[1] if "copy the file to " in text else "torch's hub cache"
+    return f"{cause}. Offline, copy the weights file to {where} and reload."
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()

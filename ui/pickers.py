@@ -1,0 +1,263 @@
+"""The pickers every page shares: model, checkpoint, depth, recipe, device, run size and image.
+
+Each picker reads and writes `st.session_state[prefix + field]`, so `ui.state` can put every
+setting in the URL. `inversion` draws the whole set for a one-layer run and returns a `Pick`
+with the loaded model and the run's `RunSpec` (or the reasons it cannot run yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+import torch
+from PIL import Image
+
+from core import ARCHITECTURES, PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
+from core.devices import describe, resolve_device
+from core.jobs import RunSpec
+from ui import models
+from ui.errors import errors
+from ui.state import Field, choice, integer, number
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "tif", "tiff", "bmp", "webp"]
+ON_GPU = torch.cuda.is_available()
+# The default run: seconds on a small CPU, a clear picture on a GPU.
+DEFAULTS = {
+    "model": "efficientnet_lite0", "ckpt": "trained", "image": "chelsea", "preset": "default", "device": "auto",
+    "seeds": 4 if ON_GPU else 2, "iters": 300 if ON_GPU else 150, "size": 128 if ON_GPU else 64,
+}
+
+
+def device_options() -> list[str]:
+    opts = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        opts += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        opts.append("mps")
+    return opts
+
+
+def device_text(name: str) -> str:
+    try:
+        return describe(resolve_device(name))
+    except UserError as exc:
+        return f"unavailable ({exc})"
+
+
+def plural(n: int, word: str) -> str:
+    """"1 seed", "2 seeds"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Field]:
+    """The URL fields of a one-layer run (Invert, Non-uniqueness): every setting, advanced ones included."""
+    cks = ["untrained", "trained"] + (["upload"] if upload else [])
+    return [
+        Field("model", defaults["model"], choice(ARCHITECTURES)),
+        Field("ckpt", defaults["ckpt"], choice(cks)),
+        Field("layer", None),
+        Field("node", ""),
+        Field("image", defaults["image"]),
+        Field("seeds", defaults["seeds"], integer(min_seeds, 8)),
+        Field("iters", defaults["iters"], integer(10, 5000)),
+        Field("size", defaults["size"], integer(16, 1024)),
+        Field("preset", defaults["preset"], choice(PRESETS)),
+        Field("device", defaults["device"], choice(device_options())),
+        Field("init_seed", 0, integer(0, 10_000)),
+        Field("lr", 0.0, number(0.0, 1e4), dump=lambda v: f"{float(v):g}"),
+    ]
+
+
+@dataclass
+class Pick:
+    """What the pickers chose, the loaded model and the run's spec; `problems` say why it cannot run yet."""
+
+    arch: str
+    ckpt: str
+    layer: str
+    preset: object
+    device: str
+    seeds: list[int]
+    size: int
+    image: torch.Tensor | None = None
+    image_name: str = ""
+    model: object = None
+    ck_id: str | None = None
+    ck_display: str | None = None
+    spec: RunSpec | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.spec is not None
+
+
+def model_picker(prefix: str) -> str:
+    return st.selectbox("Model", list(ARCHITECTURES), key=prefix + "model", format_func=models.model_label)
+
+
+def layer_slider(prefix: str, arch: str, notices, from_link: bool) -> tuple[str, dict]:
+    """The depth slider over the model's stops; a link's unknown layer is replaced by the default, with a notice."""
+    stops = models.stops_of(arch)
+    nodes, labels = [n for n, _ in stops], dict(stops)
+    asked = st.session_state.get(prefix + "layer")
+    if asked not in nodes:
+        st.session_state[prefix + "layer"] = models.default_layer(arch)
+        if from_link and asked:
+            notices.warning(f"ignored the link's layer={asked!r}: {arch} has no depth stop of that name (any other "
+                            f"graph node goes in Advanced); showing {st.session_state[prefix + 'layer']}")
+    layer = st.select_slider("Depth (forward order)", nodes, key=prefix + "layer",
+                             format_func=lambda n: f"{labels[n]} · {n}")
+    return layer, labels
+
+
+def fix_size(prefix: str, arch: str, notices) -> list[int]:
+    sizes = models.sizes_for(arch)
+    if st.session_state.get(prefix + "size") not in sizes:
+        want = st.session_state.get(prefix + "size") or 64
+        st.session_state[prefix + "size"] = min(sizes, key=lambda s: abs(s - want))
+        notices.warning(models.size_notice(arch, want, st.session_state[prefix + "size"], sizes))
+    return sizes
+
+
+def recipe(prefix: str):
+    """Preset, device, init seed and learning rate (the Advanced expander's common part)."""
+    name = st.selectbox("Preset", list(PRESETS), key=prefix + "preset",
+                        help="default: Adam, relative L1, image kept in [0, 1] (converges everywhere); "
+                             "paper: the paper's plain steps and blur schedule")
+    device = st.selectbox("Device", device_options(), key=prefix + "device")
+    init_seed = st.number_input("Untrained init seed", 0, 10_000, key=prefix + "init_seed",
+                                help="the seed of the untrained network's random weights")
+    lr = st.number_input("Starting learning rate (0 = the preset's)", 0.0, 1e4, step=0.01, format="%g",
+                         key=prefix + "lr", help="overrides the preset's lr_start; lr_end keeps the preset's ratio")
+    return name, device, int(init_seed), float(lr)
+
+
+def preset_with_lr(name: str, iters: int, lr: float = 0.0):
+    """The preset with `iters`, and `lr` (> 0) as its starting learning rate (lr_end keeps its ratio), as the CLI's --lr."""
+    preset = get_preset(name, iters=int(iters))
+    return preset.with_lr(float(lr)) if lr and lr > 0 else preset
+
+
+def lr_warning(name: str, lr: float) -> str | None:
+    base = get_preset(name).lr_start
+    if lr and lr > 10 * base:
+        return (f"learning rate {lr:g} is {lr / base:.0f}× the {name} preset's ({base:g}): the run may diverge or "
+                "end far from the image; 0 restores the preset's")
+    return None
+
+
+def run_size(prefix: str, sizes: list[int], min_seeds: int = 1, box=None):
+    """Seeds, iterations and image size."""
+    box = box or st
+    seeds_n = box.slider("Seeds", min_seeds, 8, key=prefix + "seeds")
+    iters = box.number_input("Iterations", 10, 5000, step=10, key=prefix + "iters",
+                             help="the step budget; the default preset stops sooner once every seed has converged")
+    size = box.select_slider("Image size (px)", sizes, key=prefix + "size")
+    return int(seeds_n), int(iters), int(size)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _thumb(path: str) -> Image.Image:
+    img = Image.open(path).convert("RGB")
+    img.thumbnail((96, 96))
+    return img
+
+
+def image_picker(key: str, size: int, box=None):
+    """Bundled samples as thumbnails plus an upload; returns (image tensor, name) or raises UserError."""
+    box = box or st.container()
+    samples = sample_images()
+    if st.session_state.get(key) not in list(samples) + ["upload…"]:
+        st.session_state[key] = next(iter(samples))
+    cols = box.columns(len(samples))
+    for col, (name, path) in zip(cols, samples.items()):
+        col.image(_thumb(str(path)), caption=name, width=72)
+    choice_ = box.radio("Image", list(samples) + ["upload…"], key=key, horizontal=True)
+    if choice_ == "upload…":
+        # no `type=` filter: the browser would refuse another file silently and keep showing the previous
+        # one's message; every file reaches load_image, whose error names this file
+        up = box.file_uploader("Upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP)", key=f"{key}_file")
+        if up is None:
+            raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
+        return read_upload_image(up, size), up.name
+    return load_image(samples[choice_], size), choice_
+
+
+def read_upload_image(up, size: int) -> torch.Tensor:
+    """An uploaded image (a Streamlit UploadedFile) as the engine's tensor; the size cap is checked before reading."""
+    from core.images import MAX_BYTES
+
+    n = getattr(up, "size", None)
+    if n is not None and n > MAX_BYTES:
+        raise UserError(f"image {up.name!r} is {n / 2**20:.0f} MB: the limit is {MAX_BYTES // 2**20} MB")
+    return load_image(up.getvalue(), size, name=up.name)
+
+
+def inversion(prefix: str, from_link: bool, notices, controls, image_box, upload: bool = True,
+              min_seeds: int = 1) -> Pick:
+    """Draw the sidebar (model, checkpoint, depth, Advanced) and the run's controls; load the model; build the spec.
+
+    Args:
+        prefix: the page's session-state prefix.
+        from_link: whether this render took settings from the URL (a link's bad layer gets a notice).
+        notices: where corrections of the settings are shown.
+        controls: the container for seeds, iterations and size.
+        image_box: the container for the image picker.
+        upload: offer an uploaded checkpoint.
+        min_seeds: the seeds slider's minimum.
+
+    Returns:
+        A `Pick`; `pick.spec` is None and `pick.problems` say why when something is missing or wrong.
+    """
+    problems: list[str] = []
+    with st.sidebar:
+        st.header("Model")
+        arch = model_picker(prefix)
+        cks = ["untrained", "trained"] + (["upload"] if upload else [])
+        ckpt = st.radio("Checkpoint", cks, key=prefix + "ckpt", horizontal=True,
+                        help="untrained: the architecture's random initialisation; trained: ImageNet weights; "
+                             "upload: your own state dict (.pth/.pt/.safetensors/.bin, read as tensors only)")
+        up = None
+        if ckpt == "upload":
+            up = st.file_uploader("State dict (.pth, .pt, .safetensors, .bin)", key=prefix + "ckfile")
+        trained_ok = ckpt != "trained" or models.trained_panel(arch, prefix)
+        if not trained_ok:
+            problems.append(f"the trained {arch} weights are not on this machine (see the sidebar)")
+        sizes = fix_size(prefix, arch, notices)
+        layer, labels = layer_slider(prefix, arch, notices, from_link)
+        shapes = models.shapes_of(arch, st.session_state[prefix + "size"])
+        nodes = list(labels)
+        st.caption(f"Stop {nodes.index(layer) + 1} of {len(nodes)}: **{labels[layer]}** (`{layer}`)"
+                   + (f", embedding shape {shapes[layer]}" if layer in shapes else ""))
+        with st.expander("Advanced"):
+            node = st.text_input("Any graph node (overrides the depth slider)", key=prefix + "node",
+                                 placeholder="e.g. blocks.2.0.conv_pw").strip()
+            preset_name, device, init_seed, lr = recipe(prefix)
+        st.caption(f"Device: **{device_text(device)}**")
+    with controls:
+        seeds_n, iters, size = run_size(prefix, sizes, min_seeds)
+    preset = preset_with_lr(preset_name, iters, lr)
+    warn = lr_warning(preset_name, lr)
+    if warn:
+        notices.warning(warn)
+    pick = Pick(arch, ckpt, node or layer, preset, device, list(range(seeds_n)), size)
+    with image_box, errors("image: "):
+        pick.image, pick.image_name = image_picker(prefix + "image", size)
+    if pick.image is None:
+        problems.append("choose or upload an image")
+    if trained_ok:
+        with errors("checkpoint: "):
+            pick.model, pick.ck_id, pick.ck_display = models.get_model(arch, ckpt, size, init_seed, up)
+        if pick.model is None:
+            problems.append("the checkpoint could not be loaded (see the message above)")
+    if pick.model is not None and pick.image is not None:
+        with errors("layer: "):
+            resolve_layer(pick.model, pick.layer)
+            pick.spec = RunSpec.of(pick.model, pick.layer, pick.image, pick.seeds, preset, device,
+                                   checkpoint=pick.ck_id)
+        if pick.spec is None:
+            problems.append(f"{arch} has no graph node {pick.layer!r}")
+    pick.problems = problems
+    return pick

@@ -1,0 +1,189 @@
+"""Result views: one run (normal and presentation size), its trajectory, a curve, the seed distances.
+
+Figures and files come from `core.report` (the CLI writes the same ones); this module lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+import torch
+from PIL import Image
+
+from core.classify import predict
+from core.engine import InversionResult
+from core.images import to_pil
+from core.report import (METRICS, curve_csv, curve_figure, distance_figures, distances_csv, gallery, png_bytes,
+                         result_grid, run_title, trajectory_csv, trajectory_figure, unconverged_text)
+from core.verdict import reading
+from ui.errors import errors
+
+PRESENT_PX = 256  # reconstructions in presentation mode (a projector at 1280x720)
+
+
+def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
+    """Nearest-neighbour enlargement by a whole factor (pixels stay pixels)."""
+    pil = to_pil(img)
+    k = max(1, -(-target // pil.width))
+    return pil.resize((pil.width * k, pil.height * k), Image.NEAREST) if k > 1 else pil
+
+
+def steps_text(result: InversionResult) -> str:
+    """"150 steps", or "120 of 150 steps (converged early)"."""
+    budget = result.preset.iters
+    if result.metrics.get("stop_reason") == "converged" and result.steps_done < budget:
+        return f"{result.steps_done} of {budget} steps (converged early)"
+    return f"{result.steps_done} steps"
+
+
+def _predictions(result: InversionResult, model, key: str):
+    """Top-1 classes of the original and each seed, computed once per shown result (not on every rerun)."""
+    if model is None or model.categories is None:
+        return None
+    memo = st.session_state.get(f"{key}_preds")
+    if memo and memo[0] is result:
+        return memo[1]
+    preds = None
+    with errors("predictions: "):
+        preds = predict(model, torch.cat([result.original[None], result.images]), k=1)
+    st.session_state[f"{key}_preds"] = (result, preds)
+    return preds
+
+
+def seed_caption(m: dict, i: int, s: int, short: bool = False) -> str:
+    conv = "" if m["converged"][i] else " · NOT CONVERGED"
+    if short:
+        return f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_g/m_r {_ratio(m, i)}{conv}"
+    return f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}{conv}"
+
+
+def _ratio(m: dict, i: int) -> str:
+    return "—" if m.get("mg_over_mr") is None else f"{m['mg_over_mr'][i]:.2f}"
+
+
+def settings_caption(result: InversionResult, ck_display: str | None, image_name: str) -> str:
+    """Every setting of the run in one line: what a slide or a bug report needs."""
+    spec = result.spec or {}
+    versions = spec.get("versions") or {}
+    ck_hash = spec.get("checkpoint_hash")
+    parts = [result.model, ck_display or result.checkpoint]
+    if ck_hash:
+        parts.append(f"weights sha256 {ck_hash[:12]}")
+    if (spec.get("checkpoint") or result.checkpoint) == "untrained":
+        parts.append(f"init seed {spec.get('init_seed', 0)}")
+    parts += [f"image {image_name or '?'}", f"layer {result.layer} ({result.label})",
+              f"embedding {tuple(result.embedding_shape)}", f"{result.size} px", f"seeds {list(result.seeds)}",
+              f"{steps_text(result)}", f"{result.preset.name} preset ({result.preset.describe()})",
+              f"{result.device}", f"{result.seconds:.1f} s"]
+    if versions:
+        parts.append(" ".join(f"{k} {v}" for k, v in versions.items()))
+    return " · ".join(parts)
+
+
+def show_result(result: InversionResult, model=None, ck_display: str | None = None, image_name: str = "",
+                key: str = "res", present: bool = False):
+    """Original + one image per seed with their numbers, the reading, the metrics, the settings, downloads.
+
+    In presentation mode the images come first at 256 px with short captions, then the rest."""
+    m = result.metrics
+    preds = None if present else _predictions(result, model, key)
+    px = PRESENT_PX if present else 192
+    captions = ["original" + (f"\n{preds[0][0][1]} ({preds[0][0][2]:.0%})" if preds else "")]
+    for i, s in enumerate(result.seeds):
+        c = seed_caption(m, i, s, short=present)
+        if preds:
+            c += f"\n{preds[i + 1][0][1]} ({preds[i + 1][0][2]:.0%})"
+        captions.append(c)
+    if present:
+        st.markdown(f"**{result.model} · {ck_display or result.checkpoint} · {result.label}** · clarity "
+                    f"**{m['clarity']:.2f}** · {steps_text(result)}")
+    st.image([upscale(result.original, px)] + [upscale(im, px) for im in result.images], caption=captions, width=px)
+    st.markdown(f"**Reading:** {reading(result)}")
+    c = st.columns(5)
+    c[0].metric("clarity", f"{m['clarity']:.3f}", help="SSIM to the image, normalised: 1 = the image itself, "
+                "0 = no better than the run's start")
+    c[1].metric("m_r", f"{m['reference_l2']:.3g}", help="‖O(a′) − O(a)‖₂: how far a near-copy lands")
+    c[2].metric("‖a′ − a‖₂", f"{m['shift_input_l2']:.3g}", help="size of the near-copy's pixel change")
+    spread = m["seed_spread_input"]
+    c[3].metric("spread", "—" if spread is None else f"{spread:.3g}",
+                help="seed spread: the mean pixel distance between the seeds' reconstructions")
+    c[4].metric("m_g/m_r", "degenerate" if m.get("degenerate") else f"{max(m['mg_over_mr']):.2f}",
+                help="the worst seed's m_g / m_r. ≤ 1 on every seed: converged; up to 1.25: borderline; "
+                     "degenerate: m_r ≈ 0")
+    st.caption(settings_caption(result, ck_display, image_name))
+    sig = m.get("signal") or {}
+    if sig.get("flat_fraction") is not None and not present:
+        st.caption(f"Signal health at this layer: output RMS {sig['rms']:.3g} (input {sig['input_rms']:.3g}); "
+                   f"{sig['flat_fraction']:.0%} of activation outputs up to here sit on a flat part of their "
+                   f"non-linearity ({sig['saturated_fraction']:.0%} at an upper bound such as ReLU6's 6), "
+                   f"last activation {sig['last_flat_fraction']:.0%}.")
+    downloads(result, ck_display, image_name, key)
+
+
+def downloads(result: InversionResult, ck_display, image_name: str, key: str):
+    """The labelled grid (PNG, with every setting in its title), the run (JSON) and the trajectories (CSV)."""
+    data = result.to_json()
+    data["checkpoint_display"] = ck_display or result.checkpoint
+    data["image"] = image_name
+    title = run_title(result, ck_display)
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Image grid (PNG)", png_bytes(result_grid(result, title=title)),
+                       f"inversion_{result.layer}.png", "image/png", key=f"{key}_png")
+    d2.download_button("Run (JSON)", json.dumps(data, indent=1), f"inversion_{result.layer}.json",
+                       "application/json", key=f"{key}_json")
+    d3.download_button("m_g, m_i per step (CSV)", trajectory_csv(result), f"trajectory_{result.layer}.csv",
+                       "text/csv", key=f"{key}_traj")
+
+
+def trajectory(result: InversionResult, height: int = 320):
+    m = result.metrics
+    st.plotly_chart(trajectory_figure(result.history, result.seeds, m["reference_l2"], m["shift_input_l2"],
+                                      height=height), width="stretch")
+
+
+def distances(result: InversionResult, key: str):
+    """Seed-to-seed distances in pixels and in the layer, each as a ratio to its near-copy reference."""
+    with errors("distances: "):
+        fig_px, fig_emb = distance_figures(result)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(fig_px, width="stretch")
+        c2.plotly_chart(fig_emb, width="stretch")
+        st.caption("One colour scale for both, centred at 1× the reference: red = farther apart than a near-copy "
+                   "of the image, blue = closer. Seeds red in pixels but blue in the layer are different images "
+                   "the layer treats as the same.")
+        st.download_button("Seed distances (CSV)", distances_csv(result), f"distances_{result.layer}.csv",
+                           "text/csv", key=f"{key}_dist")
+
+
+def curve(view: dict, prefix: str):
+    """A finished (or partial) curve: chart, unconverged list, gallery, one cell's seeds, table, downloads."""
+    rows, b = view["rows"], view["base"]
+    table = [r.to_json() for r in rows]
+    metric = st.selectbox("Metric", list(METRICS), key=prefix + "metric", format_func=lambda m: METRICS[m])
+    title = (f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {view['image']} · "
+             f"{b['preset']['name']} preset")
+    st.plotly_chart(curve_figure(table, metric, title), width="stretch")
+    bad = unconverged_text(table)
+    if bad:
+        st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "
+                   f"not the layer's answer yet): {bad}")
+    else:
+        st.caption("Every point converged: m_g ≤ m_r on every seed.")
+    st.subheader("Gallery (first seed): one row per checkpoint, one column per depth stop")
+    gal = gallery(rows, view["original"], title=title)
+    st.image(gal)
+    cells = {f"{r.checkpoint} · {r.label} ({r.layer})": r for r in rows}
+    pick = st.selectbox("See every seed of a cell", list(cells), key=prefix + "cell")
+    r = cells.get(pick) or rows[0]
+    m = r.result.metrics
+    st.image([upscale(r.result.original, 192)] + [upscale(im, 192) for im in r.result.images],
+             caption=["original"] + [seed_caption(m, i, s) for i, s in enumerate(r.result.seeds)], width=192)
+    st.markdown(f"**Reading:** {reading(r.result)}")
+    with st.expander("Table"):
+        st.dataframe(table, width="stretch")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Curve (CSV)", curve_csv(table), "curve.csv", "text/csv", key=prefix + "csv")
+    d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
+                       "curve.json", "application/json", key=prefix + "json")
+    d3.download_button("Gallery (PNG)", png_bytes(gal), "gallery.png", "image/png", key=prefix + "gal")
