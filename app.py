@@ -21,7 +21,8 @@ from ui.nav import page_setup  # noqa: E402
 present = page_setup("Invert")
 P, FIELDS = "inv_", pickers.fields(pickers.DEFAULTS)
 link_warnings, from_link = state.bind(P, FIELDS)
-st.title("Invert a layer")
+if not present:
+    st.title("Invert a layer")
 results = st.container()  # presentation mode: results above the controls
 if not present:
     st.caption("What does a layer keep of an image? Gradient descent from random starts (seeds) looks for inputs "
@@ -49,14 +50,8 @@ with c_run:
 b1, b2, b3, b4 = st.columns([1, 1, 1.6, 3.4])
 run_clicked = b1.button("Run", type="primary", key=P + "run", disabled=not pick.ready)
 b2.button("Stop", key=P + "stop", help="Stops the run and keeps what it computed so far")
-shown = st.session_state.get(P + "result")
-same = bool(shown and pick.spec and shown.get("key") == pick.spec.key())
-more = b4.number_input("more steps", 10, 5000, 100, step=10, key=P + "more", label_visibility="collapsed")
-cont = b3.button(f"Continue +{more} steps", key=P + "continue", disabled=not same,
-                 help="continue the shown run from its images (Adam's state carries on while the run is in memory)")
 if not pick.ready:
     st.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings above"]) + ".")
-
 # A first visit (or a link) shows its result without a click when it is cached or takes a few seconds.
 first = not st.session_state.get(P + "visited")
 st.session_state[P + "visited"] = True
@@ -64,24 +59,15 @@ auto = first and pick.ready and (hit is not None or (est is not None and est.sec
 if first and pick.ready and not auto and from_link:
     st.info("This link's run is not in the cache and takes longer than a few seconds: press **Run** to start it.")
 target = results if present else st.container()
-if pick.ready and (run_clicked or auto or (cont and same)):
-    if auto:
-        st.caption("The link's settings, shown on opening it." if from_link else
-                   "A first example with the default settings; change anything and press Run.")
-    meta = {"key": pick.spec.key(), "model": pick.model, "ck_display": pick.ck_display,
-            "image_name": pick.image_name}
-    more_steps = int(more) if cont and same and not run_clicked else 0
-    if more_steps:
-        meta["previous"] = shown["result"]
-    with errors("run: "):
-        view = live.LiveView(pick.seeds, container=target, size=views.PRESENT_PX if present else 128)
-        job = live.execute(pick.spec, pick.image, pick.model, view, P + "live", meta,
-                           live=live.finished_run(P + "live", pick.spec, shown["result"]) if more_steps else None,
-                           more=more_steps)
-        if job is not None:
-            meta.pop("previous", None)
-            st.session_state[P + "result"] = {**meta, "result": job.result}
-
+if pick.ready and (run_clicked or auto):
+    live.start(pick, P, target, present, note=None if not auto or present else "The link's settings, shown on "
+               "opening it." if from_link else "A first example with the default settings; change anything and press Run.")
+shown = st.session_state.get(P + "result")
+same = bool(shown and pick.spec and shown.get("key") == pick.spec.key())
+more = b4.number_input("more steps", 10, 5000, 100, step=10, key=P + "more", label_visibility="collapsed")
+if b3.button(f"Continue +{more} steps", key=P + "continue", disabled=not same,
+             help="continue the shown run from its images (Adam's state carries on while the run is in memory)"):
+    live.start(pick, P, target, present, more=int(more))
 shown = st.session_state.get(P + "result")
 if shown:
     with target:

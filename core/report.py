@@ -708,7 +708,8 @@ def trajectory_figure(history: dict, seeds, m_r: float | None = None, shift: flo
     The y ranges are set from the data: the m_g axis spans log10 of the smallest to the largest finite
     positive m_g and m_r, the m_i axis 0 (or the minimum, when below) to the largest m_i and the shift,
     each padded by 5% (the log axis by at least 0.05 decades). NaN, inf and (on the log axis) values
-    <= 0 are left out. Each reference line is labelled inside the plot at its right end.
+    <= 0 are left out. Each reference line is labelled inside the plot at its left end, where the
+    descending curves are still far above it.
 
     Args:
         history: a result's history: "step", "embedding_l2" and "input_l2" (one list per seed).
@@ -765,7 +766,8 @@ def trajectory_figure(history: dict, seeds, m_r: float | None = None, shift: flo
     def label(text: str, y: float, axis: list[float] | None, pos: float, xref: str, yref: str):
         # below the line when the line sits near the top of the plot, so the text stays inside it
         top = axis is not None and (pos - axis[0]) / max(axis[1] - axis[0], 1e-12) > 0.85
-        fig.add_annotation(text=text, x=0.99, xref=xref, y=y, yref=yref, xanchor="right",
+        # at the left end: the curves start far above their reference and end near it, so the left is clear
+        fig.add_annotation(text=text, x=0.01, xref=xref, y=y, yref=yref, xanchor="left",
                            yanchor="top" if top else "bottom", showarrow=False, font={"size": 11},
                            bgcolor="rgba(255,255,255,0.6)")
 

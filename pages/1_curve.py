@@ -22,7 +22,8 @@ FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
           Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}"),
           Field("metric", "clarity", choice(views.METRICS))]
 link_warnings, from_link = state.bind(P, FIELDS)
-st.title("Clarity curve")
+if not present:
+    st.title("Clarity curve")
 results, notices = st.container(), st.container()
 if not present:
     st.caption("How much of the image each depth keeps: clarity against depth, one line per checkpoint, the band "
@@ -58,7 +59,7 @@ with c_img, errors("image: "):
 usable, loaded = [], []
 for ck in cks:
     if ck == "trained" and not models.trained_panel(arch, P, box=notices):
-        notices.warning(f"The curve runs without **trained** until its weights are on this machine (see above).")
+        notices.warning("The curve runs without **trained** until its weights are on this machine (see above).")
         continue
     with errors(f"{ck} checkpoint: ", box=notices):
         loaded.append(models.get_model(arch, ck, size, init_seed)[0])

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from ui import live, pickers, state, views
-from ui.errors import errors
 from ui.nav import page_setup
 
 present = page_setup("Non-uniqueness")
@@ -11,7 +10,8 @@ P = "nu_"
 FIELDS = pickers.fields({**pickers.DEFAULTS, "seeds": 3, "iters": 300 if pickers.ON_GPU else 150}, upload=False,
                         min_seeds=2)
 link_warnings, from_link = state.bind(P, FIELDS)
-st.title("Non-uniqueness: not converged, or not unique?")
+if not present:
+    st.title("Non-uniqueness: not converged, or not unique?")
 if not present:
     st.markdown(
         "Left: how close each seed's embedding gets to the image's (**m_g**), against the distance at which a "
@@ -36,12 +36,7 @@ if not pick.ready:
     st.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings above"]) + ".")
 hit = live.cached(pick.spec)
 if pick.ready and (run_clicked or hit is not None):  # the same settings as a finished run show at once
-    meta = {"key": pick.spec.key(), "model": pick.model, "ck_display": pick.ck_display,
-            "image_name": pick.image_name}
-    with errors("run: "):
-        job = live.execute(pick.spec, pick.image, pick.model, live.LiveView(pick.seeds), P + "live", meta)
-        if job is not None:
-            st.session_state[P + "result"] = {**meta, "result": job.result}
+    live.start(pick, P, results if present else st.container(), present)
 
 shown = st.session_state.get(P + "result")
 if shown:

@@ -115,7 +115,7 @@ def test_run_in_a_real_browser(server):
             page.get_by_text("Reading:").first.wait_for(timeout=120_000)
             wait_idle(page)
             # choose a setting of our own and press Run
-            box = page.get_by_label("Iterations")
+            box = page.get_by_role("spinbutton", name="Iterations")
             box.fill("30")
             box.press("Enter")
             wait_idle(page)
@@ -167,5 +167,62 @@ def test_stop_keeps_what_was_computed(server):
             assert len([c for c in captions if c.startswith("seed") and "SSIM" in c]) == 2, captions
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(OUT / "browser_stopped.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _boxes(page, selector: str) -> list[dict]:
+    return page.evaluate(f"""() => Array.from(document.querySelectorAll('{selector}')).map(e => {{
+        const r = e.getBoundingClientRect();
+        return {{x: r.x, y: r.y, w: r.width, h: r.height, text: e.innerText}}; }})""")
+
+
+def test_presentation_mode_fits_a_1280x720_projector(server):
+    """?mode=present: the original and every seed, with their numbers, inside the first 1280x720 screen,
+    reconstructions at least 256 px."""
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    link = TINY.replace("seeds=2", "seeds=4") + "&mode=present"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{server}/?{link}", timeout=60_000)
+            page.get_by_text("Reading:").first.wait_for(timeout=120_000)
+            wait_idle(page)
+            page.wait_for_timeout(500)
+            cells = [b for b in _boxes(page, '[data-testid="stImageContainer"]')
+                     if b["text"].startswith("original") or b["text"].startswith("seed ")]
+            assert [b["text"].split(" ·")[0].strip() for b in cells] == ["original", "seed 0", "seed 1", "seed 2",
+                                                                         "seed 3"], cells
+            for b in cells:
+                assert b["w"] >= 256 and b["x"] >= 0 and b["y"] >= 0, b
+                assert b["x"] + b["w"] <= 1280 and b["y"] + b["h"] <= 720, b  # image and caption on screen
+            assert all("SSIM" in b["text"] for b in cells[1:])
+            sidebar = _boxes(page, '[data-testid="stSidebar"]')
+            assert not sidebar or sidebar[0]["x"] + sidebar[0]["w"] <= 1  # collapsed
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(OUT / "browser_present_1280x720.png"))
+        finally:
+            browser.close()
+
+
+@pytest.mark.parametrize("path,title", [("/", "Invert a layer"), ("/curve", "Clarity curve"),
+                                        ("/nonunique", "Non-uniqueness"), ("/about", "About this explorer")])
+def test_every_page_opens_by_its_direct_url(server, path, title):
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{server}{path}", timeout=60_000)
+            page.get_by_role("heading", name=re.compile(title)).first.wait_for(timeout=120_000)
+            wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+            page.screenshot(path=str(OUT / f"browser_page{path.replace('/', '_') or '_'}_1280x720.png"))
         finally:
             browser.close()

@@ -17,7 +17,7 @@ from core import DivergenceError
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.estimate import human, measure, suggest_cheaper
-from core.jobs import Callbacks, default_cache, lookup, resume, run
+from core.jobs import Callbacks, default_cache, resume, run
 from core.report import trajectory_figure
 from core.speed import is_oom
 from ui.views import upscale
@@ -271,3 +271,25 @@ def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image,
                    for ck, m in zip(checkpoints, models_) for n in nodes)
     except Exception:  # noqa: BLE001 - a bad node is reported when the curve runs
         return False
+
+
+def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: str | None = None) -> None:
+    """Run the page's pick (or continue its shown result by `more` steps) in `box` and keep the result in
+    `st.session_state[prefix + "result"]` with what the page needs to show it again."""
+    from ui.errors import errors
+    from ui.views import PRESENT_PX
+
+    shown = st.session_state.get(prefix + "result")
+    meta = {"key": pick.spec.key(), "model": pick.model, "ck_display": pick.ck_display,
+            "image_name": pick.image_name}
+    if note:
+        box.caption(note)
+    if more:
+        meta["previous"] = shown["result"]
+    with box, errors("run: "):
+        view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
+        job = execute(pick.spec, pick.image, pick.model, view, prefix + "live", meta, more=more,
+                      live=finished_run(prefix + "live", pick.spec, shown["result"]) if more else None)
+        if job is not None:
+            meta.pop("previous", None)
+            st.session_state[prefix + "result"] = {**meta, "result": job.result}

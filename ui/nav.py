@@ -26,8 +26,8 @@ PAGES = [
 
 _PRESENT_CSS = """
 <style>
-  .block-container {padding-top: 2.6rem; padding-left: 1rem; padding-right: 1rem; padding-bottom: 1rem;}
-  h1 {font-size: 1.4rem !important; padding: 0 !important;}
+  .block-container {padding-top: 1.2rem; padding-left: 1rem; padding-right: 1rem; padding-bottom: 1rem;}
+  [data-testid="stHeader"] {background: transparent;}
 </style>
 """
 

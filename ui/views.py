@@ -171,7 +171,7 @@ def curve(view: dict, prefix: str):
     else:
         st.caption("Every point converged: m_g ≤ m_r on every seed.")
     st.subheader("Gallery (first seed): one row per checkpoint, one column per depth stop")
-    gal = gallery(rows, view["original"], title=title)
+    gal = gallery(rows, view["original"], title=title, max_columns=5)  # bands of 5: cells stay >= 96 px on screen
     st.image(gal)
     cells = {f"{r.checkpoint} · {r.label} ({r.layer})": r for r in rows}
     pick = st.selectbox("See every seed of a cell", list(cells), key=prefix + "cell")
@@ -186,4 +186,5 @@ def curve(view: dict, prefix: str):
     d1.download_button("Curve (CSV)", curve_csv(table), "curve.csv", "text/csv", key=prefix + "csv")
     d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
                        "curve.json", "application/json", key=prefix + "json")
-    d3.download_button("Gallery (PNG)", png_bytes(gal), "gallery.png", "image/png", key=prefix + "gal")
+    d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)), "gallery.png",
+                       "image/png", key=prefix + "gal")
