@@ -47,7 +47,7 @@ with c_run:
         with errors("estimate: "):
             est = live.estimate(pick, st)
             live.cheaper_offer(pick, est, models.sizes_for(pick.arch), st, P, ARCHITECTURES[pick.arch].min_size)
-b1, b2, b3, b4 = st.columns([1, 1, 1.6, 3.4])
+b1, b2, b3, b4 = st.columns([1, 1, 1.5, 2.5])
 run_clicked = b1.button("Run", type="primary", key=P + "run", disabled=not pick.ready)
 b2.button("Stop", key=P + "stop", help="Stops the run and keeps what it computed so far")
 if not pick.ready:
@@ -65,8 +65,9 @@ if pick.ready and (run_clicked or auto):
 shown = st.session_state.get(P + "result")
 same = bool(shown and pick.spec and shown.get("key") == pick.spec.key())
 more = b4.number_input("more steps", 10, 5000, 100, step=10, key=P + "more", label_visibility="collapsed")
-if b3.button(f"Continue +{more} steps", key=P + "continue", disabled=not same,
-             help="continue the shown run from its images (Adam's state carries on while the run is in memory)"):
+if b3.button(f"Continue +{more}", key=P + "continue", disabled=not same,
+             help=f"continue the shown run by {more} steps from its images (Adam's state carries on while the run "
+                  "is in memory)"):
     live.start(pick, P, target, present, more=int(more))
 shown = st.session_state.get(P + "result")
 if shown:

@@ -283,3 +283,54 @@ def test_log_axis_ticks_are_labelled_in_full():
     fig = trajectory_figure({"step": [0, 1, 2], "embedding_l2": [[800.0, 300.0, 70.0]], "input_l2": [[35.0, 30.0, 21.0]]},
                             [0], m_r=261.0, shift=4.4)
     assert list(fig.layout.yaxis.ticktext) == ["100", "200", "500"]  # m_g from 70 to 800, m_r 261
+
+
+def test_a_failed_download_says_why_in_words_and_leaves_no_progress_bar(monkeypatch):
+    from core import UserError, trained_status
+    from ui import models
+
+    if trained_status("resnet18")["cached"]:
+        pytest.skip("resnet18 trained weights are on this machine")
+
+    def offline(arch, progress=None):
+        progress(0, 45 * 2**20)
+        raise UserError("could not download https://download.pytorch.org/models/resnet18-f37072fd.pth (<urlopen error "
+                        "[Errno -3] Temporary failure in name resolution>); without a network, copy the file to "
+                        "/hub/checkpoints/resnet18-f37072fd.pth")
+
+    monkeypatch.setattr(models, "download_trained", offline)
+    at = app({**TINY, "ckpt": "trained"})
+    at.run()
+    at.button(key="inv__download").click()
+    at.run()
+    ok(at)
+    text = errors(at)
+    assert "Download failed: this machine cannot reach the download server" in text, text
+    assert "/hub/checkpoints/resnet18-f37072fd.pth" in text and "urlopen" not in text and "Errno" not in text
+    assert not at.get("progress")  # the bar is replaced by the message
+    assert any("Run is not available yet: the trained resnet18 weights are not on this machine" in i.value
+               for i in at.info)
+
+
+def test_a_rejected_upload_names_the_new_file_not_the_previous_one():
+    at = app(TINY)
+    at.run()
+    at.radio(key="inv_ckpt").set_value("upload")
+    at.run()
+    buf = io.BytesIO()
+    torch.save({"features.0.weight": torch.zeros(4, 3, 3, 3)}, buf)
+    at.file_uploader(key="inv_ckfile").set_value(("other.pth", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    assert "other.pth" in errors(at)
+    at.file_uploader(key="inv_ckfile").set_value(("notes.txt", b"hello", "text/plain"))
+    at.run()
+    ok(at)
+    text = errors(at)
+    assert "notes.txt" in text and "other.pth" not in text and ".pth, .pt, .safetensors or .bin" in text, text
+    # the same for an image
+    at.radio(key="inv_image").set_value("upload…")
+    at.run()
+    at.file_uploader(key="inv_image_file").set_value(("readme.txt", b"just text", "text/plain"))
+    at.run()
+    ok(at)
+    assert "readme.txt" in errors(at)
