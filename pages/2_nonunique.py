@@ -50,4 +50,5 @@ if shown:
         views.distances(r, P + "res")
         views.show_result(r, None, shown.get("ck_display"), shown.get("image_name", ""), P + "res", present=present)
 elif not run_clicked and pick.ready:
-    st.info("Press **Run** (the default is a mid-depth layer of the trained EfficientNet-Lite0, 3 seeds).")
+    st.info("Press **Run** to invert with these settings (the default: a mid-depth layer of the trained "
+            "EfficientNet-Lite0, 3 seeds).")
