@@ -41,6 +41,13 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
     read 20x off on a busy 2-core machine)."""
     probe_steps = max(1, int(probe_steps))
     image = torch.full((3, size, size), 0.5)
+    from core.devices import resolve_device
+    from core.speed import pick_cpu_threads
+
+    if resolve_device(device).type == "cpu":
+        # a fresh thread pick: one made a while ago on an idle machine makes every step of a now-busy one wait at
+        # OpenMP barriers (each op a scheduler tick), and the estimate read 280x the real run (0.88 s vs 3 ms a step)
+        pick_cpu_threads(max_age_s=0)
     t0 = time.perf_counter()
     run = Inversion(model, layer, image, list(range(seeds)), preset.replace(iters=probe_steps + 1), device)
     setup = time.perf_counter() - t0

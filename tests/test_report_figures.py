@@ -120,7 +120,7 @@ def test_trajectory_ranges_fit_the_data_and_the_references():
     assert lin[0] == 0 and 35.0 <= lin[1] <= 35.0 * 1.05 + 1e-9
     # the references are labelled inside the plot, at their lines (a log axis reads an annotation's y as log10)
     a = annotation(fig, "m_r (near-copy)")
-    assert a is not None and a.yref == "y" and a.xref == "x domain" and 0 < a.x <= 1 and a.xanchor == "right"
+    assert a is not None and a.yref == "y" and a.xref == "x domain" and 0 <= a.x < 0.5 and a.xanchor == "left"
     assert math.isclose(a.y, math.log10(5.0)) and inside(a.y, rng)
     b = annotation(fig, "‖a′−a‖₂ (near-copy)")
     assert b is not None and b.yref == "y2" and b.xref == "x2 domain" and 0 < b.x <= 1
