@@ -35,16 +35,7 @@ with st.sidebar:
     st.header("Curve settings")
     arch = pickers.model_picker(P)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
-    nodes = [n for n, _ in models.stops_of(arch)]
-    labels = dict(models.stops_of(arch))
-    if st.session_state.get(P + "stops_for") != arch or not isinstance(st.session_state.get(P + "stops"), list):
-        st.session_state[P + "stops"] = [n for n in (st.session_state.get(P + "stops") or []) if n in nodes] or (
-            CPU_STOPS.get(arch) or nodes[:: max(1, len(nodes) // 6)][:6])
-        st.session_state[P + "stops_for"] = arch
-    st.session_state[P + "stops"] = [n for n in st.session_state[P + "stops"] if n in nodes]
-    all_stops = st.toggle(f"All {len(nodes)} depth stops", key=P + "all")
-    chosen = st.multiselect("Depth stops", nodes, key=P + "stops", disabled=all_stops,
-                            format_func=lambda n: f"{labels[n]} · {n}")
+    plan = pickers.stops_picker(P, arch, CPU_STOPS.get(arch))
     with st.expander("Advanced"):
         preset_name, device, init_seed, lr = pickers.recipe(P)
     st.caption(f"Device: **{pickers.device_text(device)}**")
@@ -52,18 +43,10 @@ with st.sidebar:
 c_img, c_run = st.columns([3, 2])
 with c_run:
     seeds_n, iters, size = pickers.run_size(P, sizes)
-plan = nodes if all_stops else [n for n in nodes if n in chosen]
 image = image_name = None
 with c_img, errors("image: "):
     image, image_name = pickers.image_picker(P + "image", size)
-usable, loaded = [], []
-for ck in cks:
-    if ck == "trained" and not models.trained_panel(arch, P, box=notices):
-        notices.warning("The curve runs without **trained** until its weights are on this machine (see above).")
-        continue
-    with errors(f"{ck} checkpoint: ", box=notices):
-        loaded.append(models.get_model(arch, ck, size, init_seed)[0])
-        usable.append(ck)
+usable, loaded = models.checkpoints(arch, cks, size, init_seed, P, notices)
 preset, seeds = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n))
 total = len(plan) * len(usable)
 st.caption(f"{pickers.plural(len(plan), 'depth stop')} × {pickers.plural(len(usable), 'checkpoint')} = "

@@ -139,6 +139,22 @@ def trained_panel(arch: str, key: str, box=None) -> bool:
     return False
 
 
+def checkpoints(arch: str, names: list[str], size: int, init_seed: int, key: str, notices):
+    """The checkpoints of a multi-checkpoint view that load now, and their models; a missing or broken one is
+    explained in `notices` (with the download offer), never dropped silently."""
+    from ui.errors import errors
+
+    usable, loaded = [], []
+    for ck in names:
+        if ck == "trained" and not trained_panel(arch, key, box=notices):
+            notices.warning("This view runs without **trained** until its weights are on this machine (see above).")
+            continue
+        with errors(f"{ck} checkpoint: ", box=notices):
+            loaded.append(get_model(arch, ck, size, init_seed)[0])
+            usable.append(ck)
+    return usable, loaded
+
+
 def download_reason(exc: Exception) -> str:
     """A failed download's cause in words (the raw error is a urlopen/socket message)."""
     text = str(exc)

@@ -112,6 +112,23 @@ def layer_slider(prefix: str, arch: str, notices, from_link: bool) -> tuple[str,
     return layer, labels
 
 
+def stops_picker(prefix: str, arch: str, defaults: list[str] | None = None) -> list[str]:
+    """An "all stops" toggle and a multiselect of the model's depth stops (a link's unknown names dropped);
+    returns the chosen stops in forward order. `defaults`: the first choice for this model (else about six
+    spread over the depth)."""
+    stops = models.stops_of(arch)
+    nodes, labels = [n for n, _ in stops], dict(stops)
+    key = prefix + "stops"
+    if st.session_state.get(prefix + "stops_for") != arch or not isinstance(st.session_state.get(key), list):
+        kept = [n for n in (st.session_state.get(key) or []) if n in nodes]
+        st.session_state[key] = kept or [n for n in (defaults or []) if n in nodes] or nodes[:: max(1, len(nodes) // 6)][:6]
+        st.session_state[prefix + "stops_for"] = arch
+    st.session_state[key] = [n for n in st.session_state[key] if n in nodes]
+    every = st.toggle(f"All {len(nodes)} depth stops", key=prefix + "all")
+    chosen = st.multiselect("Depth stops", nodes, key=key, disabled=every, format_func=lambda n: f"{labels[n]} · {n}")
+    return nodes if every else [n for n in nodes if n in chosen]
+
+
 def fix_size(prefix: str, arch: str, notices) -> list[int]:
     sizes = models.sizes_for(arch)
     if st.session_state.get(prefix + "size") not in sizes:
