@@ -1,5 +1,5 @@
 # make run  : set up .venv if needed, then start the app on http://127.0.0.1:8501
-# make test : set up .venv (with test tools) if needed, then run the whole test suite
+# make test : set up .venv (with test tools and the optional Ray, which CI tests) if needed, then run the whole test suite
 # make gpu-check     : the GPU check (benchmarks/gpu.py) with .venv's python if there is one, else $(PYTHON);
 #                      installs nothing (a GPU machine may have no network): see benchmarks/GPU_CHECK.md
 # make gpu-check-dry : the same rehearsed on the CPU at tiny sizes (writes only to benchmarks/_scratch/)
@@ -16,8 +16,8 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -q -r requirements-dev.txt
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt requirements-sweep.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -r requirements-sweep.txt
 	@touch $@
 
 setup: $(VENV)/.installed

@@ -19,6 +19,12 @@ from core.architectures import get_architecture
 from core.errors import UserError
 
 
+from core import cli_sweep  # noqa: E402  (subcommands kept in their own modules)
+
+_EXTRA_NAMES = ["sweep"]
+_EXTRA = [cli_sweep]
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors: one line, exit 2, no usage dump
         raise UserError(message)
@@ -103,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the run's start image, clarity's zero (default: the default preset's a_0 for seed 0)")
     p = sub.add_parser("download", help="fetch torchvision's trained weights into its cache")
     p.add_argument("model")
+    for module in _EXTRA:
+        module.add_parser(sub)
     return parser
 
 
@@ -338,6 +346,7 @@ def cmd_download(args) -> None:
 
 COMMANDS = {"models": cmd_models, "presets": cmd_presets, "invert": cmd_invert, "curve": cmd_curve,
             "score": cmd_score, "download": cmd_download}
+COMMANDS.update({name: module.run for name, module in zip(_EXTRA_NAMES, _EXTRA)})
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,134 @@
+"""Sweeps (core/sweep.py): many runs through the one pipeline, resumable, with bootstrap intervals, on the local
+backend and on a local Ray (ray is in requirements-sweep.txt; CI installs it)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from PIL import Image
+
+from core import get_preset
+from core.cli import main
+from core.runcache import RunCache
+from core.sweep import COLUMNS, Sweep, bootstrap_ci, read_results, run_sweep
+
+PRESET = get_preset("default", iters=8)
+
+
+def make_images(folder, n=3, broken=False):
+    """`n` small crops of the shipped cat (distinct pictures), plus an undecodable file when `broken`."""
+    from core.images import sample_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cat = Image.open(sample_images()["chelsea"]).convert("RGB")
+    for i in range(n):
+        cat.crop((i * 20, i * 10, i * 20 + 200, i * 10 + 200)).save(folder / f"img{i}.png")
+    if broken:
+        (folder / "sub").mkdir(exist_ok=True)
+        (folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return folder
+
+
+def tiny(images, **kw) -> Sweep:
+    return Sweep.create(str(images), ["resnet18"], ["untrained"], ["layer1", "layer3"], kw.pop("size", 32), [0],
+                        PRESET, "cpu", **kw)
+
+
+def test_local_sweep_end_to_end(tmp_path):
+    images = make_images(tmp_path / "imgs")
+    cache = RunCache(tmp_path / "cache")
+    outcome = run_sweep(tiny(images), tmp_path / "out", cache=cache)
+    assert outcome.ran == 6 and outcome.done_before == 0 and outcome.failed == 0
+    frame = read_results(tmp_path / "out" / "results.parquet")
+    assert list(frame.columns) == COLUMNS and len(frame) == 6
+    assert sorted(frame["image"].unique()) == ["img0.png", "img1.png", "img2.png"]
+    assert set(frame["layer"]) == {"layer1", "layer3"} and frame["clarity"].notna().all()
+    assert (frame["relative_depth"] > 0).all() and (frame["relative_depth"] <= 1).all()
+    assert frame["worker"].str.contains(":").all() and frame["device"].str.startswith("cpu").all()
+    assert frame["image_sha256"].str.len().eq(64).all() and frame["steps_done"].between(1, 8).all()
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(summary) == 2 and (summary["n"] == 3).all()
+    assert (summary["clarity_ci_low"] <= summary["clarity_mean"] + 1e-12).all()
+    assert (summary["clarity_mean"] <= summary["clarity_ci_high"] + 1e-12).all()
+    assert (summary["clarity_ci_low"] < summary["clarity_ci_high"]).all()  # three different images: a real interval
+    html = (tmp_path / "out" / "summary.html").read_text()
+    assert "plotly" in html and "relative depth" in html and "95% bootstrap interval" in html
+    meta = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert meta["ran"] == 6 and meta["models"] == ["resnet18"]
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_images():
+    lo, hi = bootstrap_ci([0.2, 0.4, 0.6])
+    assert lo <= 0.4 <= hi and lo >= 0.2 and hi <= 0.6
+    wide = bootstrap_ci([0.1, 0.9] * 2)
+    narrow = bootstrap_ci([0.1, 0.9] * 50)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert bootstrap_ci([0.3]) == (0.3, 0.3) and all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_resume_runs_only_what_is_missing(tmp_path, monkeypatch, capsys):
+    images = make_images(tmp_path / "imgs", n=2)
+    monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["sweep", "--images", str(images), "--models", "resnet18", "--layers", "layer1,layer3", "--size", "32",
+            "--seeds", "1", "--iters", "8", "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(args) == 0
+    first = capsys.readouterr()
+    assert "4 runs: 0 done, 4 to run" in first.err and "4 run now" in first.out
+    assert main(args) == 0  # the same command again: nothing to run, and it says so
+    again = capsys.readouterr()
+    assert "4 runs: 4 done, 0 to run" in again.err and "0 run now" in again.out
+    make_images(images, n=3)  # one more image: only its two runs
+    assert main(args) == 0
+    more = capsys.readouterr()
+    assert "6 runs: 4 done, 2 to run" in more.err and "2 run now" in more.out
+    assert len(read_results(tmp_path / "out" / "results.parquet")) == 6
+
+
+def test_a_broken_image_is_skipped_and_the_rest_completes(tmp_path, monkeypatch, capsys):
+    images = make_images(tmp_path / "imgs", n=2, broken=True)
+    monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["sweep", "--images", str(images), "--models", "resnet18", "--layers", "layer1", "--size", "32",
+                 "--seeds", "1", "--iters", "8", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0 and "skipped" in err and "broken.jpg" in err
+    frame = read_results(tmp_path / "out" / "results.parquet")
+    assert sorted(frame["image"]) == ["img0.png", "img1.png"]
+    assert any("broken.jpg" in s[0] for s in json.loads((tmp_path / "out" / "sweep.json").read_text())["skipped"])
+
+
+def test_a_missing_checkpoint_is_left_out_with_a_note_and_bad_settings_are_one_line(tmp_path, monkeypatch, capsys):
+    from core import trained_status
+
+    images = make_images(tmp_path / "imgs", n=1)
+    monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "cache"))
+    base = ["sweep", "--images", str(images), "--layers", "layer1", "--size", "32", "--seeds", "1", "--iters", "8",
+            "--out", str(tmp_path / "out"), "--quiet"]
+    if not trained_status("resnet18")["cached"]:
+        assert main(base + ["--models", "resnet18", "--checkpoints", "untrained,trained"]) == 0
+        captured = capsys.readouterr()
+        assert "left out resnet18 trained" in captured.err and "1 rows" in captured.out
+    assert main(base + ["--models", "alexnet"]) == 2  # 32 px is below AlexNet's minimum
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "alexnet" in err and "\n" not in err
+
+
+def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
+    pytest.importorskip("ray")
+    images = make_images(tmp_path / "imgs", n=3)
+    local = run_sweep(tiny(images), tmp_path / "local", cache=RunCache(tmp_path / "cache_local"))
+    marker = tmp_path / "killed-once"
+    remote = run_sweep(tiny(images), tmp_path / "ray", backend="ray", cache=RunCache(tmp_path / "cache_ray"),
+                       workers=2, batch_size=2, fault_marker=str(marker))
+    assert marker.exists(), "the fault was not injected: no worker was killed"
+    assert remote.ran == 6 and remote.failed == 0
+    a = read_results(tmp_path / "local" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    b = read_results(tmp_path / "ray" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    assert len(b) == 6 and list(a["key"]) == list(b["key"])  # the same specs
+    for col in ("clarity", "ssim_mean", "psnr_mean", "input_l2_mean", "embedding_l2_mean", "reference_l2"):
+        assert (a[col] - b[col]).abs().max() <= 1e-4, col
+    assert (a["steps_done"] == b["steps_done"]).all() and (a["converged"] == b["converged"]).all()
+    assert set(b["worker"]) != set(a["worker"])  # computed in Ray worker processes
