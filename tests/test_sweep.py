@@ -132,3 +132,40 @@ def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
         assert (a[col] - b[col]).abs().max() <= 1e-4, col
     assert (a["steps_done"] == b["steps_done"]).all() and (a["converged"] == b["converged"]).all()
     assert set(b["worker"]) != set(a["worker"])  # computed in Ray worker processes
+
+
+def test_sweeps_page_runs_a_small_sweep_and_drills_down(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit")
+    from app_helpers import app, errors, ok
+
+    monkeypatch.setenv("INVERSION_SWEEPS_DIR", str(tmp_path / "sweeps"))
+    at = app()
+    at.run()
+    at.switch_page("pages/7_sweeps.py")
+    at.query_params.clear()
+    for k, v in {"models": "resnet18", "cks": "untrained", "layers": "layer1,layer3", "size": "32", "seeds": "1",
+                 "iters": "10", "out": "tiny"}.items():
+        at.query_params[k] = v
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    assert any("python -m core sweep --images samples --models resnet18" in c.value for c in at.code)
+    assert any("8 runs" in c.value for c in at.caption)  # 4 samples x 2 layers
+    at.button(key="sw_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    assert (tmp_path / "sweeps" / "tiny" / "results.parquet").exists()
+    assert at.selectbox(key="sw_file").value == "tiny/results.parquet"
+    chart = at.get("plotly_chart")
+    assert chart and "relative depth" in chart[0].proto.spec
+    drill = [im for im in at.get("image") if im.captions and any("clarity" in c for c in im.captions)]
+    assert drill and len(drill[-1].captions) == 8  # 4 images: original and reconstruction each
+    assert dict(at.query_params)["file"] in ("tiny/results.parquet", ["tiny/results.parquet"])
+    # a large sweep is sent to the command line
+    at.multiselect(key="sw_models").set_value(["resnet18", "efficientnet_lite0"])
+    at.text_input(key="sw_layers").set_value("stops")
+    at.run()
+    ok(at)
+    assert any("belong" in i.value or "more than this page starts" in i.value for i in at.info)
+    assert at.button(key="sw_run").disabled

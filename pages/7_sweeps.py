@@ -1,0 +1,65 @@
+"""Sweeps page: clarity curves over many images with 95% intervals; start a small sweep here, large ones on the CLI."""
+
+import streamlit as st
+
+from core import ARCHITECTURES, get_preset
+from core.sweep import Sweep
+from ui import state, sweeps
+from ui.errors import errors
+from ui.nav import page_setup
+from ui.state import Field, integer, items, join
+
+present = page_setup("Sweeps")
+P = "sw_"
+FIELDS = [Field("file", ""), Field("models", ["resnet18", "efficientnet_lite0"], items(ARCHITECTURES), join),
+          Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("layers", "stops"),
+          Field("size", 32, integer(16, 512)), Field("seeds", 1, integer(1, 8)), Field("iters", 60, integer(10, 5000)),
+          Field("out", "page-sweep"), Field("point", "")]
+link_warnings, _ = state.bind(P, FIELDS)
+if not present:
+    st.title("Sweeps")
+    st.caption("A clarity curve of one image is an anecdote: a sweep inverts every image × model × checkpoint × "
+               "layer and shows the mean with its 95% bootstrap interval over images. Sweeps are resumable and can run "
+               "on Ray: `python -m core sweep` (README).")
+for w in link_warnings:
+    st.warning(w)
+tab_open, tab_run = st.tabs(["Open results", "Run a small sweep"])
+with tab_run:
+    c1, c2 = st.columns(2)
+    models = c1.multiselect("Models", list(ARCHITECTURES), key=P + "models")
+    cks = c1.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
+    layers = c1.text_input("Layers ('stops' or a comma list)", key=P + "layers")
+    size = c2.number_input("Size (px)", 16, 512, key=P + "size")
+    seeds = c2.number_input("Seeds", 1, 8, key=P + "seeds")
+    iters = c2.number_input("Iterations", 10, 5000, key=P + "iters")
+    out = c2.text_input(f"Folder under {sweeps.results_dir()}", key=P + "out")
+    st.code(sweeps.command(models, cks, layers, size, seeds, iters, str(sweeps.results_dir() / out)), language="bash")
+    sweep = None
+    with errors("sweep: "):
+        sweep = Sweep.create("samples", models, cks, layers if layers == "stops" else layers.split(","),
+                                     int(size), list(range(int(seeds))), get_preset("default", iters=int(iters)))
+        n = sweeps.count(sweep)
+        st.caption(f"{len(sweep.images)} sample images × {len(models)} models × {len(cks)} checkpoints: {n} runs.")
+        if n > sweeps.PAGE_LIMIT:
+            st.info(f"{n} runs is more than this page starts ({sweeps.PAGE_LIMIT}): run the command above (resumable, "
+                    "and on Ray if need be), then open its results.parquet here.")
+            sweep = None
+    if st.button("Run sweep", type="primary", key=P + "run", disabled=sweep is None) and sweep is not None:
+        with errors("sweep: "):
+            sweeps.start(sweep, sweeps.results_dir() / out, st.container())
+            st.session_state[P + "file"] = f"{out}/results.parquet"
+with tab_open:
+    files = sweeps.found()
+    if st.session_state.get(P + "file") not in [""] + files:
+        st.warning(f"no results at {st.session_state[P + 'file']!r} under {sweeps.results_dir()}")
+        st.session_state[P + "file"] = ""
+    pick = st.selectbox(f"results.parquet under {sweeps.results_dir()}", [""] + files, key=P + "file",
+                        format_func=lambda f: f or "(choose)")
+    upload = st.file_uploader("…or upload a results.parquet", key=P + "upload")
+    with errors("results: "):
+        loaded = sweeps.load(pick, upload)
+        if loaded is None:
+            st.info("Choose a sweep's results.parquet (or run a small sweep in the other tab).")
+        else:
+            sweeps.show(loaded[0], P)
+state.sync(P, FIELDS)
