@@ -19,10 +19,10 @@ from core.architectures import get_architecture
 from core.errors import UserError
 
 
-from core import cli_sweep  # noqa: E402  (subcommands kept in their own modules)
+from core import cli_manifold, cli_sweep  # noqa: E402  (subcommands kept in their own modules)
 
-_EXTRA_NAMES = ["sweep"]
-_EXTRA = [cli_sweep]
+_EXTRA_NAMES = ["manifold", "sweep"]
+_EXTRA = [cli_manifold, cli_sweep]
 
 
 class _Parser(argparse.ArgumentParser):

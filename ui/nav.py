@@ -21,6 +21,7 @@ PAGES = [
     ("app.py", "Invert", ":material/image:"),
     ("pages/1_curve.py", "Clarity curve", ":material/show_chart:"),
     ("pages/2_nonunique.py", "Non-uniqueness", ":material/shuffle:"),
+    ("pages/5_manifold.py", "Manifold", ":material/blur_on:"),
     ("pages/7_sweeps.py", "Sweeps", ":material/stacked_line_chart:"),
     ("pages/3_about.py", "About", ":material/menu_book:"),
 ]

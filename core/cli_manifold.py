@@ -1,0 +1,112 @@
+"""`python -m core manifold`: invert non-natural inputs at deep layers, untrained vs trained (finding 5).
+
+    python -m core manifold --model efficientnet_lite0 --checkpoints untrained,trained \
+        --layers blocks.3.0,blocks.5.0,conv_head --input noise,gaussian,shapes,flat --size 64 --seeds 2 \
+        --iters 300 --out out/manifold
+
+writes manifold.json (rows, validation, comparison), manifold.png and manifold.html (see `core.manifold`).
+`core/cli.py` registers it with `add_parser(sub)` and `COMMANDS["manifold"] = run`; until then
+`python -m core.cli_manifold manifold ...` runs it with the same conventions (a fixable error: one line
+`error: ...` on stderr, exit code 2).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from core.errors import UserError
+
+INPUT_HELP = ("comma list of noise, gaussian, disc, stripes, checker (shapes = all three), flat, all, or image paths "
+              "(default noise,gaussian,shapes,flat)")
+
+
+def add_parser(subparsers) -> None:
+    """Register the `manifold` subcommand on `python -m core`'s subparsers (its parser class raises UserError)."""
+    from core.cli import _float, _positive_int, _preset_names, _seed_list
+
+    p = subparsers.add_parser("manifold", help="invert noise, shapes and a flat colour at deep layers, untrained vs "
+                                               "trained (finding 5), with descriptors of 'looks like training data'")
+    p.add_argument("--model", default="efficientnet_lite0", help="architecture name (default efficientnet_lite0)")
+    p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
+    p.add_argument("--layers", default="deep", help="'deep' (a mid stop and two deep ones; Lite0: blocks.3.0, "
+                                                    "blocks.5.0, conv_head) or a comma list of layers")
+    p.add_argument("--input", default="noise,gaussian,shapes,flat", help=INPUT_HELP)
+    p.add_argument("--input-seed", type=int, default=0, help="seed of the generated noise inputs (default 0)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="square size in px (default: 224 on a GPU, 64 on a CPU)")
+    p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
+    p.add_argument("--iters", type=_positive_int, default=None, help="step budget (default: the preset's)")
+    p.add_argument("--no-early-stop", action="store_true", help="run the whole budget")
+    p.add_argument("--preset", default="default", help=f"{', '.join(_preset_names())} (default: default)")
+    p.add_argument("--lr", type=_float, default=None, help="starting learning rate (overrides the preset)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true", help="compute even when the run cache holds a run, and do not "
+                                                           "store it")
+
+
+def run(args) -> None:
+    """The `manifold` command (args from `add_parser`'s parser)."""
+    from core.architectures import get_architecture
+    from core.checkpoints import load_model
+    from core.cli import _Bar, _preset
+    from core.devices import describe, resolve_device
+    from core.jobs import Callbacks
+    from core.manifold import Describer, default_size, iter_manifold, load_inputs, validate, write_manifold
+
+    preset = _preset(args)
+    size = args.size or default_size(args.model)
+    get_architecture(args.model).check_size(size)
+    inputs = load_inputs(args.input, size, args.input_seed)  # a bad --input fails before any model is loaded
+    checkpoints = [c.strip() for c in args.checkpoints.split(",") if c.strip()]
+    if not checkpoints:
+        raise UserError("--checkpoints needs at least one of untrained, trained or a path")
+    layers = None if args.layers == "deep" else [s.strip() for s in args.layers.split(",") if s.strip()]
+    device = resolve_device(args.device)
+    models = [load_model(args.model, ck, size, args.init_seed) for ck in checkpoints]
+    describer = Describer(args.model, size, trained=next((m for ck, m in zip(checkpoints, models)
+                                                          if ck == "trained" and args.model == "efficientnet_lite0"),
+                                                         None))
+    bar = _Bar(args.quiet, 1, "manifold")
+    state = {"base": 0}
+
+    def on_run(done, total, ck, layer, name):
+        state["base"] = done * preset.iters
+        if bar.bar:
+            bar.bar.total = total * preset.iters
+            bar.bar.set_description(f"{done}/{total} {ck}:{layer}:{name}" if layer else "done")
+
+    t0 = time.perf_counter()
+    try:
+        rows = list(iter_manifold(args.model, inputs, checkpoints, layers, args.seeds, preset, device,
+                                  args.init_seed, describer, models, use_cache=not args.no_cache,
+                                  callbacks=Callbacks(snapshot=lambda s: bar.update(s, state["base"]),
+                                                      progress=lambda s: bar.update(s, state["base"]),
+                                                      note=lambda t: print(f"note: {t}", file=sys.stderr)),
+                                  every=max(1, preset.iters // 20), on_run=on_run))
+    finally:
+        bar.close()
+    validation = validate(size, describer, args.input_seed)
+    settings = {"model": args.model, "checkpoints": checkpoints, "layers": list(dict.fromkeys(r.layer for r in rows)),
+                "inputs": list(inputs), "input_seed": args.input_seed, "size": size, "seeds": args.seeds,
+                "preset": preset.name, "preset_settings": preset.to_dict(), "iters": preset.iters,
+                "device": describe(device), "init_seed": args.init_seed,
+                "seconds": round(time.perf_counter() - t0, 3)}
+    data = write_manifold(rows, inputs, validation, settings, Path(args.out))
+    names = list(data["descriptors"])
+
+    def num(v) -> str:
+        return "n/a" if v is None else f"{v:.3g}"
+
+    for r in data["rows"]:
+        vals = "  ".join(f"{n} {num(r[n + '_mean'])} (input {num(r['input_' + n])})" for n in names)
+        state_ = "converged" if r["converged"] else "NOT converged"
+        print(f"{r['checkpoint']:>10} {r['layer']:<12} {r['input']:<9} clarity {r['clarity']:.2f} {state_:<13} {vals}"
+              + ("  (cached)" if r["cached"] else ""))
+    for line in data["summary"]:
+        print(line)
+    print(f"{len(rows)} runs in {settings['seconds']:.1f}s on {settings['device']} -> {args.out}")
