@@ -1,4 +1,4 @@
-"""Command line: `python -m core {models,presets,invert,curve,score,download}`.
+"""Command line: `python -m core {models,presets,invert,curve,score,download,compare,manifold,sweep,lab}`.
 
 Errors the user can fix print one line, `error: ...`, on stderr and exit with code 2. Library
 warnings (torch, Pillow...) are silenced while a command runs so that line stands alone; set
@@ -19,10 +19,10 @@ from core.architectures import get_architecture
 from core.errors import UserError
 
 
-from core import cli_manifold, cli_sweep  # noqa: E402  (subcommands kept in their own modules)
+from core import cli_compare, cli_manifold, cli_sweep  # noqa: E402  (subcommands kept in their own modules)
 
-_EXTRA_NAMES = ["manifold", "sweep"]
-_EXTRA = [cli_manifold, cli_sweep]
+_EXTRA_NAMES = ["compare", "manifold", "sweep"]
+_EXTRA = [cli_compare, cli_manifold, cli_sweep]
 
 
 class _Parser(argparse.ArgumentParser):

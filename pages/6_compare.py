@@ -1,0 +1,119 @@
+"""Compare models: the clarity curves of several models on one relative-depth axis (0 = input, 1 = logits)."""
+
+import json
+
+import streamlit as st
+
+from core import ARCHITECTURES, PRESETS
+from core.compare import compare_figure, compare_gallery, compare_title, iter_compare, plan_compare, unconverged_text
+from core.jobs import Callbacks
+from core.report import curve_csv, png_bytes
+from ui import live, models, pickers, state
+from ui.errors import errors
+from ui.nav import page_setup
+from ui.state import Field, choice, dump_bool, flag, integer, items, join, number
+
+present = page_setup("Compare models")
+P, GPU = "cmp_", pickers.ON_GPU
+FIELDS = [Field("models", ["resnet18", "vgg16", "efficientnet_lite0"], items(ARCHITECTURES), join),
+          Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("all", GPU, flag, dump_bool),
+          Field("per", 6, integer(2, 12)), Field("image", "chelsea"), Field("seeds", 4 if GPU else 2, integer(1, 8)),
+          Field("iters", 200 if GPU else 80, integer(10, 5000)), Field("size", 128 if GPU else 32, integer(16, 1024)),
+          Field("preset", "default", choice(PRESETS)), Field("device", "auto", choice(pickers.device_options())),
+          Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}")]
+link_warnings, _ = state.bind(P, FIELDS)
+if not present:
+    st.title("Compare models")
+    st.caption("Is the clarity curve a property of ResNets or of depth itself? Each model × checkpoint is one line "
+               "against relative depth: (stop index + 1) / its number of depth stops, so 0 is the input and 1 the "
+               "logits of every model. The band is the spread over seeds; hollow points did not converge.")
+for w in link_warnings:
+    st.warning(w)
+with st.sidebar:
+    st.header("Models")
+    chosen = st.multiselect("Models", list(ARCHITECTURES), key=P + "models", format_func=models.model_label)
+    cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
+    all_stops = st.toggle("All depth stops", key=P + "all", help="off: a few stops spread evenly over each model")
+    per = st.slider("Stops per model", 2, 12, key=P + "per", disabled=all_stops,
+                    help="the first stop, the logits and evenly spaced stops between")
+    with st.expander("Advanced"):
+        preset_name, device, init_seed, lr = pickers.recipe(P)
+sizes = [s for s in models.SIZES if all(s in models.sizes_for(m) for m in chosen)] or models.SIZES
+if st.session_state.get(P + "size") not in sizes:
+    st.session_state[P + "size"] = min(sizes, key=lambda s: abs(s - (st.session_state.get(P + "size") or 32)))
+    st.warning(f"Using {st.session_state[P + 'size']} px: the size every chosen model takes nearest the asked one.")
+c_img, c_run = st.columns([3, 2])
+with c_run:
+    seeds_n, iters, size = pickers.run_size(P, sizes)
+image = image_name = None
+with c_img, errors("image: "):
+    image, image_name = pickers.image_picker(P + "image", size)
+preset, seeds, lines, skipped = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n)), [], []
+with errors("models: "):
+    if chosen and cks:  # every model × checkpoint loaded and checked before any run; missing weights: skipped
+        lines, skipped = plan_compare(chosen, cks, size, "stops" if all_stops else per, init_seed,
+                                      loader=lambda a, ck, s, i: models.get_model(a, ck, s, i)[0])
+for note in skipped:
+    st.info(note[0].upper() + note[1:])
+total = sum(len(line.plan) for line in lines)
+st.caption(f"{pickers.plural(len(lines), 'model × checkpoint line')}, {pickers.plural(total, 'inversion')} of "
+           f"{pickers.plural(seeds_n, 'seed')}, up to {iters} steps at {size} px. On a 2-core CPU the defaults take "
+           "about 40 s; VGG-16's classifier and ViT-B/16 are the slow parts (0.1-0.3 s a step at 32 px), every stop "
+           "of four models at 150 steps takes minutes. Finished stops come from the cache.")
+problems = [t for good, t in ((lines, "choose at least one model and checkpoint that load"),
+                              (image is not None, "choose or upload an image")) if not good]
+b1, b2, _ = st.columns([2, 1, 4])
+run_clicked = b1.button("Run comparison", type="primary", key=P + "run", disabled=bool(problems))
+b2.button("Stop", key=P + "stop", help="Stops after keeping every finished stop")
+if problems:
+    st.info("Run comparison is not available yet: " + "; ".join(problems) + ".")
+base = {"models": list(dict.fromkeys(x.model for x in lines)), "checkpoints": cks, "stops": {x.name: x.nodes for x in
+        lines}, "size": size, "seeds": seeds, "preset": preset.to_dict(), "init_seed": init_seed, "image": image_name}
+first, st.session_state[P + "visited"] = not st.session_state.get(P + "visited"), True
+auto = first and not problems and all(live.curve_cached([x.loaded], [x.checkpoint], x.nodes, image, seeds, preset,
+                                                        device) for x in lines)
+
+
+def on_stop(done, total_, name, layer):
+    if layer:
+        overall.progress(done / total_, text=f"{name} · {layer} ({done + 1} of {total_})")
+
+
+if (run_clicked or auto) and not problems:  # rows kept stop by stop: Stop (a rerun) keeps every finished one
+    view = st.session_state[P + "view"] = {"base": base, "rows": [], "original": image, "skipped": skipped}
+    with errors("compare: "):
+        overall, step = st.progress(0.0, text="starting…"), live.LiveView(seeds, show_images=False, show_chart=False)
+        partial = st.empty()
+        cb = Callbacks(snapshot=step.progress, progress=step.progress, note=st.warning, wait=step.waiting)
+        for row in iter_compare(lines, image, seeds, preset, device, on_stop=on_stop, callbacks=cb,
+                                cache=live.disk_cache()):
+            view["rows"].append(row)
+            partial.plotly_chart(compare_figure([r.to_json() for r in view["rows"]], "clarity", "clarity so far"))
+        step.clear()
+        partial.empty()
+        overall.progress(1.0, text=f"done: {len(view['rows'])} of {total} stops"
+                         + (f" ({sum(r.cached for r in view['rows'])} from the cache)" if view["rows"] else ""))
+shown = st.session_state.get(P + "view")
+if shown and shown["rows"]:
+    table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])
+    if shown["base"] != base:
+        st.info("Showing the last comparison; the settings have changed since. Press Run comparison for the new ones.")
+    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=P + "chart")
+    bad = unconverged_text(table)
+    if bad:
+        st.warning(f"Not converged, borderline or degenerate (hollow on the chart, framed in red below): {bad}")
+    else:
+        st.caption("Every point converged: m_g ≤ m_r on every seed.")
+    st.subheader("Gallery (first seed): one row per model × checkpoint, each column the stop nearest its relative depth")
+    st.image(compare_gallery(shown["rows"], shown["original"], title=title, max_columns=6))
+    with st.expander("Table"):
+        st.dataframe(table, width="stretch")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=P + "csv")
+    d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
+                       indent=1), "compare.json", "application/json", key=P + "json")
+    d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
+                       "gallery.png", "image/png", key=P + "gal")
+elif not run_clicked and not problems:
+    st.info("Choose the models and press **Run comparison**; the chart grows stop by stop.")
+state.sync(P, FIELDS)
