@@ -277,7 +277,7 @@ class Inversion:
                     for t in self._post_tf:
                         t.post(self.state.pixels, n, p.horizon)
             self.steps_done = n + 1
-            if self._early_stop and self.steps_done % p.stop_window == 0 and self._done():
+            if self._stop_check_due(p) and self._done() and self.steps_done >= p.horizon:
                 self.stop_reason = "converged"
             elif self.steps_done >= self.total:
                 self.stop_reason = "budget"
@@ -286,6 +286,15 @@ class Inversion:
                 self._check_finite(last)
                 last = self._snapshot(n)
                 yield last
+
+    def _stop_check_due(self, p: Preset) -> bool:
+        """Whether the stopping rule looks at this step: every `stop_window` steps from one window before the
+        schedules' horizon. It may end a run only once the schedules (learning rate, blur) have run their course:
+        before that a plateau is the blur's, not the layer's (an untrained ViT-B/16 block at 32 px sat at
+        m_g/m_r 0.98-1.0 from step 20 to 40 under the blur, then fell to 0.12 by step 150: clarity 0.62 if
+        stopped at 40, 0.89 at 150)."""
+        return (self._early_stop and self.steps_done % p.stop_window == 0
+                and self.steps_done >= p.horizon - p.stop_window)
 
     def _done(self) -> bool:
         """The stopping rule: every seed converged (m_g <= m_r) and its SSIM to the image moved by at most

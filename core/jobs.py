@@ -27,7 +27,7 @@ from core.presets import Preset
 
 log = logging.getLogger("inversion.jobs")
 
-KEY_FORMAT = 5  # bump when the meaning of a stored result changes (5: RunSpec keys)
+KEY_FORMAT = 6  # bump when the meaning of a stored result changes (5: RunSpec keys; 6: no early stop before the horizon)
 
 
 def library_versions() -> dict[str, str]:
