@@ -65,18 +65,45 @@ activation outputs up to the layer that sit on a flat part of their non-linearit
 0 or 6), where no gradient passes: a mostly dead signal explains a poor reconstruction without saying
 anything about what the layer could represent.
 
-### What you can see here
-- Before training, the deeper the layer, the less accurate its reconstruction (**Clarity curve**).
-- The first convolution reconstructs almost exactly; pooling and strided layers lose exactness.
-- Deep layers: $m_g$ reaches $m_r$ while $m_i$ stays large and seeds disagree (**Non-uniqueness**).
-- Training makes early layers clearer, not late ones: these turn into abstract images.
+### The six findings, and where to check them
+1. **Before training, the deeper the layer, the less accurate its reconstruction.** *Clarity curve*
+   (one image), *Sweeps* (the mean and its 95% interval over many images) and *Compare models*
+   (several architectures on one relative-depth axis). At 32 px untrained ResNet-18, VGG-16 and
+   EfficientNet-Lite0 all lose the image with depth, Lite0 soonest; an untrained ViT-B/16 keeps it
+   through its twelve blocks, so the fall comes with convolution and pooling rather than with depth
+   as such (check it at larger sizes).
+2. **The first convolution reconstructs almost exactly; pooling is where exactness is first lost.**
+   *Clarity curve*, and the *Invertibility lab*'s Jacobian rank against depth: the rank stays at the
+   input's dimension until the first pooling or strided layer.
+3. **Poor deep reconstructions come from non-uniqueness, not a failing optimiser.** *Non-uniqueness*:
+   $m_g$ reaches $m_r$ while $m_i$ stays large and the seeds disagree (the pixel distances red, the
+   embedding distances blue on one scale centred at the near-copy's). The *Invertibility lab* shows
+   why: exact non-invertibility (rank lost to fewer outputs than inputs, to pooling and ReLU zeroing)
+   and approximate non-invertibility (a growing condition number).
+4. **Training makes early layers clearer, not late ones: those become abstract images.** *Clarity
+   curve* with both checkpoints of EfficientNet-Lite0, and *Sweeps* over images. (With a decoder that
+   converges on both, the early blocks were not clearer after training at 64 px: check it here.)
+5. **A trained model's deep layers map arbitrary inputs toward its training data.** *Manifold*: noise,
+   shapes and a flat colour inverted at deep layers, untrained and trained side by side, with two
+   descriptors of "looks like a photo" (the spectral slope, and the distance of a trained network's
+   early batch-norm statistics from ImageNet's) validated on the sample photos first. Both separate
+   photos from the generated inputs at 64 px; neither says the trained reconstructions are more
+   natural, though they are full of edge-like texture where untrained ones are smooth blobs.
+6. **In fully connected networks a layer narrower than the input cannot represent it uniquely; with
+   ReLU about twice the width is needed; depth worsens conditioning.** *Invertibility lab*: clarity
+   against width per activation and depth, with the Jacobian's exact rank and condition number, and
+   the pseudo-inverse as the exact answer for linear networks.
 
 ### Pages
 - **Invert**: one layer, several seeds, live; the numbers above for each seed; predictions of trained
-  classifiers; PNG and JSON downloads. The URL holds the settings, so a link reproduces the view.
+  classifiers; downloads. The URL holds every setting, so a link reproduces the result;
+  `?mode=present` is the projector view.
 - **Clarity curve**: clarity (or SSIM, PSNR, $m_i$, $m_g/m_r$) against depth for each checkpoint, with
   a gallery like the paper's figure.
 - **Non-uniqueness**: $m_g$ and $m_i$ per seed against the step, and the distances between seeds.
+- **Invertibility lab**, **Manifold**, **Compare models**: findings 3 and 6, 5, and 1 across models.
+- **Sweeps**: curves over many images with confidence intervals; large sweeps run from the command
+  line, on Ray if need be.
 
 Finished runs are cached on disk by their full settings and a hash of the image, so repeating a run
 (or a second visitor asking for it) is instant. Runs on one device queue; a waiting page shows its place.
