@@ -19,10 +19,10 @@ from core.architectures import get_architecture
 from core.errors import UserError
 
 
-from core import cli_compare, cli_manifold, cli_sweep  # noqa: E402  (subcommands kept in their own modules)
+from core import cli_compare, cli_lab, cli_manifold, cli_sweep  # noqa: E402  (subcommands in their own modules)
 
-_EXTRA_NAMES = ["compare", "manifold", "sweep"]
-_EXTRA = [cli_compare, cli_manifold, cli_sweep]
+_EXTRA_NAMES = ["compare", "lab", "manifold", "sweep"]
+_EXTRA = [cli_compare, cli_lab, cli_manifold, cli_sweep]
 
 
 class _Parser(argparse.ArgumentParser):

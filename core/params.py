@@ -9,11 +9,17 @@ produces images of shape (K, 3, H, W). Metrics are always taken on the image it 
   natural-image statistics.
 - `coarse_to_fine`: a Laplacian-style pyramid whose finer levels start moving later, so the
   low-resolution picture settles first.
+- `grey`: one grey value per pixel (the invertibility lab's MLPs read a grey image), shown as
+  three identical channels.
+
+A parameterisation whose state exposes `pixels` (in [0, 1] image space) declares `has_pixels`, so
+the in-place pixel transforms (blur, clamp) may act on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +41,8 @@ class ParamState:
 
 
 class Param(Component):
+    has_pixels: ClassVar[bool] = False  # True: its state's `pixels` are the image (blur and clamp act on them)
+
     def create(self, start: torch.Tensor) -> ParamState:
         raise NotImplementedError
 
@@ -56,8 +64,41 @@ class _PixelState(ParamState):
 class Pixels(Param):
     """Optimise the pixels directly."""
 
+    has_pixels = True
+
     def create(self, start):
         return _PixelState(start)
+
+
+# --------------------------------------------------------------------------- grey
+
+
+class _GreyState(ParamState):
+    """One free grey value per pixel, started from the channel mean of a_0.
+
+    `pixels` holds it as three tied copies, (K, 3, H, W), because the shared blur is a depthwise
+    conv over three channels (`core.priors.blur`): every channel gets the same gradient, the same
+    Adam update, the same blur and clamp, so the copies stay identical and the image is their
+    mean, broadcast to three identical channels."""
+
+    def __init__(self, start: torch.Tensor):
+        grey = start.detach().mean(dim=1, keepdim=True)
+        self.pixels = grey.expand(-1, 3, -1, -1).clone().requires_grad_(True)
+        self.tensors = [self.pixels]
+
+    def image(self):
+        return self.pixels.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+@register("param", "grey")
+@dataclass(frozen=True)
+class Grey(Param):
+    """Optimise a grey image: one value per pixel, the same in all three channels (the invertibility lab)."""
+
+    has_pixels = True
+
+    def create(self, start):
+        return _GreyState(start)
 
 
 # --------------------------------------------------------------------------- fourier (Lucid)

@@ -21,6 +21,7 @@ PAGES = [
     ("app.py", "Invert", ":material/image:"),
     ("pages/1_curve.py", "Clarity curve", ":material/show_chart:"),
     ("pages/2_nonunique.py", "Non-uniqueness", ":material/shuffle:"),
+    ("pages/4_lab.py", "Invertibility lab", ":material/science:"),
     ("pages/5_manifold.py", "Manifold", ":material/blur_on:"),
     ("pages/6_compare.py", "Compare models", ":material/compare_arrows:"),
     ("pages/7_sweeps.py", "Sweeps", ":material/stacked_line_chart:"),
