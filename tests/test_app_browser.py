@@ -209,7 +209,9 @@ def test_presentation_mode_fits_a_1280x720_projector(server):
 
 
 @pytest.mark.parametrize("path,title", [("/", "Invert a layer"), ("/curve", "Clarity curve"),
-                                        ("/nonunique", "Non-uniqueness"), ("/about", "About this explorer")])
+                                        ("/nonunique", "Non-uniqueness"), ("/lab", "Invertibility lab"),
+                                        ("/manifold", "Manifold"), ("/compare", "Compare models"),
+                                        ("/sweeps", "Sweeps"), ("/about", "About this explorer")])
 def test_every_page_opens_by_its_direct_url(server, path, title):
     from playwright.sync_api import sync_playwright
 

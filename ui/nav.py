@@ -4,8 +4,8 @@ Navigation model: Streamlit's `pages/` folder, with the built-in page list hidde
 labelled links shown instead. Why not `st.navigation` over `st.Page`s: on Streamlit 1.67 a
 `pages/` folder next to an entry file that calls `st.navigation` is run as v1 pages on direct
 links, which broke `/about` (checked in Chromium), and the project's fixed shape keeps `pages/`.
-Each page therefore has its own URL (`/`, `/curve`, `/nonunique`, `/about`) and loads by a direct
-link; shared pickers live in `ui/pickers.py` rather than in a frame.
+Each page therefore has its own URL (`/`, `/curve`, `/nonunique`, `/lab`, `/manifold`, `/compare`,
+`/sweeps`, `/about`) and loads by a direct link; shared pickers live in `ui/pickers.py` rather than in a frame.
 
 Presentation mode (`?mode=present`, or the sidebar's toggle) collapses the sidebar on load,
 trims the page margins and shows results first, at projector size.
