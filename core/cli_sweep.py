@@ -24,10 +24,14 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="default", help="recipe (see `presets`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (the local backend's device)")
     p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per run (default: this machine's cores); fixed, and the same on both backends, "
+                        "since the thread count changes rounding and so the numbers of long runs")
     p.add_argument("--out", required=True, help="output folder (results.parquet, summary.csv, summary.html)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, default=None, help="ray: CPUs of the local Ray (default: all)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="ray: CPUs of the local Ray (default: all); each run takes --threads of them")
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="ray: GPUs each task declares (fractions let several small runs share a GPU)")
     p.add_argument("--batch", type=int, default=8, help="ray: runs per task (they share one loaded model)")
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     device = "cuda" if args.gpus_per_run else resolve_device(args.device).type
     layers = "stops" if args.layers == "stops" else [s.strip() for s in args.layers.split(",") if s.strip()]
     sweep = Sweep.create(args.images, args.models.split(","), args.checkpoints.split(","), layers, args.size,
-                         _seeds(args.seeds), preset, device, args.init_seed)
+                         _seeds(args.seeds), preset, device, args.init_seed, args.threads)
     for path, why in sweep.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     bar = {"bar": None}

@@ -32,7 +32,7 @@ def _import_ray():
     return ray
 
 
-def _batch(tasks: Sequence, fault_marker: str | None = None) -> list[tuple]:
+def _batch(tasks: Sequence, fault_marker: str | None = None, threads: int = 1) -> list[tuple]:
     """Runs one batch in a Ray worker: (task index, cache entry bytes or None, error, seconds, device, worker)."""
     from core.checkpoints import load_model
     from core.runcache import encode_result
@@ -46,7 +46,7 @@ def _batch(tasks: Sequence, fault_marker: str | None = None) -> list[tuple]:
     out = []
     for index, task in tasks:
         t = time.perf_counter()
-        result, error = execute(task, model)
+        result, error = execute(task, model, threads)
         out.append((index, encode_result(result) if result is not None else None, error,
                     time.perf_counter() - t, result.device if result is not None else task.spec.device,
                     worker_name()))
@@ -68,11 +68,13 @@ def batches(todo: Sequence, batch_size: int) -> list[list[tuple]]:
 
 
 def run_ray(todo: Sequence, finished: Callable, address: str | None = None, workers: int | None = None,
-            gpus_per_run: float = 0.0, batch_size: int = 8, fault_marker: str | None = None) -> None:
+            gpus_per_run: float = 0.0, batch_size: int = 8, fault_marker: str | None = None,
+            threads: int = 1) -> None:
     """Run `todo` on Ray, calling `finished(task, result, error, seconds, device, worker)` as batches return.
 
     Without `address` a local Ray is started on 127.0.0.1 with `workers` CPUs (default: all) and shut
-    down at the end; with one, the sweep joins that cluster (`ray start --head`, Slurm, Kubernetes)."""
+    down at the end; with one, the sweep joins that cluster (`ray start --head`, Slurm, Kubernetes).
+    A CPU task declares `threads` CPUs and runs on that many threads, as the local backend does."""
     if not todo:
         return
     ray = _import_ray()
@@ -85,13 +87,12 @@ def run_ray(todo: Sequence, finished: Callable, address: str | None = None, work
         else:
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
                      log_to_driver=False, configure_logging=False,
-                     # one run per CPU slot; the workers import this project's `core` from here
-                     runtime_env={"env_vars": {"INVERSION_THREADS": "1", "PYTHONPATH": ROOT}})
+                     runtime_env={"env_vars": {"PYTHONPATH": ROOT}})  # workers import this project's `core`
         started = True
     try:
-        resources = {"num_gpus": gpus_per_run} if gpus_per_run else {"num_cpus": 1}
+        resources = {"num_gpus": gpus_per_run} if gpus_per_run else {"num_cpus": threads}
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, **resources)(_batch)
-        pending = {remote.remote(b, fault_marker): b for b in batches(todo, batch_size)}
+        pending = {remote.remote(b, fault_marker, threads): b for b in batches(todo, batch_size)}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

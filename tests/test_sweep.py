@@ -33,7 +33,7 @@ def make_images(folder, n=3, broken=False):
 
 def tiny(images, **kw) -> Sweep:
     return Sweep.create(str(images), ["resnet18"], ["untrained"], ["layer1", "layer3"], kw.pop("size", 32), [0],
-                        PRESET, "cpu", **kw)
+                        PRESET, "cpu", threads=kw.pop("threads", 1), **kw)
 
 
 def test_local_sweep_end_to_end(tmp_path):
