@@ -66,7 +66,9 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
         assert c["runs"] == 4 and all(r["steps_done"] >= 1 for r in c["rows"]) and c["seed_steps"] > 0
     assert bench["first_frame"]["seconds"] > 0
     load = report["load_test"]
-    assert len(load["sessions"]) == 4 and all(s["error_free"] for s in load["sessions"]), load["sessions"]
+    problems = [(s["session"], phase, s[phase].get("errors"), s[phase].get("exceptions"))
+                for s in load["sessions"] for phase in ("alone", "together") if not s[phase].get("ok")]
+    assert len(load["sessions"]) == 4 and all(s["error_free"] for s in load["sessions"]), problems
     assert load["queue"]["max_waiting"] >= 1  # the four went through the one device queue
     whats = [t["what"] for t in report["targets"]]
     assert len(whats) == 5 and all(t["measured_s"] for t in report["targets"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 PAGES = [
     ("app.py", "Invert", ":material/image:"),
@@ -45,6 +46,14 @@ _PRESENT_CSS = """
 """
 
 
+def url_of(path: str) -> str:
+    """A page's URL path: "/" for the entry file, "/curve" for pages/1_curve.py."""
+    if not path.startswith("pages/"):
+        return "/"
+    name = path.split("/", 1)[1].removesuffix(".py")
+    return "/" + (name.split("_", 1)[1] if name.split("_", 1)[0].isdigit() else name)
+
+
 def page_setup(title: str) -> bool:
     """First call of every page: title, wide layout, sidebar links, presentation mode.
 
@@ -59,7 +68,10 @@ def page_setup(title: str) -> bool:
                        layout="wide", initial_sidebar_state="collapsed" if present else "auto")
     with st.sidebar:
         for path, label, icon in PAGES:
-            st.page_link(path, label=label, icon=icon)
+            try:
+                st.page_link(path, label=label, icon=icon)
+            except StreamlitAPIException:  # the page registry not ready (seen with threaded test sessions): a plain link
+                st.markdown(f"[{label}]({url_of(path)})")
         st.toggle("Presentation mode", key="present",
                   help="results first, reconstructions at 256 px, sidebar collapsed on load (link: ?mode=present)")
         st.caption("Feature inversion explorer · Badger 2022, *Depth and Representation in Vision Models*")
