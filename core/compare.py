@@ -407,8 +407,7 @@ def compare_gallery(rows: Sequence[CompareRow], original, bins: Sequence[float] 
     Returns:
         A PIL image.
     """
-    from core.report import _font, _marks, labelled_grid  # noqa: PLC2701 - the curve gallery's ✓/✗ marks
-    from core.verdict import status
+    from core.report import _font, _marks, cell_verdict, labelled_grid  # noqa: PLC2701 - the curve gallery's marks
 
     bins = list(bins) if bins else default_bins(rows)
     ok_mark, bad_mark = _marks(_font(14))
@@ -416,19 +415,11 @@ def compare_gallery(rows: Sequence[CompareRow], original, bins: Sequence[float] 
     for name, cells in align(rows, bins).items():
         t_row, c_row, m_row = [original], [None], [False]
         for r in cells:
-            m = r.result.metrics
-            st = status(m)
-            ssim = m.get("ssim") or []
-            value = f"SSIM {ssim[seed_index]:.2f}" if seed_index < len(ssim) else "SSIM ?"
-            lines = [(str(r.label or r.layer), "#333333"), (f"at {r.relative_depth:.2f} · {r.layer}", "#666666")]
-            if st == "converged":
-                lines.append((f"{value} {ok_mark}", "#1a7f37"))
-            else:
-                lines += [(f"{value} {bad_mark}", "#c00000"), (st.upper() if st == "not converged" else st, "#c00000")]
-            images = r.result.images
-            t_row.append(images[seed_index] if seed_index < len(images) else None)
-            c_row.append(lines)
-            m_row.append(st != "converged")
+            tile, verdict, bad = cell_verdict(r.result, seed_index, (ok_mark, bad_mark))
+            t_row.append(tile)
+            c_row.append([(str(r.label or r.layer), "#333333"), (f"at {r.relative_depth:.2f} · {r.layer}", "#666666")]
+                         + verdict)
+            m_row.append(bad)
         tiles.append(t_row)
         captions.append(c_row)
         marks.append(m_row)

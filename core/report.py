@@ -526,6 +526,27 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
     return fig
 
 
+def cell_verdict(result: "InversionResult", seed_index: int, marks: tuple[str, str]):
+    """One gallery cell's picture and verdict lines: the seed's image, "SSIM 0.42 ok" in green, or the SSIM with
+    a cross and the status in red, and whether the cell gets the red frame.
+
+    Returns:
+        (image or None, [(text, colour)], not converged)."""
+    from core.verdict import status
+
+    ok_mark, bad_mark = marks
+    m = result.metrics
+    st = status(m)
+    ssim = m.get("ssim") or []
+    value = f"SSIM {ssim[seed_index]:.2f}" if seed_index < len(ssim) else "SSIM ?"
+    if st == "converged":
+        lines = [(f"{value} {ok_mark}", "#1a7f37")]
+    else:
+        lines = [(f"{value} {bad_mark}", "#c00000"), (st.upper() if st == "not converged" else st, "#c00000")]
+    images = result.images
+    return (images[seed_index] if seed_index < len(images) else None), lines, st != "converged"
+
+
 def gallery(rows: Sequence["CurveRow"], original, seed_index: int = 0, title: str | None = None,
             max_columns: int = 8) -> Image.Image:
     """The paper's figure: one row per checkpoint, one column per depth stop, the original first.
@@ -546,8 +567,6 @@ def gallery(rows: Sequence["CurveRow"], original, seed_index: int = 0, title: st
     Returns:
         A PIL image.
     """
-    from core.verdict import status
-
     checkpoints = list(dict.fromkeys(r.checkpoint for r in rows))
     stops = sorted({(float(r.depth), r.layer, r.label) for r in rows})
     stops = list(dict.fromkeys((d, layer) for d, layer, _ in stops))
@@ -566,18 +585,10 @@ def gallery(rows: Sequence["CurveRow"], original, seed_index: int = 0, title: st
                 c_row.append(lines + [("not run", "#666666")])
                 m_row.append(False)
                 continue
-            m = r.result.metrics
-            st = status(m)
-            ssim = m.get("ssim") or []
-            value = f"SSIM {ssim[seed_index]:.2f}" if seed_index < len(ssim) else "SSIM ?"
-            if st == "converged":
-                lines.append((f"{value} {ok_mark}", "#1a7f37"))
-            else:
-                lines += [(f"{value} {bad_mark}", "#c00000"), (st.upper() if st == "not converged" else st, "#c00000")]
-            images = r.result.images
-            t_row.append(images[seed_index] if seed_index < len(images) else None)
-            c_row.append(lines)
-            m_row.append(st != "converged")
+            tile, verdict, bad = cell_verdict(r.result, seed_index, (ok_mark, bad_mark))
+            t_row.append(tile)
+            c_row.append(lines + verdict)
+            m_row.append(bad)
         tiles.append(t_row)
         captions.append(c_row)
         marks.append(m_row)
