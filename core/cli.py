@@ -63,11 +63,9 @@ def _preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="architecture name (see `models`)")
-    p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
-    p.add_argument("--size", type=_positive_int, default=64, help="square input size in px (default 64)")
-    p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
+def run_options(p: argparse.ArgumentParser) -> None:
+    """The options every inverting subcommand shares: budget, early stop, preset, lr, device, init seed, output,
+    progress bar and cache (`invert`, `curve`, `compare`, `manifold`)."""
     p.add_argument("--iters", type=_positive_int, default=None,
                    help="step budget (default: the preset's); a run may stop sooner, see --no-early-stop")
     p.add_argument("--no-early-stop", action="store_true",
@@ -82,6 +80,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true",
                    help="compute even when the run cache ($INVERSION_CACHE_DIR, else .cache/runs) holds this run, "
                         "and do not store it")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="architecture name (see `models`)")
+    p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
+    p.add_argument("--size", type=_positive_int, default=64, help="square input size in px (default 64)")
+    p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
+    run_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def _bins(text: str) -> list[float]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `compare` on `core.cli`'s subparsers (the arguments mirror `curve`'s) and return its parser."""
-    from core.cli import _float, _positive_int, _preset_names, _seed_list
+    from core.cli import _positive_int, _seed_list, run_options
 
     p = subparsers.add_parser("compare", help="clarity curves of several models on one relative-depth axis")
     p.add_argument("--models", required=True, help="comma list of architectures (see `models`), e.g. resnet18,vgg16")
@@ -71,18 +71,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=64,
                    help="square input size in px, one for every model (default 64)")
     p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
-    p.add_argument("--iters", type=_positive_int, default=None,
-                   help="step budget (default: the preset's); a run may stop sooner, see --no-early-stop")
-    p.add_argument("--no-early-stop", action="store_true",
-                   help="run the whole --iters budget instead of stopping once every seed has converged")
-    p.add_argument("--preset", default="default", help=f"{', '.join(_preset_names())} (default: default)")
-    p.add_argument("--lr", type=_float, default=None, help="starting learning rate (overrides the preset)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--no-cache", action="store_true",
-                   help="compute even when the run cache holds a stop, and do not store it")
+    run_options(p)
     return p
 
 

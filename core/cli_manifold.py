@@ -24,7 +24,7 @@ INPUT_HELP = ("comma list of noise, gaussian, disc, stripes, checker (shapes = a
 
 def add_parser(subparsers) -> None:
     """Register the `manifold` subcommand on `python -m core`'s subparsers (its parser class raises UserError)."""
-    from core.cli import _float, _positive_int, _preset_names, _seed_list
+    from core.cli import _positive_int, _seed_list, run_options
 
     p = subparsers.add_parser("manifold", help="invert noise, shapes and a flat colour at deep layers, untrained vs "
                                                "trained (finding 5), with descriptors of 'looks like training data'")
@@ -37,16 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--size", type=_positive_int, default=None,
                    help="square size in px (default: 224 on a GPU, 64 on a CPU)")
     p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
-    p.add_argument("--iters", type=_positive_int, default=None, help="step budget (default: the preset's)")
-    p.add_argument("--no-early-stop", action="store_true", help="run the whole budget")
-    p.add_argument("--preset", default="default", help=f"{', '.join(_preset_names())} (default: default)")
-    p.add_argument("--lr", type=_float, default=None, help="starting learning rate (overrides the preset)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained initialisation")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--no-cache", action="store_true", help="compute even when the run cache holds a run, and do not "
-                                                           "store it")
+    run_options(p)
 
 
 def run(args) -> None:

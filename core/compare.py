@@ -300,7 +300,7 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
     """
     import plotly.graph_objects as go
 
-    from core.report import METRICS, PALETTE, row_value
+    from core.report import METRICS, PALETTE, row_value, seed_band
 
     fig = go.Figure()
     models = list(dict.fromkeys(r["model"] for r in table))
@@ -312,12 +312,7 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
         xs = [float(r["relative_depth"]) for r in mine]
         ys = [row_value(r, metric) for r in mine]
         color = PALETTE[models.index(model) % len(PALETTE)]
-        lo = hi = None
-        if metric == "ssim_mean":
-            lo = [r["ssim_mean"] - r["ssim_std"] for r in mine]
-            hi = [r["ssim_mean"] + r["ssim_std"] for r in mine]
-        elif metric == "clarity":
-            lo, hi = [r["clarity_min"] for r in mine], [r["clarity_max"] for r in mine]
+        lo, hi = seed_band(mine, metric)
         if lo is not None:
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},
                                      fillcolor=color, opacity=0.15, hoverinfo="skip", showlegend=False,

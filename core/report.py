@@ -17,7 +17,6 @@ import functools
 import io
 import json
 import math
-import os  # noqa: F401  (kept: tests slow down writes by patching core.report.os.fdopen)
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from pathlib import Path
@@ -458,6 +457,16 @@ def _thin(xs: Sequence[float], most: int = MAX_TICKS) -> list[float]:
     return keep[: most - 1] + [xs[-1]]
 
 
+def seed_band(rows: Sequence[dict], metric: str) -> tuple[list | None, list | None]:
+    """The band over seeds that curve rows carry for `metric` (SSIM ± its spread, clarity's min to max);
+    (None, None) for a metric without one."""
+    if metric == "ssim_mean":
+        return [r["ssim_mean"] - r["ssim_std"] for r in rows], [r["ssim_mean"] + r["ssim_std"] for r in rows]
+    if metric == "clarity":
+        return [r["clarity_min"] for r in rows], [r["clarity_max"] for r in rows]
+    return None, None
+
+
 def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | None = None):
     """Metric against depth, one line per checkpoint, with a band over seeds.
 
@@ -486,12 +495,7 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
         xs = [float(r["depth"]) for r in mine]
         ys = [row_value(r, metric) for r in mine]
         color = PALETTE[i % len(PALETTE)]
-        lo = hi = None  # the band over seeds, where the rows carry one
-        if metric == "ssim_mean":
-            lo = [r["ssim_mean"] - r["ssim_std"] for r in mine]
-            hi = [r["ssim_mean"] + r["ssim_std"] for r in mine]
-        elif metric == "clarity":
-            lo, hi = [r["clarity_min"] for r in mine], [r["clarity_max"] for r in mine]
+        lo, hi = seed_band(mine, metric)
         if lo is not None:
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},
                                      fillcolor=color, opacity=0.18, hoverinfo="skip", showlegend=False,

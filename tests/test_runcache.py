@@ -125,7 +125,7 @@ _SLOW_WRITER = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
-import core.report
+import core.atomic
 from core.engine import InversionResult
 from core.presets import get_preset
 from core.runcache import RunCache
@@ -148,7 +148,7 @@ class Slow:
     def __exit__(self, *exc):
         return self.f.__exit__(*exc)
 
-core.report.os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
+core.atomic.os.fdopen = lambda fd, *a, **k: Slow(real_fdopen(fd, *a, **k))
 g = torch.Generator().manual_seed(0)
 n = 8
 result = InversionResult("resnet18", "untrained", "layer1", "Conv2", 256, get_preset("default"), list(range(n)),
