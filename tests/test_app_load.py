@@ -2,7 +2,9 @@
 
 One Chromium (the system's /usr/bin/chromium, never `playwright install`), four contexts (separate
 cookies, so four Streamlit sessions), driven concurrently with Playwright's async API. Each opens a
-link with its own tiny configuration, which the page runs by itself on a first visit; the runs share
+link with its own tiny configuration; the page runs it by itself on a first visit when its measured
+estimate is a few seconds, and otherwise asks for Run, which the session then presses, as a user would
+(on a slow machine, with three other runs on the CPU, the estimate can pass the limit). The runs share
 the CPU queue. Skips without Chromium unless REQUIRE_BROWSER=1, like tests/test_app_browser.py.
 Prints the wall time of one session alone and of the four together (no timed assertion).
 """
@@ -31,14 +33,17 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1200})
     page = await ctx.new_page()
     t0 = time.perf_counter()
-    queued = []
+    queued, pressed = [], False
     try:
         await page.goto(f"{url}/?{link(iters)}", timeout=60_000)
-        deadline = t0 + 150
+        deadline = t0 + 240
         while time.perf_counter() < deadline:
             queued += await page.get_by_text("in the queue").all_inner_texts()  # never waits: it may just have gone
             if await page.get_by_text(result_steps(iters)).count():  # the result's caption: this session's run
                 break
+            if not pressed and await page.get_by_text("takes longer than a few seconds").count():
+                await page.get_by_role("button", name="Run", exact=True).click()  # the link asks for Run
+                pressed = True
             await asyncio.sleep(0.15)
         seconds = time.perf_counter() - t0
         await page.wait_for_function(
@@ -63,7 +68,7 @@ async def one_session(browser, url: str, iters: int, shot: str | None = None) ->
         if shot:
             await page.screenshot(path=str(OUT / shot), full_page=True)
         return {"iters": iters, "seconds": seconds, "queued": queued, "captions": captions, "loaded": loaded,
-                "errors": errors, "exceptions": exceptions, "done": done}
+                "errors": errors, "exceptions": exceptions, "done": done, "pressed": pressed}
     finally:
         await ctx.close()
 
@@ -105,4 +110,5 @@ def test_four_sessions_share_the_device(server):  # noqa: F811
     assert all("you are number" in q for s in waited for q in s["queued"])
     each = ", ".join(f"{s['seconds']:.1f}" for s in together)
     print(f"\none session alone: {alone['seconds']:.1f} s; four at once: {wall:.1f} s wall (each {each} s); "
-          f"{len(waited)} of 4 were shown their queue place: {[s['queued'][0] for s in waited]}")
+          f"{len(waited)} of 4 were shown their queue place: {[s['queued'][0] for s in waited]}; "
+          f"{sum(s['pressed'] for s in [alone, *together])} of 5 had to press Run (estimate above the limit)")
