@@ -82,6 +82,13 @@ def run_options(p: argparse.ArgumentParser) -> None:
                         "and do not store it")
 
 
+def batch_option(p: argparse.ArgumentParser) -> None:
+    """--batch-stops, for the subcommands that run many stops of one model (`curve`, `compare`)."""
+    p.add_argument("--batch-stops", choices=("auto", "on", "off"), default="auto",
+                   help="run a checkpoint's stops as one optimisation, every stop's seeds in one batch "
+                        "(on), or one stop after another (off); auto: on for CUDA (default auto)")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="architecture name (see `models`)")
     p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
@@ -106,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
     p.add_argument("--layers", default="stops", help="'stops' (all) or a comma list of layers")
+    batch_option(p)
     p = sub.add_parser("score", help="clarity, SSIM, PSNR and m_i of a reconstruction against an image")
     p.add_argument("--image", required=True, help="the original image")
     p.add_argument("--reconstruction", required=True, help="the reconstruction to score")
@@ -263,13 +271,13 @@ def cmd_curve(args) -> None:
     try:
         rows = list(iter_curve(args.model, image, checkpoints, layers, args.seeds, preset, device,
                                args.init_seed, on_stop, on_snapshot, every=max(1, preset.iters // 20),
-                               use_cache=not args.no_cache))
+                               use_cache=not args.no_cache, batch_stops=args.batch_stops))
     finally:
         bar.close()
     settings = {"model": args.model, "checkpoints": checkpoints, "size": args.size, "seeds": args.seeds,
                 "preset": preset.name, "preset_settings": preset.to_dict(), "iters": preset.iters,
                 "device": describe(device), "init_seed": args.init_seed, "image": str(args.image),
-                "seconds": round(time.perf_counter() - t0, 3)}
+                "batch_stops": args.batch_stops, "seconds": round(time.perf_counter() - t0, 3)}
     write_curve(rows, settings, image, Path(args.out))
     states = [status(r.result.metrics) for r in rows]
     for r, st in zip(rows, states):

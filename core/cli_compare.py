@@ -54,7 +54,7 @@ def _bins(text: str) -> list[float]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `compare` on `core.cli`'s subparsers (the arguments mirror `curve`'s) and return its parser."""
-    from core.cli import _positive_int, _seed_list, run_options
+    from core.cli import _positive_int, _seed_list, batch_option, run_options
 
     p = subparsers.add_parser("compare", help="clarity curves of several models on one relative-depth axis")
     p.add_argument("--models", required=True, help="comma list of architectures (see `models`), e.g. resnet18,vgg16")
@@ -72,6 +72,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="square input size in px, one for every model (default 64)")
     p.add_argument("--seeds", type=_seed_list, default=[0, 1], help="seed count or comma list (default 2)")
     run_options(p)
+    batch_option(p)
     return p
 
 
@@ -106,7 +107,8 @@ def run(args) -> None:
     try:
         rows = list(iter_compare(lines, image, args.seeds, preset, device, on_stop=on_stop, on_snapshot=on_snapshot,
                                  on_note=lambda t: print(f"note: {t}", file=sys.stderr),
-                                 every=max(1, preset.iters // 20), use_cache=not args.no_cache))
+                                 every=max(1, preset.iters // 20), use_cache=not args.no_cache,
+                                 batch_stops=args.batch_stops))
     finally:
         bar.close()
     models = list(dict.fromkeys(line.model for line in lines))

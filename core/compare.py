@@ -232,13 +232,13 @@ class CompareRow:
 def iter_compare(lines: Sequence[Line], image, seeds: Sequence[int] = (0, 1), preset=None, device: str = "auto", *,
                  on_stop: Callable[[int, int, str, str], None] | None = None, on_snapshot=None, on_note=None,
                  callbacks=None, every: int = 10, speed=None, cache=None,
-                 use_cache: bool = True) -> Iterator[CompareRow]:
+                 use_cache: bool = True, batch_stops: str = "auto") -> Iterator[CompareRow]:
     """Yield one row per (model × checkpoint, stop): each line is one `core.curve.iter_curve` over its stops.
 
     Args:
         lines: from `plan_compare`.
         image: (3, N, N) in [0, 1], N the size the lines were planned for.
-        seeds, preset, device, every, speed, cache, use_cache: as for `core.curve.iter_curve`.
+        seeds, preset, device, every, speed, cache, use_cache, batch_stops: as for `core.curve.iter_curve`.
         on_stop: `on_stop(done, total, line name, layer)` before each run, and once at the end with layer "".
         on_snapshot, on_note: progress hooks (or give `callbacks`, a `core.jobs.Callbacks`).
 
@@ -257,7 +257,7 @@ def iter_compare(lines: Sequence[Line], image, seeds: Sequence[int] = (0, 1), pr
 
         for row in iter_curve(line.model, image, [line.checkpoint], line.nodes, seeds, preset, device,
                               on_stop=stop, every=every, speed=speed, models=[line.loaded], cache=cache,
-                              use_cache=use_cache, callbacks=cb):
+                              use_cache=use_cache, callbacks=cb, batch_stops=batch_stops):
             yield CompareRow(line.model, line.n_stops, row)
         base += len(line.plan)
     if on_stop:

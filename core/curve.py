@@ -87,7 +87,7 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
                on_snapshot: Callable[[Snapshot], None] | None = None, every: int = 10,
                speed: SpeedOptions | None = None, on_note: Callable[[str], None] | None = None,
                models: Sequence[LoadedModel] | None = None, cache=None, use_cache: bool = True,
-               callbacks: Callbacks | None = None) -> Iterator[CurveRow]:
+               callbacks: Callbacks | None = None, batch_stops: str = "auto") -> Iterator[CurveRow]:
     """Yield one row per (checkpoint, stop), each run through the one pipeline (`core.jobs.run`).
 
     Args:
@@ -101,6 +101,10 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
         models: already loaded models, one per checkpoint (the app's cached ones; `checkpoints` then
             only names them).
         cache, use_cache: as for `core.jobs.run` (finished stops come from the cache).
+        batch_stops: "on" runs a checkpoint's stops as one optimisation (`core.jobs.run_stops`; its rows
+            arrive together when the last stop finishes), "off" one stop after another, "auto" (default)
+            on for CUDA, where one large batch beats many small ones; off on the CPU, where a step
+            is already compute-bound and rows arriving one by one show progress.
 
     Returns:
         An iterator of `CurveRow`s, checkpoint by checkpoint, stops in forward order.
@@ -109,7 +113,7 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
         >>> rows = clarity_curve("resnet18", image, ["untrained"], ["layer1", "layer3"], seeds=[0, 1])
         >>> [(r.layer, r.result.metrics["clarity"]) for r in rows]
     """
-    from core.jobs import RunSpec, run
+    from core.jobs import RunSpec, run, run_stops
     from core.presets import DEFAULT
 
     preset = preset or DEFAULT
@@ -122,7 +126,18 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
     plan = resolve_layers(models[0], layers)
     total, done = len(plan) * len(models), 0
     cb = callbacks or Callbacks(snapshot=on_snapshot, progress=on_snapshot, note=on_note)
+    together = batched(batch_stops, dev) and len(plan) > 1
     for ck, model in zip(checkpoints, models):
+        if together:
+            if on_stop:
+                on_stop(done, total, ck, f"{len(plan)} stops at once")
+            specs = [RunSpec.of(model, node, image, seeds, preset, dev, checkpoint=ck) for _, node, _ in plan]
+            jobs = run_stops(specs, image, model, cache=cache, use_cache=use_cache, callbacks=cb, every=every,
+                             speed=speed)
+            for (depth, node, label), job in zip(plan, jobs):
+                done += 1
+                yield CurveRow(ck, node, depth, label, job.result, cached=job.cached)
+            continue
         for depth, node, label in plan:
             if on_stop:
                 on_stop(done, total, ck, node)
@@ -132,6 +147,16 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
             yield CurveRow(ck, node, depth, label, job.result, cached=job.cached)
     if on_stop:
         on_stop(done, total, "", "")
+
+
+BATCH_STOPS = ("auto", "on", "off")
+
+
+def batched(batch_stops: str, device: torch.device) -> bool:
+    """Whether a curve runs each checkpoint's stops as one batch: "on", "off", or "auto" (on for CUDA)."""
+    if batch_stops not in BATCH_STOPS:
+        raise UserError(f"batch_stops must be one of {', '.join(BATCH_STOPS)} (got {batch_stops!r})")
+    return batch_stops == "on" or (batch_stops == "auto" and device.type == "cuda")
 
 
 def clarity_curve(*args, **kwargs) -> list[CurveRow]:

@@ -248,44 +248,61 @@ class Inversion:
 
     def snapshots(self, every: int = 10) -> Iterator[Snapshot]:
         """Run the remaining steps, yielding a snapshot every `every` steps and at the end."""
-        p, every = self.preset, max(1, int(every))
+        every = max(1, int(every))
         opt = self._optimizer()
         last: Snapshot | None = None
         self.speed.apply_global(self.device)
         t0 = time.perf_counter() - self.seconds
         while self.steps_done < self.total and not self.finished:
             n = self.steps_done
-            for group in opt.param_groups:
-                group["lr"] = lerp(p.lr_start, p.lr_end, n, p.horizon)
             with MODEL_LOCK.shared():  # one step; never held across the yield below
-                img = self.state.image()
-                seen = img
-                for t in self._forward_tf:
-                    seen = t.forward(seen, n)
+                img, seen = self._inputs(n)
                 with self.speed.autocast(self.device):
                     out = self.encoder(seen)
-                out = out.float()
-                per_seed = total(p.objective, out, self.target, img)
+                per_seed = self._loss(img, out)
                 opt.zero_grad(set_to_none=True)
                 per_seed.sum().backward()
-                with torch.no_grad():
-                    self._hist[n, 0] = per_seed.detach()
-                    self._hist[n, 1] = l2_per_item(out.detach(), self.y)
-                    self._hist[n, 2] = l2_per_item(img.detach(), self.a)
-                    self.state.before_step(n)
-                    opt.step()
-                    for t in self._post_tf:
-                        t.post(self.state.pixels, n, p.horizon)
-            self.steps_done = n + 1
-            if self._stop_check_due(p) and self._done() and self.steps_done >= p.horizon:
-                self.stop_reason = "converged"
-            elif self.steps_done >= self.total:
-                self.stop_reason = "budget"
+                self._apply(n, img, out, per_seed)
+            self._advance()
             if self.steps_done % every == 0 or self.finished:
                 self.seconds = time.perf_counter() - t0
                 self._check_finite(last)
                 last = self._snapshot(n)
                 yield last
+
+    # One step in four parts, so `core.multistop` can step several runs through one shared forward and
+    # backward: _inputs (this step's images and what the encoder sees), the encoder (shared or not), _loss,
+    # backward, _apply (record, optimiser step, pixel transforms), _advance (step count, stopping rule).
+
+    def _inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.preset
+        for group in self._optimizer().param_groups:
+            group["lr"] = lerp(p.lr_start, p.lr_end, n, p.horizon)
+        img = self.state.image()
+        seen = img
+        for t in self._forward_tf:
+            seen = t.forward(seen, n)
+        return img, seen
+
+    def _loss(self, img: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return total(self.preset.objective, out.float(), self.target, img)
+
+    def _apply(self, n: int, img: torch.Tensor, out: torch.Tensor, per_seed: torch.Tensor) -> None:
+        with torch.no_grad():
+            self._hist[n, 0] = per_seed.detach()
+            self._hist[n, 1] = l2_per_item(out.detach().float(), self.y)
+            self._hist[n, 2] = l2_per_item(img.detach(), self.a)
+            self.state.before_step(n)
+            self._optimizer().step()
+            for t in self._post_tf:
+                t.post(self.state.pixels, n, self.preset.horizon)
+
+    def _advance(self) -> None:
+        self.steps_done += 1
+        if self._stop_check_due(self.preset) and self._done() and self.steps_done >= self.preset.horizon:
+            self.stop_reason = "converged"
+        elif self.steps_done >= self.total:
+            self.stop_reason = "budget"
 
     def _stop_check_due(self, p: Preset) -> bool:
         """Whether the stopping rule looks at this step: every `stop_window` steps from one window before the

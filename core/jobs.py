@@ -277,6 +277,114 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
     return job
 
 
+def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=None, use_cache: bool = True,
+              callbacks: Callbacks | None = None, every: int | None = None, speed=None) -> list[Job]:
+    """The finished results of several depth stops of one model as one optimisation (`core.multistop`).
+
+    The specs must differ only in their layer. Cached stops come from the cache; the others take the
+    device's queue once and run together, every stop's seeds in one batch through the shared prefix of
+    the network. Stops that are not cut points of the traced graph (a ViT's `conv_proj`), a lone stop,
+    and every stop after an out-of-memory error run one by one through `run`. Each result is stored
+    under its own spec's key, like a sequential run's (the two agree to rounding: tests/test_multistop.py).
+
+    Args:
+        specs: one spec per stop, same model, checkpoint, image, size, seeds, preset and device.
+        image, model, cache, use_cache, every, speed: as for `run`.
+        callbacks: as for `run`; `progress` gets the running group's latest snapshot (all stops step
+            together), `start` is not called for a group.
+
+    Returns:
+        One `Job` per spec, in the order given.
+    """
+    import gc
+
+    from core.multistop import cut_points
+    from core.runcache import image_hash
+    from core.runqueue import queue_for
+    from core.speed import is_oom
+
+    specs = list(specs)
+    if not specs:
+        return []
+    cb = callbacks or Callbacks()
+    same = {s.replace(layer="") for s in specs}
+    if len(same) != 1:
+        raise UserError("the runs of one batch must differ only in their layer")
+    if len({s.layer for s in specs}) != len(specs):
+        raise UserError("a layer appears twice among the runs of one batch")
+    if image_hash(image) != specs[0].image_hash:
+        raise UserError("the image does not match the run's settings (its hash differs); build the spec from it")
+    cache = (cache or default_cache()) if use_cache else None
+    jobs: dict[str, Job] = {}
+
+    def from_cache():
+        for s in specs:
+            hit = cache.get(s.key()) if cache is not None and s.layer not in jobs else None
+            if hit is not None:
+                jobs[s.layer] = Job(s, _record(hit, s), cached=True)
+
+    from_cache()
+    if len(jobs) < len(specs):
+        dev = resolve_device(specs[0].device)
+        every = every or max(5, min(25, specs[0].preset.iters // 15))
+        with queue_for(str(dev)).slot(label=specs[0].key()[:8] + "*", on_wait=cb.wait):
+            from_cache()  # another session may have finished some while this one waited
+            todo = [s for s in specs if s.layer not in jobs]
+            shared, alone = cut_points(model, [s.layer for s in todo], todo[0].size) if len(todo) > 1 else ([], [])
+            group = [s for s in todo if s.layer in shared] if len(shared) > 1 else []
+            failed = False
+            if group:
+                try:
+                    jobs.update(_run_group(group, image, model, cache, cb, every, speed))
+                except RuntimeError as exc:
+                    if not is_oom(exc):
+                        raise
+                    failed = True
+            if failed:  # outside the `except`: its traceback holds the failed batch's tensors
+                gc.collect()
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                msg = f"out of memory running {len(group)} stops in one batch on {dev}: running them one by one"
+                log.warning(msg)
+                if cb.note:
+                    cb.note(msg)
+            for s in specs:  # the rest one by one: cut points, a lone stop, or after running out of memory
+                if s.layer not in jobs:
+                    jobs[s.layer] = run(s, image, model, cache=cache, use_cache=use_cache, callbacks=cb,
+                                        every=every, speed=speed, queue=False)
+    return [jobs[s.layer] for s in specs]
+
+
+def _run_group(group: list[RunSpec], image, model, cache, cb: Callbacks, every: int, speed) -> dict[str, Job]:
+    """Run the stops of `group` as one batch (`core.multistop.run_together`) and store each result."""
+    from core.multistop import run_together
+
+    first = group[0]
+    dev = resolve_device(first.device)
+    runs = [Inversion(model, s.layer, image, list(s.seeds), s.preset, dev, speed=speed) for s in group]
+    shown = {"step": 0}
+
+    def progress(run, snap):  # every stop steps in lockstep: pass on the newest step once
+        if snap.step > shown["step"]:
+            shown["step"] = snap.step
+            if cb.progress:
+                cb.progress(snap)
+
+    run_together(runs, model, every=every, on_snapshot=progress)
+    jobs = {}
+    note = f"ran in one batch with {len(group) - 1} other stop{'s' * (len(group) != 2)} of this model"
+    for s, r in zip(group, runs):
+        result = r.result()
+        job = Job(s, _record(result, s), cached=False, notes=[note], batches=[list(s.seeds)])
+        if cache is not None and not result.stopped_early:
+            try:
+                cache.put(s.key(), result)
+            except OSError as exc:
+                job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
+        jobs[s.layer] = job
+    return jobs
+
+
 def resume(spec: RunSpec, image: torch.Tensor, model, steps: int, *, live: Inversion | None = None,
            previous: InversionResult | None = None, callbacks: Callbacks | None = None,
            every: int | None = None) -> Job:
