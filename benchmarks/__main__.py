@@ -5,6 +5,11 @@ if sys.argv[1:2] == ["quality"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["batch-stops"]:
+    from benchmarks.batch_stops import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 from benchmarks.runner import main  # noqa: E402
 
 raise SystemExit(main())

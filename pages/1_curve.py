@@ -20,7 +20,7 @@ FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
           Field("iters", 200 if GPU else 80, integer(10, 5000)), Field("size", 128 if GPU else 32, integer(16, 1024)),
           Field("preset", "default", choice(PRESETS)), Field("device", "auto", choice(pickers.device_options())),
           Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}"),
-          Field("metric", "clarity", choice(views.METRICS))]
+          Field("metric", "clarity", choice(views.METRICS)), Field("batch", "auto", choice(pickers.BATCH_STOPS))]
 link_warnings, from_link = state.bind(P, FIELDS)
 if not present:
     st.title("Clarity curve")
@@ -38,6 +38,7 @@ with st.sidebar:
     plan = pickers.stops_picker(P, arch, CPU_STOPS.get(arch))
     with st.expander("Advanced"):
         preset_name, device, init_seed, lr = pickers.recipe(P)
+        batch = pickers.batch_stops_picker(P)
     st.caption(f"Device: **{pickers.device_text(device)}**")
     sizes = pickers.fix_size(P, arch, notices)
 c_img, c_run = st.columns([3, 2])
@@ -66,7 +67,7 @@ auto = first and not problems and live.curve_cached(loaded, usable, plan, image,
 if (run_clicked or auto) and not problems:
     view = st.session_state[P + "curve"] = {"base": base, "rows": [], "original": image, "image": image_name}
     with errors("curve: "):
-        live.run_curve(arch, image, loaded, usable, plan, seeds, preset, device, view, st.container())
+        live.run_curve(arch, image, loaded, usable, plan, seeds, preset, device, view, st.container(), batch)
 shown = st.session_state.get(P + "curve")
 if shown and shown["rows"]:
     with results if present else st.container():

@@ -172,6 +172,38 @@ def test_curve_page_one_point_per_stop_and_checkpoint():
     assert any(len(im.captions) == 3 and im.captions[0] == "original" for im in at.get("image"))
 
 
+def test_curve_page_runs_the_stops_in_one_batch_when_asked():
+    """The Advanced choice "all stops of a checkpoint in one batch": the same rows as one by one (cached under the
+    same keys, so the second way reads them all from the cache)."""
+    at = app(TINY)
+    at.run()
+    at.switch_page("pages/1_curve.py")
+    at.run()
+    at.selectbox(key="cur_model").set_value("resnet18")
+    at.run()
+    at.multiselect(key="cur_cks").set_value(["untrained"])
+    at.multiselect(key="cur_stops").set_value(["conv1", "layer1", "layer3"])
+    at.slider(key="cur_seeds").set_value(2)
+    at.number_input(key="cur_iters").set_value(12)
+    at.select_slider(key="cur_size").set_value(32)
+    at.selectbox(key="cur_batch").set_value("on")
+    at.run()
+    at.button(key="cur_run").click()
+    at.run()
+    ok(at)
+    together = at.session_state["cur_curve"]["rows"]
+    assert [r.layer for r in together] == ["conv1", "layer1", "layer3"] and not any(r.cached for r in together)
+    assert at.query_params.get("batch") in ("on", ["on"])
+    at.selectbox(key="cur_batch").set_value("off")
+    at.run()
+    at.button(key="cur_run").click()
+    at.run()
+    ok(at)
+    again = at.session_state["cur_curve"]["rows"]
+    assert all(r.cached for r in again)
+    assert [r.result.metrics["clarity"] for r in again] == [r.result.metrics["clarity"] for r in together]
+
+
 def test_nonunique_page():
     at = app(TINY)
     at.run()

@@ -232,10 +232,10 @@ def cheaper_offer(pick, est, sizes, box, prefix: str, min_size: int):
 
 
 def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,
-              view: dict, box) -> None:
+              view: dict, box, batch_stops: str = "auto") -> None:
     """Run (or read from the cache) every (checkpoint, stop) through `core.curve.iter_curve`, appending rows to
     `view["rows"]` as they finish, with an overall bar, the running stop's progress and the curve so far.
-    Stopping (a rerun) keeps every finished stop."""
+    Stopping (a rerun) keeps every finished stop (with `batch_stops` on: every finished checkpoint)."""
     from core.curve import iter_curve
     from core.report import curve_figure
 
@@ -251,7 +251,7 @@ def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: li
     cb = Callbacks(snapshot=step_view.progress, progress=step_view.progress, note=st.warning,
                    wait=step_view.waiting)
     for row in iter_curve(arch, image, checkpoints, nodes, seeds, preset, device, on_stop=on_stop, models=models_,
-                          cache=disk_cache(), callbacks=cb):
+                          cache=disk_cache(), callbacks=cb, batch_stops=batch_stops):
         view["rows"].append(row)
         partial.plotly_chart(curve_figure([r.to_json() for r in view["rows"]], "clarity", "clarity so far"),
                              width="stretch")

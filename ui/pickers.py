@@ -151,6 +151,20 @@ def recipe(prefix: str):
     return name, device, int(init_seed), float(lr)
 
 
+BATCH_STOPS = ("auto", "on", "off")
+_BATCH_TEXT = {"auto": "auto: one batch on a GPU, one by one on the CPU",
+               "on": "all stops of a checkpoint in one batch",
+               "off": "one stop after another"}
+
+
+def batch_stops_picker(prefix: str) -> str:
+    """How a curve runs its stops (`core.curve.iter_curve`'s batch_stops): same results, different speed."""
+    return st.selectbox("Run the stops", BATCH_STOPS, key=prefix + "batch", format_func=_BATCH_TEXT.get,
+                        help="One batch sends every stop's seeds through the network together: the same results "
+                             "(checked to 1e-3), 2.5x sooner for small CPU runs (BENCHMARKS.md), but a "
+                             "checkpoint's rows appear together when its last stop finishes")
+
+
 def preset_with_lr(name: str, iters: int, lr: float = 0.0):
     """The preset with `iters`, and `lr` (> 0) as its starting learning rate (lr_end keeps its ratio), as the CLI's --lr."""
     preset = get_preset(name, iters=int(iters))
