@@ -571,10 +571,11 @@ def benchmark(cfg: Config, report: dict, save=lambda: None) -> None:
 
     part("flops", flops)
     part("layer4", lambda: speed_variants(cfg, include_compile=False))
+    # "on", which auto is on CUDA: the dry run on the CPU rehearses the batched path too
     part("curve_resnet50", lambda: curve_run(cfg, "resnet50", [("untrained", 0), ("untrained", 1)],
-                                             cfg.curve_layers_r50))
+                                             cfg.curve_layers_r50, batch_stops="on"))
     part("curve_lite0", lambda: curve_run(cfg, "efficientnet_lite0", [("untrained", 0), ("trained", 0)],
-                                          cfg.curve_layers_lite0))
+                                          cfg.curve_layers_lite0, batch_stops="on"))
     part("curve_resnet50_sequential", lambda: curve_run(cfg, "resnet50", [("untrained", 0), ("untrained", 1)],
                                                         cfg.curve_layers_r50, batch_stops="off"))
     part("first_frame", lambda: first_frame(cfg))

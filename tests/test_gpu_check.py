@@ -57,13 +57,17 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
     tests = report["cuda_tests"]
     assert tests["ok"] and tests["failed"] == 0 and tests["skipped"] >= 4  # every CUDA test skips on the CPU
     bench = report["benchmark"]
-    assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "first_frame", "compile"} <= set(bench)
+    assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "curve_resnet50_sequential", "first_frame",
+            "compile"} <= set(bench)
     assert {"off (torch defaults)", "channels_last", "bf16 autocast", "auto"} <= set(bench["layer4"])
     assert all("seconds" in v for v in bench["layer4"].values())
     assert "seconds" in bench["compile"]["auto + compile"]
-    for key in ("curve_resnet50", "curve_lite0"):
+    for key in ("curve_resnet50", "curve_lite0", "curve_resnet50_sequential"):
         c = bench[key]
         assert c["runs"] == 4 and all(r["steps_done"] >= 1 for r in c["rows"]) and c["seed_steps"] > 0
+        assert c["together"] == (key != "curve_resnet50_sequential")  # batched stops, and the sequential check
+    same = zip(bench["curve_resnet50"]["rows"], bench["curve_resnet50_sequential"]["rows"])
+    assert all(abs(a["clarity"] - b["clarity"]) <= 1e-3 for a, b in same)
     assert bench["first_frame"]["seconds"] > 0
     load = report["load_test"]
     problems = [(s["session"], phase, s[phase].get("errors"), s[phase].get("exceptions"))
@@ -71,7 +75,7 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
     assert len(load["sessions"]) == 4 and all(s["error_free"] for s in load["sessions"]), problems
     assert load["queue"]["max_waiting"] >= 1  # the four went through the one device queue
     whats = [t["what"] for t in report["targets"]]
-    assert len(whats) == 5 and all(t["measured_s"] for t in report["targets"])
+    assert len(whats) == 6 and all(t["measured_s"] for t in report["targets"])
     assert all(t["flop_ratio"] for t in report["targets"][:4])
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "<!-- gpu:start -->" in text and "<!-- gpu:end -->" in text and "DRY RUN" in text
