@@ -46,9 +46,12 @@ def _batch_nodes(body: torch.fx.GraphModule, size: int) -> set:
             seen.setdefault(n, []).append(_signature(value))
             return value
 
+    weights = next(iter(body.parameters()), None)  # where the model is (a run may have moved it to the GPU)
+    device = weights.device if weights is not None else torch.device("cpu")
+    g = torch.Generator().manual_seed(0)  # the global random state is the user's
     with torch.no_grad(), MODEL_LOCK.shared():
         for b in (2, 3):
-            Probe(body).run(torch.rand(b, 3, size, size))
+            Probe(body).run(torch.rand(b, 3, size, size, generator=g).to(device))
     return {n for n, sig in seen.items() if len(sig) == 2 and sig[0] != sig[1]}
 
 

@@ -192,3 +192,21 @@ def test_app_live_run_on_the_gpu(tmp_path, monkeypatch, record_property):
     assert 1 <= r.steps_done <= 150 and len(updates) >= 2
     rows = [im for im in at.get("image") if im.captions and im.captions[0].startswith("original")]
     assert rows and len(rows[-1].captions) == 1 + 4
+
+
+def test_batched_curve_on_the_gpu_equals_one_by_one(chelsea_path, plain_cuda, record_property):
+    """Every stop of ResNet-18 in one batch on cuda:0 against one stop at a time (strict fp32, no autotuning),
+    after a run has already moved the model's weights to the GPU (the cut-point probe must follow them)."""
+    from core.curve import clarity_curve
+
+    image = load_image(chelsea_path, 64)
+    model = load_model("resnet18", "untrained", 64)
+    Inversion(model, "layer1", image, [0], fixed(get_preset("default"), 2), "cuda").run()  # weights now on the GPU
+    preset = get_preset("default").replace(iters=80, schedule_steps=40, stop_window=10)
+    kw = dict(seeds=[0, 1], preset=preset, device="cuda", use_cache=False, models=[model])
+    one = clarity_curve("resnet18", image, ["untrained"], None, batch_stops="off", **kw)
+    together = clarity_curve("resnet18", image, ["untrained"], None, batch_stops="auto", **kw)  # auto: on for CUDA
+    diffs = [abs(a.result.metrics["clarity"] - b.result.metrics["clarity"]) for a, b in zip(one, together)]
+    record_property("batched_clarity_max_diff", max(diffs))
+    assert [r.layer for r in one] == [r.layer for r in together]
+    assert max(diffs) <= 1e-3, diffs
