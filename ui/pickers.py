@@ -152,17 +152,16 @@ def recipe(prefix: str):
 
 
 BATCH_STOPS = ("auto", "on", "off")
-_BATCH_TEXT = {"auto": "auto: one batch on a GPU, one by one on the CPU",
-               "on": "all stops of a checkpoint in one batch",
-               "off": "one stop after another"}
+_BATCH_TEXT = {"auto": "auto (GPU: one batch)", "on": "in one batch", "off": "one by one"}
 
 
 def batch_stops_picker(prefix: str) -> str:
     """How a curve runs its stops (`core.curve.iter_curve`'s batch_stops): same results, different speed."""
     return st.selectbox("Run the stops", BATCH_STOPS, key=prefix + "batch", format_func=_BATCH_TEXT.get,
-                        help="One batch sends every stop's seeds through the network together: the same results "
-                             "(checked to 1e-3), 2.5x sooner for small CPU runs (BENCHMARKS.md), but a "
-                             "checkpoint's rows appear together when its last stop finishes")
+                        help="One batch sends every stop's seeds of a checkpoint through the network together: the "
+                             "same results (checked to 1e-3), 2.5x sooner for small CPU runs (BENCHMARKS.md), but "
+                             "a checkpoint's rows appear together when its last stop finishes. Auto: one batch on a "
+                             "GPU, one by one on the CPU")
 
 
 def preset_with_lr(name: str, iters: int, lr: float = 0.0):
