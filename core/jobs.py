@@ -332,6 +332,9 @@ def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=Non
             todo = [s for s in specs if s.layer not in jobs]
             shared, alone = cut_points(model, [s.layer for s in todo], todo[0].size) if len(todo) > 1 else ([], [])
             group = [s for s in todo if s.layer in shared] if len(shared) > 1 else []
+            if alone and cb.note:
+                cb.note(f"{', '.join(alone)} of {model.name} run{'s' * (len(alone) == 1)} alone: a later node of the "
+                        "graph reads a batch value computed before it, so its samples cannot leave the batch there")
             failed = False
             if group:
                 try:
@@ -381,6 +384,8 @@ def _run_group(group: list[RunSpec], image, model, cache, cb: Callbacks, every: 
                 cache.put(s.key(), result)
             except OSError as exc:
                 job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
+                if cb.note:
+                    cb.note(job.notes[-1])
         jobs[s.layer] = job
     return jobs
 

@@ -82,6 +82,9 @@ def _not_cut_points(body: torch.fx.GraphModule, stops: list, size: int) -> list[
     return bad
 
 
+_CUT_CACHE: dict[tuple, frozenset] = {}
+
+
 def cut_points(model: LoadedModel, nodes: Sequence[str], size: int) -> tuple[list[str], list[str]]:
     """Split `nodes` into those that can share one batch (cut points of the traced graph) and the rest,
     which must run alone.
@@ -94,10 +97,14 @@ def cut_points(model: LoadedModel, nodes: Sequence[str], size: int) -> tuple[lis
     Returns:
         (shared, alone), each in the order given."""
     with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
+        key = (model.arch, model.image_size, int(size), tuple(sorted(nodes)))  # a graph property: any weights
+    if key not in _CUT_CACHE:
         enc = Encoder(model, list(nodes))
-    returned = next(n for n in enc.body.graph.nodes if n.op == "output").args[0]
-    order = {n: i for i, n in enumerate(enc.body.graph.nodes)}
-    bad = set(_not_cut_points(enc.body, sorted((order[returned[n]], n, returned[n]) for n in nodes), size))
+        returned = next(n for n in enc.body.graph.nodes if n.op == "output").args[0]
+        order = {n: i for i, n in enumerate(enc.body.graph.nodes)}
+        _CUT_CACHE[key] = frozenset(_not_cut_points(enc.body, sorted((order[returned[n]], n, returned[n])
+                                                                     for n in nodes), size))
+    bad = _CUT_CACHE[key]
     return [n for n in nodes if n not in bad], [n for n in nodes if n in bad]
 
 
@@ -128,7 +135,7 @@ class MultiStopEncoder(Encoder):
         if len(placeholders) != 1:
             raise NotCutPoints(f"the traced graph takes {len(placeholders)} inputs, not one image batch")
         if check:  # (a prefix of checked stops needs no new check)
-            bad = _not_cut_points(self.body, stops, size or model.image_size)
+            bad = cut_points(model, self.nodes, size or model.image_size)[1]
             if bad:
                 raise NotCutPoints(f"{', '.join(bad)} of {model.name} not a cut point of the traced graph: "
                                    "a later node reads a batch value computed before it")

@@ -186,20 +186,19 @@ def test_curve_page_runs_the_stops_in_one_batch_when_asked():
     at.slider(key="cur_seeds").set_value(2)
     at.number_input(key="cur_iters").set_value(12)
     at.select_slider(key="cur_size").set_value(32)
-    at.selectbox(key="cur_batch").set_value("on")
-    at.run()
-    at.button(key="cur_run").click()
-    at.run()
-    ok(at)
-    together = at.session_state["cur_curve"]["rows"]
+
+    def run_curve(batch: str) -> list:
+        at.selectbox(key="cur_batch").set_value(batch)
+        at.run()
+        at.button(key="cur_run").click()
+        at.run()
+        ok(at)
+        return at.session_state["cur_curve"]["rows"]
+
+    together = run_curve("on")
     assert [r.layer for r in together] == ["conv1", "layer1", "layer3"] and not any(r.cached for r in together)
     assert at.query_params.get("batch") in ("on", ["on"])
-    at.selectbox(key="cur_batch").set_value("off")
-    at.run()
-    at.button(key="cur_run").click()
-    at.run()
-    ok(at)
-    again = at.session_state["cur_curve"]["rows"]
+    again = run_curve("off")
     assert all(r.cached for r in again)
     assert [r.result.metrics["clarity"] for r in again] == [r.result.metrics["clarity"] for r in together]
 
