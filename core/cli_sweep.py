@@ -9,6 +9,8 @@ from core.errors import UserError
 
 
 def add_parser(sub) -> None:
+    from core.cli import batch_option
+
     p = sub.add_parser("sweep", help="clarity over many images x models x checkpoints x layers, with 95% intervals; "
                                      "resumable; local or on Ray")
     p.add_argument("--images", required=True,
@@ -35,6 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="ray: GPUs each task declares (fractions let several small runs share a GPU)")
     p.add_argument("--batch", type=int, default=8, help="ray: runs per task (they share one loaded model)")
+    batch_option(p)
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed last time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> None:
     device = "cuda" if args.gpus_per_run else resolve_device(args.device).type
     layers = "stops" if args.layers == "stops" else [s.strip() for s in args.layers.split(",") if s.strip()]
     sweep = Sweep.create(args.images, args.models.split(","), args.checkpoints.split(","), layers, args.size,
-                         _seeds(args.seeds), preset, device, args.init_seed, args.threads)
+                         _seeds(args.seeds), preset, device, args.init_seed, args.threads, args.batch_stops)
     for path, why in sweep.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
     bar = {"bar": None}

@@ -134,13 +134,14 @@ class Sweep:
     device: str = "cpu"
     init_seed: int = 0
     threads: int = 1  # CPU threads per run, fixed: the thread count changes float rounding, which long runs amplify
+    batch_stops: str = "auto"  # a (model, checkpoint, image)'s stops as one optimisation (`core.curve.batched`)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # images that could not be read
     notes: list[str] = field(default_factory=list)  # model x checkpoint pairs left out, and why
 
     @classmethod
     def create(cls, images: str | Sequence[str], models: Sequence[str], checkpoints: Sequence[str],
                layers: str | Sequence[str], size: int, seeds: Sequence[int], preset: Preset, device: str = "cpu",
-               init_seed: int = 0, threads: int | None = None) -> "Sweep":
+               init_seed: int = 0, threads: int | None = None, batch_stops: str = "auto") -> "Sweep":
         """Validate the settings (sizes, names) and read the images once; raises UserError on bad settings.
 
         Args:
@@ -151,6 +152,8 @@ class Sweep:
             threads: CPU threads per run (default: this machine's cores). Fixed for the whole sweep and the same
                 on every backend: with 1 thread against 2, EfficientNet-Lite0's clarity after 200+ steps differed by
                 up to 0.04 (rounding, amplified by the optimisation), so only equal counts give equal numbers.
+            batch_stops: "on": the stops of one image, model and checkpoint run as one optimisation
+                (`core.jobs.run_stops`, the same results), "off" one by one, "auto" on for CUDA.
 
         Returns:
             The Sweep (its `skipped` lists unreadable images).
@@ -169,12 +172,15 @@ class Sweep:
         found, skipped = find_images(images, size)
         if not found:
             raise UserError("no readable images: " + "; ".join(f"{p}: {r}" for p, r in skipped[:5]))
+        from core.curve import batched
+
         dev = resolve_device(device).type
+        batched(batch_stops, resolve_device(device))  # refuses a bad value before any run
         threads = int(threads or cpu_cores())
         if threads < 1:
             raise UserError(f"--threads must be at least 1 (got {threads})")
         return cls(found, models, checkpoints, layers if isinstance(layers, str) else list(layers), int(size),
-                   [int(s) for s in seeds], preset, dev, int(init_seed), threads, skipped)
+                   [int(s) for s in seeds], preset, dev, int(init_seed), threads, batch_stops, skipped)
 
     def plan(self, load=None) -> list[Task]:
         """Every task, models in order, then checkpoints, layers in forward order, images by name.
@@ -213,7 +219,8 @@ class Sweep:
     def to_dict(self) -> dict:
         return {"images": [i.__dict__ for i in self.images], "models": self.models, "checkpoints": self.checkpoints,
                 "layers": self.layers, "size": self.size, "seeds": self.seeds, "preset": self.preset.to_dict(),
-                "device": self.device, "init_seed": self.init_seed, "threads": self.threads, "skipped": self.skipped,
+                "device": self.device, "init_seed": self.init_seed, "threads": self.threads,
+                "batch_stops": self.batch_stops, "skipped": self.skipped,
                 "notes": self.notes}
 
 
@@ -263,6 +270,38 @@ def execute(task: Task, model, threads: int = 1) -> tuple[object, str | None]:
         return run(task.spec, image, model, use_cache=False, speed=speed).result, None
     except UserError as exc:
         return None, str(exc)
+
+
+def by_image(tasks: Sequence[Task]) -> list[list[Task]]:
+    """The tasks in groups that can run as one optimisation: one model, checkpoint and image each, stops in
+    forward order (the plan lists layers before images, so a group's tasks are spread over the plan)."""
+    groups: dict[tuple, list[Task]] = {}
+    for t in tasks:
+        groups.setdefault((t.group, t.image.path), []).append(t)
+    return [sorted(g, key=lambda t: t.depth) for g in groups.values()]
+
+
+def execute_stops(tasks: Sequence[Task], model, threads: int = 1, batch_stops: str = "auto") -> list[tuple]:
+    """Run the tasks of one `by_image` group: as one optimisation (`core.jobs.run_stops`) when `batch_stops`
+    says so for their device, else one by one (`execute`). Returns (result, error) per task, in order; a
+    user error in the batch sends each task through `execute`, so the failing one is named alone."""
+    from core.curve import batched
+    from core.devices import resolve_device
+    from core.images import load_image
+    from core.jobs import run_stops
+    from core.speed import SpeedOptions
+
+    tasks = list(tasks)
+    spec = tasks[0].spec
+    if len(tasks) > 1 and batched(batch_stops, resolve_device(spec.device)):
+        speed = SpeedOptions(threads=threads) if spec.device == "cpu" else SpeedOptions.auto(spec.device)
+        try:
+            image = load_image(tasks[0].image.path, spec.size)
+            jobs = run_stops([t.spec for t in tasks], image, model, use_cache=False, speed=speed)
+            return [(j.result, None) for j in jobs]
+        except UserError:
+            pass
+    return [execute(t, model, threads) for t in tasks]
 
 
 # --------------------------------------------------------------------------- the driver
@@ -369,12 +408,13 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
 
     try:
         if backend == "local":
-            _run_local(todo, finished, load, sweep.threads)
+            _run_local(todo, finished, load, sweep.threads, sweep.batch_stops)
         elif backend == "ray":
             from core.sweep_ray import run_ray
 
             run_ray(todo, finished, address=address, workers=workers, gpus_per_run=gpus_per_run,
-                    batch_size=batch_size, fault_marker=fault_marker, threads=sweep.threads)
+                    batch_size=batch_size, fault_marker=fault_marker, threads=sweep.threads,
+                    batch_stops=sweep.batch_stops)
         else:
             raise UserError(f"unknown backend {backend!r}: use local or ray")
     except KeyboardInterrupt:
@@ -386,20 +426,22 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
     return outcome
 
 
-def _run_local(todo: list[Task], finished, load=None, threads: int = 1) -> None:
+def _run_local(todo: list[Task], finished, load=None, threads: int = 1, batch_stops: str = "off") -> None:
     from core.checkpoints import load_model
 
     load = load or load_model
     worker = worker_name()
     models: dict = {}
-    for task in todo:  # the plan is grouped by model and checkpoint: one model in memory at a time
-        spec = task.spec
-        if task.group not in models:
+    for group in by_image(todo):  # the plan is grouped by model and checkpoint: one model in memory at a time
+        spec = group[0].spec
+        if group[0].group not in models:
             models.clear()
-            models[task.group] = load(spec.model, spec.checkpoint, spec.size, spec.init_seed)
+            models[group[0].group] = load(spec.model, spec.checkpoint, spec.size, spec.init_seed)
         t = time.perf_counter()
-        result, error = execute(task, models[task.group], threads)
-        finished(task, result, error, time.perf_counter() - t, result.device if result else spec.device, worker)
+        outcomes = execute_stops(group, models[group[0].group], threads, batch_stops)
+        each = (time.perf_counter() - t) / len(group)  # a batch's time, shared by its runs
+        for task, (result, error) in zip(group, outcomes):
+            finished(task, result, error, each, result.device if result else spec.device, worker)
 
 
 def collect(tasks: Iterable[Task], cache, ledger: Ledger) -> list[dict]:

@@ -32,11 +32,12 @@ def _import_ray():
     return ray
 
 
-def _batch(tasks: Sequence, fault_marker: str | None = None, threads: int = 1) -> list[tuple]:
+def _batch(tasks: Sequence, fault_marker: str | None = None, threads: int = 1,
+           batch_stops: str = "off") -> list[tuple]:
     """Runs one batch in a Ray worker: (task index, cache entry bytes or None, error, seconds, device, worker)."""
     from core.checkpoints import load_model
     from core.runcache import encode_result
-    from core.sweep import execute, worker_name
+    from core.sweep import by_image, execute_stops, worker_name
 
     if fault_marker and not os.path.exists(fault_marker):  # tests: this worker dies once, mid-sweep
         open(fault_marker, "w").close()
@@ -44,24 +45,30 @@ def _batch(tasks: Sequence, fault_marker: str | None = None, threads: int = 1) -
     first = tasks[0][1].spec
     model = load_model(first.model, first.checkpoint, first.size, first.init_seed)
     out = []
-    for index, task in tasks:
+    index_of = {id(task): index for index, task in tasks}
+    for group in by_image([task for _, task in tasks]):
         t = time.perf_counter()
-        result, error = execute(task, model, threads)
-        out.append((index, encode_result(result) if result is not None else None, error,
-                    time.perf_counter() - t, result.device if result is not None else task.spec.device,
-                    worker_name()))
+        outcomes = execute_stops(group, model, threads, batch_stops)
+        each = (time.perf_counter() - t) / len(group)  # a batch's time, shared by its runs
+        for task, (result, error) in zip(group, outcomes):
+            out.append((index_of[id(task)], encode_result(result) if result is not None else None, error, each,
+                        result.device if result is not None else task.spec.device, worker_name()))
     return out
 
 
 def batches(todo: Sequence, batch_size: int) -> list[list[tuple]]:
-    """(index, task) lists of at most `batch_size` runs, each of one (model, checkpoint)."""
+    """(index, task) lists of about `batch_size` runs, each of one (model, checkpoint); one image's stops stay
+    in one list (so they can run as one optimisation), even when they are more than `batch_size`."""
+    from core.sweep import by_image
+
+    index_of = {id(task): i for i, task in enumerate(todo)}
     out, current, group = [], [], None
-    for i, task in enumerate(todo):
-        if current and (task.group != group or len(current) >= batch_size):
+    for stops in by_image(todo):
+        if current and (stops[0].group != group or len(current) + len(stops) > batch_size):
             out.append(current)
             current = []
-        group = task.group
-        current.append((i, task))
+        group = stops[0].group
+        current.extend((index_of[id(t)], t) for t in stops)
     if current:
         out.append(current)
     return out
@@ -69,7 +76,7 @@ def batches(todo: Sequence, batch_size: int) -> list[list[tuple]]:
 
 def run_ray(todo: Sequence, finished: Callable, address: str | None = None, workers: int | None = None,
             gpus_per_run: float = 0.0, batch_size: int = 8, fault_marker: str | None = None,
-            threads: int = 1) -> None:
+            threads: int = 1, batch_stops: str = "off") -> None:
     """Run `todo` on Ray, calling `finished(task, result, error, seconds, device, worker)` as batches return.
 
     Without `address` a local Ray is started on 127.0.0.1 with `workers` CPUs (default: all) and shut
@@ -92,7 +99,7 @@ def run_ray(todo: Sequence, finished: Callable, address: str | None = None, work
     try:
         resources = {"num_gpus": gpus_per_run} if gpus_per_run else {"num_cpus": threads}
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, **resources)(_batch)
-        pending = {remote.remote(b, fault_marker, threads): b for b in batches(todo, batch_size)}
+        pending = {remote.remote(b, fault_marker, threads, batch_stops): b for b in batches(todo, batch_size)}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

@@ -61,6 +61,31 @@ def test_local_sweep_end_to_end(tmp_path):
     assert meta["ran"] == 6 and meta["models"] == ["resnet18"]
 
 
+def test_batched_stops_give_the_same_sweep(tmp_path):
+    """batch_stops on runs each image's stops (layer1, layer3) as one optimisation: the same numbers as one by one."""
+    from core.sweep import by_image
+    from core.sweep_ray import batches
+
+    images = make_images(tmp_path / "imgs", n=2)
+    one = run_sweep(tiny(images, batch_stops="off"), tmp_path / "off", cache=RunCache(tmp_path / "c_off"))
+    together = run_sweep(tiny(images, batch_stops="on"), tmp_path / "on", cache=RunCache(tmp_path / "c_on"))
+    assert one.ran == together.ran == 4 and together.failed == 0
+    a = read_results(tmp_path / "off" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    b = read_results(tmp_path / "on" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    assert list(a["key"]) == list(b["key"])
+    for col in ("clarity", "ssim_mean", "embedding_l2_mean", "input_l2_mean"):
+        assert (a[col] - b[col]).abs().max() <= 1e-6, col
+    assert json.loads((tmp_path / "on" / "sweep.json").read_text())["batch_stops"] == "on"
+    tasks = tiny(images).plan()
+    groups = by_image(tasks)  # the plan lists layers before images: regrouped per image, stops in forward order
+    assert [[t.spec.layer for t in g] for g in groups] == [["layer1", "layer3"]] * 2
+    assert len({t.image.name for t in groups[0]}) == 1
+    packed = batches(tasks, 3)  # an image's stops never split across Ray tasks
+    assert [len(b) for b in packed] == [2, 2]
+    with pytest.raises(Exception, match="batch_stops"):
+        tiny(images, batch_stops="sometimes")
+
+
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_images():
     lo, hi = bootstrap_ci([0.2, 0.4, 0.6])
     assert lo <= 0.4 <= hi and lo >= 0.2 and hi <= 0.6
@@ -117,12 +142,13 @@ def test_a_missing_checkpoint_is_left_out_with_a_note_and_bad_settings_are_one_l
 
 
 def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
+    """Local one stop at a time against Ray with each image's stops as one optimisation (batch_stops on)."""
     pytest.importorskip("ray")
     images = make_images(tmp_path / "imgs", n=3)
-    local = run_sweep(tiny(images), tmp_path / "local", cache=RunCache(tmp_path / "cache_local"))
+    local = run_sweep(tiny(images, batch_stops="off"), tmp_path / "local", cache=RunCache(tmp_path / "cache_local"))
     marker = tmp_path / "killed-once"
-    remote = run_sweep(tiny(images), tmp_path / "ray", backend="ray", cache=RunCache(tmp_path / "cache_ray"),
-                       workers=2, batch_size=2, fault_marker=str(marker))
+    remote = run_sweep(tiny(images, batch_stops="on"), tmp_path / "ray", backend="ray",
+                       cache=RunCache(tmp_path / "cache_ray"), workers=2, batch_size=2, fault_marker=str(marker))
     assert marker.exists(), "the fault was not injected: no worker was killed"
     assert remote.ran == 6 and remote.failed == 0
     a = read_results(tmp_path / "local" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
