@@ -159,6 +159,7 @@ class Sweep:
             The Sweep (its `skipped` lists unreadable images).
         """
         from core.architectures import get_architecture
+        from core.curve import batched
         from core.devices import cpu_cores, resolve_device
 
         models = [m.strip() for m in models if m.strip()]
@@ -172,8 +173,6 @@ class Sweep:
         found, skipped = find_images(images, size)
         if not found:
             raise UserError("no readable images: " + "; ".join(f"{p}: {r}" for p, r in skipped[:5]))
-        from core.curve import batched
-
         dev = resolve_device(device).type
         batched(batch_stops, resolve_device(device))  # refuses a bad value before any run
         threads = int(threads or cpu_cores())
