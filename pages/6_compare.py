@@ -6,7 +6,6 @@ import streamlit as st
 
 from core import ARCHITECTURES, PRESETS
 from core.compare import compare_figure, compare_gallery, compare_title, iter_compare, plan_compare, unconverged_text
-from core.jobs import Callbacks
 from core.report import curve_csv, png_bytes
 from ui import live, models, pickers, state
 from ui.errors import errors
@@ -20,7 +19,8 @@ FIELDS = [Field("models", ["resnet18", "vgg16", "efficientnet_lite0"], items(ARC
           Field("per", 6, integer(2, 12)), Field("image", "chelsea"), Field("seeds", 4 if GPU else 2, integer(1, 8)),
           Field("iters", 200 if GPU else 80, integer(10, 5000)), Field("size", 128 if GPU else 32, integer(16, 1024)),
           Field("preset", "default", choice(PRESETS)), Field("device", "auto", choice(pickers.device_options())),
-          Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}")]
+          Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}"),
+          Field("batch", "auto", choice(pickers.BATCH_STOPS))]
 link_warnings, _ = state.bind(P, FIELDS)
 if not present:
     st.title("Compare models")
@@ -38,6 +38,7 @@ with st.sidebar:
                     help="the first stop, the logits and evenly spaced stops between")
     with st.expander("Advanced"):
         preset_name, device, init_seed, lr = pickers.recipe(P)
+        batch = pickers.batch_stops_picker(P)
 sizes = [s for s in models.SIZES if all(s in models.sizes_for(m) for m in chosen)] or models.SIZES
 if st.session_state.get(P + "size") not in sizes:
     st.session_state[P + "size"] = min(sizes, key=lambda s: abs(s - (st.session_state.get(P + "size") or 32)))
@@ -74,25 +75,12 @@ auto = first and not problems and all(live.curve_cached([x.loaded], [x.checkpoin
                                                         device) for x in lines)
 
 
-def on_stop(done, total_, name, layer):
-    if layer:
-        overall.progress(done / total_, text=f"{name} · {layer} ({done + 1} of {total_})")
-
-
 if (run_clicked or auto) and not problems:  # rows kept stop by stop: Stop (a rerun) keeps every finished one
     view = st.session_state[P + "view"] = {"base": base, "rows": [], "original": image, "skipped": skipped}
     with errors("compare: "):
-        overall, step = st.progress(0.0, text="starting…"), live.LiveView(seeds, show_images=False, show_chart=False)
-        partial = st.empty()
-        cb = Callbacks(snapshot=step.progress, progress=step.progress, note=st.warning, wait=step.waiting)
-        for row in iter_compare(lines, image, seeds, preset, device, on_stop=on_stop, callbacks=cb,
-                                cache=live.disk_cache()):
-            view["rows"].append(row)
-            partial.plotly_chart(compare_figure([r.to_json() for r in view["rows"]], "clarity", "clarity so far"))
-        step.clear()
-        partial.empty()
-        overall.progress(1.0, text=f"done: {len(view['rows'])} of {total} stops"
-                         + (f" ({sum(r.cached for r in view['rows'])} from the cache)" if view["rows"] else ""))
+        live.stream(lambda on_stop, cb: iter_compare(lines, image, seeds, preset, device, on_stop=on_stop, callbacks=cb,
+                                                     cache=live.disk_cache(), batch_stops=batch),
+                    seeds, total, view, st.container(), lambda rows: compare_figure(rows, "clarity", "clarity so far"))
 shown = st.session_state.get(P + "view")
 if shown and shown["rows"]:
     table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from typing import Callable
 
 import streamlit as st
 
@@ -231,35 +232,47 @@ def cheaper_offer(pick, est, sizes, box, prefix: str, min_size: int):
                    args=({k: cheaper[k] for k in ("size", "seeds", "iters")},))
 
 
-def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,
-              view: dict, box, batch_stops: str = "auto") -> None:
-    """Run (or read from the cache) every (checkpoint, stop) through `core.curve.iter_curve`, appending rows to
-    `view["rows"]` as they finish, with an overall bar, the running stop's progress and the curve so far.
-    Stopping (a rerun) keeps every finished stop (with `batch_stops` on: every finished checkpoint)."""
-    from core.curve import iter_curve
-    from core.report import curve_figure
+def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Callable) -> None:
+    """Show rows as they finish, for every page that runs many stops (Clarity curve, Compare models): an overall
+    bar, the running stop's progress and queue place, and the chart so far; rows are appended to `view["rows"]`,
+    so Stopping (a rerun) keeps every finished one.
 
-    total = len(nodes) * len(checkpoints)
+    Args:
+        make_rows: `make_rows(on_stop, callbacks)` -> the rows' iterator (`core.curve.iter_curve`,
+            `core.compare.iter_compare`), given the hooks that draw the progress.
+        seeds, total: the runs' seeds, and how many rows will come.
+        view: the page's kept view; `figure(rows as JSON)` draws the chart so far.
+    """
     overall = box.progress(0.0, text="starting…")
     step_view = LiveView(seeds, show_images=False, show_chart=False, container=box)
     partial = box.empty()
 
-    def on_stop(done, total_, ck, layer):
+    def on_stop(done, total_, name, layer):
         if layer:
-            overall.progress(done / total_, text=f"{ck} · {layer} ({done + 1} of {total_})")
+            overall.progress(done / total_, text=f"{name} · {layer} ({done + 1} of {total_})")
 
     cb = Callbacks(snapshot=step_view.progress, progress=step_view.progress, note=st.warning,
                    wait=step_view.waiting)
-    for row in iter_curve(arch, image, checkpoints, nodes, seeds, preset, device, on_stop=on_stop, models=models_,
-                          cache=disk_cache(), callbacks=cb, batch_stops=batch_stops):
+    for row in make_rows(on_stop, cb):
         view["rows"].append(row)
-        partial.plotly_chart(curve_figure([r.to_json() for r in view["rows"]], "clarity", "clarity so far"),
-                             width="stretch")
+        partial.plotly_chart(figure([r.to_json() for r in view["rows"]]), width="stretch")
     step_view.clear()
     partial.empty()
-    overall.progress(1.0, text=f"done: {len(view['rows'])} of {total}"
-                     + (f" ({sum(r.cached for r in view['rows'])} from the cache)" if any(r.cached for r in view["rows"])
-                        else ""))
+    hits = sum(r.cached for r in view["rows"])
+    overall.progress(1.0, text=f"done: {len(view['rows'])} of {total}" + (f" ({hits} from the cache)" if hits else ""))
+
+
+def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,
+              view: dict, box, batch_stops: str = "auto") -> None:
+    """Run (or read from the cache) every (checkpoint, stop) through `core.curve.iter_curve`, shown by `stream`.
+    With `batch_stops` on, a checkpoint's rows arrive together and Stop keeps every finished checkpoint."""
+    from core.curve import iter_curve
+    from core.report import curve_figure
+
+    stream(lambda on_stop, cb: iter_curve(arch, image, checkpoints, nodes, seeds, preset, device, on_stop=on_stop,
+                                          models=models_, cache=disk_cache(), callbacks=cb, batch_stops=batch_stops),
+           seeds, len(nodes) * len(checkpoints), view, box,
+           lambda rows: curve_figure(rows, "clarity", "clarity so far"))
 
 
 def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image, seeds, preset, device) -> bool:
