@@ -1,15 +1,11 @@
 """Manifold page (finding 5): noise, shapes and a flat colour inverted at deep layers, untrained vs trained, with
 descriptors of "looks like training data" beside each picture and their validation on the sample photos."""
 
-import json
-
 import streamlit as st
 
-from core import ARCHITECTURES, PRESETS, trained_status
+from core import ARCHITECTURES, PRESETS
 from core import manifold as mf
-from core.jobs import Callbacks
-from core.report import png_bytes
-from ui import live, models, pickers, state, views
+from ui import manifold_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
 from ui.state import Field, choice, integer, items, join, number
@@ -75,43 +71,10 @@ base = {"model": arch, "checkpoints": usable, "layers": chosen, "inputs": list(i
 if run_clicked and not problems:
     view = st.session_state[P + "out"] = {"base": base, "rows": [], "inputs": inputs, "validation": None}
     with errors("manifold: "):
-        bar = st.progress(0.0, text="measuring the descriptors on the sample photos…")
-        step = live.LiveView(seeds, show_images=False, show_chart=False)
-        judge = models.get_model(mf.JUDGE, "trained", size)[0] if trained_status(mf.JUDGE)["cached"] else None
-        describer = mf.Describer(arch, size, trained=judge)
-        view["validation"] = mf.validate(size, describer)
-        cb = Callbacks(snapshot=step.progress, progress=step.progress, note=st.warning, wait=step.waiting)
-        def on_run(done, total, ck, layer, name):
-            bar.progress(done / total, text=f"{ck} · {layer} · {name} ({done + 1} of {total})" if layer else "done")
-
-        for row in mf.iter_manifold(arch, inputs, usable, chosen, seeds, preset, device, init_seed, describer, loaded,
-                                    cache=live.disk_cache(), callbacks=cb, on_run=on_run):
-            view["rows"].append(row)
-        step.clear()
+        manifold_view.run(arch, inputs, usable, chosen, seeds, preset, device, init_seed, loaded, size, view)
 shown = st.session_state.get(P + "out")
 if shown and shown["rows"] and shown["validation"]:
-    rows, v = shown["rows"], shown["validation"]
-    with results if present else st.container():
-        if shown["base"] != base:
-            st.info("Showing the last run; the settings have changed since. Press Run for the current ones.")
-        st.markdown("\n".join(f"- {line}" for line in mf.summary_lines(v, mf.compare(rows, v))))
-        descs = list(v["descriptors"])
-        ran = [c for c in ("untrained", "trained") if any(r.checkpoint == c for r in rows)]
-        st.image([views.upscale(im, 128) for im in shown["inputs"].values()], width=128, caption=[
-            f"input {n} · " + " · ".join(mf.captions(mf.by_input(rows, n) or {}, descs)) for n in shown["inputs"]])
-        for layer, label in mf.layers_of(rows):
-            st.markdown(f"**{label}** · `{layer}` — reconstructions of seed 0")
-            for col, ck in zip(st.columns(len(ran)), ran):
-                mine = [r for r in rows if r.layer == layer and r.checkpoint == ck]
-                col.image([views.upscale(r.result.images[0], 128) for r in mine], width=128,
-                          caption=[mf.cell_caption(r, descs) for r in mine])
-        st.plotly_chart(mf.figure(rows, v), width="stretch")
-        st.dataframe(mf.validation_table(v), hide_index=True)
-        d1, d2, _ = st.columns([1, 1, 4])
-        d1.download_button("Manifold (JSON)", json.dumps(mf.to_json(rows, v, shown["base"]), indent=2),
-                           "manifold.json", "application/json", key=P + "json")
-        d2.download_button("Grid (PNG)", png_bytes(mf.grid(rows, shown["inputs"], title=mf.title(shown["base"]))),
-                           "manifold.png", "image/png", key=P + "png")
+    manifold_view.show(shown, base, results if present else st.container(), P)
 elif not run_clicked and not problems:
     st.info("Press **Run**: the defaults finish in well under a minute on a small CPU.")
 state.sync(P, FIELDS)

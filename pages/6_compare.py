@@ -1,13 +1,10 @@
 """Compare models: the clarity curves of several models on one relative-depth axis (0 = input, 1 = logits)."""
 
-import json
-
 import streamlit as st
 
 from core import ARCHITECTURES, PRESETS
-from core.compare import compare_figure, compare_gallery, compare_title, iter_compare, plan_compare, unconverged_text
-from core.report import curve_csv, png_bytes
-from ui import live, models, pickers, state
+from core.compare import compare_figure, iter_compare, plan_compare
+from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
 from ui.state import Field, choice, dump_bool, flag, integer, items, join, number
@@ -83,25 +80,7 @@ if (run_clicked or auto) and not problems:  # rows kept stop by stop: Stop (a re
                     seeds, total, view, st.container(), lambda rows: compare_figure(rows, "clarity", "clarity so far"))
 shown = st.session_state.get(P + "view")
 if shown and shown["rows"]:
-    table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])
-    if shown["base"] != base:
-        st.info("Showing the last comparison; the settings have changed since. Press Run comparison for the new ones.")
-    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=P + "chart")
-    bad = unconverged_text(table)
-    if bad:
-        st.warning(f"Not converged, borderline or degenerate (hollow on the chart, framed in red below): {bad}")
-    else:
-        st.caption("Every point converged: m_g ≤ m_r on every seed.")
-    st.subheader("Gallery (first seed): one row per model × checkpoint, each column the stop nearest its relative depth")
-    st.image(compare_gallery(shown["rows"], shown["original"], title=title, max_columns=6))
-    with st.expander("Table"):
-        st.dataframe(table, width="stretch")
-    d1, d2, d3 = st.columns(3)
-    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=P + "csv")
-    d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
-                       indent=1), "compare.json", "application/json", key=P + "json")
-    d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
-                       "gallery.png", "image/png", key=P + "gal")
+    views.comparison(shown, base, P)
 elif not run_clicked and not problems:
     st.info("Choose the models and press **Run comparison**; the chart grows stop by stop.")
 state.sync(P, FIELDS)

@@ -188,3 +188,29 @@ def curve(view: dict, prefix: str):
                        "curve.json", "application/json", key=prefix + "json")
     d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)), "gallery.png",
                        "image/png", key=prefix + "gal")
+
+
+def comparison(shown: dict, base: dict, prefix: str) -> None:
+    """A finished comparison (Compare models page): the chart against relative depth, what did not converge, the
+    gallery aligned by relative depth, the table and downloads; notes when the settings (`base`) changed since."""
+    from core.compare import compare_figure, compare_gallery, compare_title, unconverged_text
+
+    table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])
+    if shown["base"] != base:
+        st.info("Showing the last comparison; the settings have changed since. Press Run comparison for the new ones.")
+    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=prefix + "chart")
+    bad = unconverged_text(table)
+    if bad:
+        st.warning(f"Not converged, borderline or degenerate (hollow on the chart, framed in red below): {bad}")
+    else:
+        st.caption("Every point converged: m_g ≤ m_r on every seed.")
+    st.subheader("Gallery (first seed): one row per model × checkpoint, each column the stop nearest its relative depth")
+    st.image(compare_gallery(shown["rows"], shown["original"], title=title, max_columns=6))
+    with st.expander("Table"):
+        st.dataframe(table, width="stretch")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=prefix + "csv")
+    d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
+                       indent=1), "compare.json", "application/json", key=prefix + "json")
+    d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
+                       "gallery.png", "image/png", key=prefix + "gal")
