@@ -17,6 +17,7 @@ from pathlib import Path
 from core import get_preset, load_image
 from core.curve import clarity_curve
 from core.devices import describe, resolve_device
+from core.speed import SpeedOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "assets" / "chelsea.png"
@@ -30,10 +31,11 @@ def compare(arch: str, checkpoint: str, size: int, seeds: list[int], device, ite
     image = load_image(str(IMAGE), size)
     out = {"arch": arch, "checkpoint": checkpoint, "size": size, "seeds": len(seeds), "iters": preset.iters}
     rows = {}
+    speed = SpeedOptions.auto(device)  # one thread pick for both ways: another count rounds differently
     for mode in ("off", "on"):
         t = time.perf_counter()
         rows[mode] = clarity_curve(arch, image, [checkpoint], None, seeds=seeds, preset=preset, device=device,
-                                   use_cache=False, batch_stops=mode)
+                                   use_cache=False, batch_stops=mode, speed=speed)
         out[f"{mode}_s"] = time.perf_counter() - t
     worst_c = worst_g = 0.0
     for a, b in zip(rows["off"], rows["on"]):

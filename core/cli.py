@@ -84,7 +84,9 @@ def run_options(p: argparse.ArgumentParser) -> None:
 
 def batch_option(p: argparse.ArgumentParser) -> None:
     """--batch-stops, for the subcommands that run many stops of one model (`curve`, `compare`)."""
-    p.add_argument("--batch-stops", choices=("auto", "on", "off"), default="auto",
+    from core.curve import BATCH_STOPS
+
+    p.add_argument("--batch-stops", choices=BATCH_STOPS, default="auto",
                    help="run a checkpoint's stops as one optimisation, every stop's seeds in one batch "
                         "(on), or one stop after another (off); auto: on for CUDA (default auto)")
 

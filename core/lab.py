@@ -658,6 +658,18 @@ def lab_grid(rows: Sequence[MLPRow], original: torch.Tensor, seed_index: int = 0
                          repeat=1)[0]
 
 
+def _write_table(out: Path, stem: str, table: list[dict], settings: dict, fields, figure) -> dict:
+    """STEM.json (settings + rows), STEM.csv and STEM.html (the chart) in `out`; returns the JSON as a dict."""
+    from core.report import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = {**settings, "rows": table}
+    atomic_write(out / f"{stem}.json", json.dumps(data, indent=2))
+    atomic_write(out / f"{stem}.csv", table_csv(table, fields))
+    atomic_write(out / f"{stem}.html", figure.to_html(include_plotlyjs=True, full_html=True))
+    return data
+
+
 def write_lab(rows: Sequence[MLPRow], settings: dict, original: torch.Tensor, out: Path) -> dict:
     """Write lab.json (settings + rows), lab.csv, lab.html (the chart) and lab.png (the reconstructions) in `out`.
 
@@ -666,15 +678,8 @@ def write_lab(rows: Sequence[MLPRow], settings: dict, original: torch.Tensor, ou
     """
     from core.report import atomic_write, png_bytes
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table = [r.to_json() for r in rows]
-    data = {**settings, "rows": table}
-    atomic_write(out / "lab.json", json.dumps(data, indent=2))
-    atomic_write(out / "lab.csv", table_csv(table, CSV_FIELDS))
-    title = lab_title(settings)
-    html = lab_figure(table, title).to_html(include_plotlyjs=True, full_html=True)
-    atomic_write(out / "lab.html", html)
+    out, table, title = Path(out), [r.to_json() for r in rows], lab_title(settings)
+    data = _write_table(out, "lab", table, settings, CSV_FIELDS, lab_figure(table, title))
     atomic_write(out / "lab.png", png_bytes(lab_grid(rows, original, title=title)))
     return data
 
@@ -810,17 +815,9 @@ def write_jacobian(rows: Sequence[JacobianRow], settings: dict, out: Path) -> di
     Returns:
         The JSON written to jacobian.json, as a dict.
     """
-    from core.report import atomic_write
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     table = [r.to_json() for r in rows]
-    data = {**settings, "rows": table}
-    atomic_write(out / "jacobian.json", json.dumps(data, indent=2))
-    atomic_write(out / "jacobian.csv", table_csv(table, JACOBIAN_CSV_FIELDS))
-    html = jacobian_figure(table, jacobian_title(settings)).to_html(include_plotlyjs=True, full_html=True)
-    atomic_write(out / "jacobian.html", html)
-    return data
+    return _write_table(Path(out), "jacobian", table, settings, JACOBIAN_CSV_FIELDS,
+                        jacobian_figure(table, jacobian_title(settings)))
 
 
 JACOBIAN_SIZES = (16, 24, 32, 48, 64)  # px offered for Jacobians (64 px: conv1 of ResNet-18 alone is 6 GB)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from core import ARCHITECTURES, PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
+from core.curve import BATCH_STOPS
 from core.devices import describe, resolve_device
 from core.jobs import RunSpec
 from ui import models
@@ -151,7 +152,6 @@ def recipe(prefix: str):
     return name, device, int(init_seed), float(lr)
 
 
-BATCH_STOPS = ("auto", "on", "off")
 _BATCH_TEXT = {"auto": "auto (GPU: one batch)", "on": "in one batch", "off": "one by one"}
 
 
