@@ -353,10 +353,13 @@ def _variant_run(model, image, cfg: Config, opts: SpeedOptions, warm: int, every
     sync(cfg.device)
     loop = time.perf_counter() - start
     res = run.result()
+    graphs = run.step_encoder
+    graphs = None if graphs is None else {"recorded": graphs.recorded, "replays": graphs.replays,
+                                          "failed": graphs.failed}
     peak_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.device(cfg.device).type == "cuda" else None
     return {"seconds": loop, "timed_steps": res.steps_done - first_step, "warmup_s": warm_s,
             "warmup_steps": first_step, "build_s": build, "steps_done": res.steps_done, "peak_mb": peak_mb,
-            "seed_steps_per_s": cfg.seeds * (res.steps_done - first_step) / loop}, res
+            "seed_steps_per_s": cfg.seeds * (res.steps_done - first_step) / loop, "cuda_graphs": graphs}, res
 
 
 def _compare(res, ref) -> dict:
@@ -388,7 +391,9 @@ def speed_variants(cfg: Config, include_compile: bool) -> dict:
                 ("cudnn_benchmark", off.replace(cudnn_benchmark=True), None),
                 ("bf16 autocast", off.replace(autocast_dtype=torch.bfloat16), None),
                 ("auto", auto, None),
-                ("auto + bf16", auto.replace(autocast_dtype=torch.bfloat16), None)]
+                ("auto + cuda graphs", auto.replace(cuda_graphs=True), None),
+                ("auto + bf16", auto.replace(autocast_dtype=torch.bfloat16), None),
+                ("auto + cuda graphs + bf16", auto.replace(cuda_graphs=True, autocast_dtype=torch.bfloat16), None)]
     if not cuda:
         variants = [v for v in variants if not v[0].startswith(("fp32 strict", "tf32", "cudnn"))]
     if include_compile:
@@ -443,10 +448,11 @@ def compile_backend(cfg: Config):
 
 
 def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int]], layers,
-              batch_stops: str = "auto") -> dict:
+              batch_stops: str = "auto", speed: SpeedOptions | None = None) -> dict:
     """One whole clarity curve, timed from the first model load to the last row (a warm process: one
     short stop first, so imports, cuDNN autotuning and the curve's planning are not counted).
-    `batch_stops` as for `iter_curve` (auto: every stop of a checkpoint in one batch on CUDA)."""
+    `batch_stops` as for `iter_curve` (auto: every stop of a checkpoint in one batch on CUDA); `speed`: the
+    runs' options (None: the engine's auto)."""
     preset = get_preset("default")
     if cfg.curve_iters:
         preset = preset.replace(iters=cfg.curve_iters)
@@ -460,15 +466,18 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
         deepest = depth_stops(load_model(arch, "untrained", cfg.size))[-1].node
     for _ in iter_curve(arch, image, [checkpoints_and_seeds[0][0]], layers=[deepest], seeds=seeds,
                         preset=fixed(preset, 3), device=cfg.device, init_seed=checkpoints_and_seeds[0][1],
-                        use_cache=False):
+                        use_cache=False, speed=speed):
         pass  # the deepest stop runs (and autotunes) every layer of the network once
     free(cfg.device)
     rows = []
+    from core.cudagraphs import STATS
+
+    graphs_before = {"recorded": STATS["recorded"], "replays": STATS["replays"], "failed": len(STATS["failed"])}
     sync(cfg.device)
     t = time.perf_counter()
     for ck, init_seed in checkpoints_and_seeds:
         for row in iter_curve(arch, image, [ck], layers=layers, seeds=seeds, preset=preset, device=cfg.device,
-                              init_seed=init_seed, use_cache=False, batch_stops=batch_stops):
+                              init_seed=init_seed, use_cache=False, batch_stops=batch_stops, speed=speed):
             r = row.result
             rows.append({"checkpoint": ck, "init_seed": init_seed, "layer": row.layer, "steps_done": r.steps_done,
                          "seconds": r.seconds, "clarity": r.metrics.get("clarity")})
@@ -477,9 +486,13 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
     engine = sum(r["seconds"] for r in rows)
     seed_steps = sum(r["steps_done"] for r in rows) * len(seeds)
     together = batched(batch_stops, resolve_device(cfg.device))
+    graphs = {"recorded": STATS["recorded"] - graphs_before["recorded"],
+              "replays": STATS["replays"] - graphs_before["replays"],
+              "failed": STATS["failed"][graphs_before["failed"]:]}
     log(f"  {len(rows)} runs, {seed_steps} seed-steps, {'stops in one batch' if together else 'one stop at a time'}: "
         f"{wall:.2f} s wall ({engine:.2f} s in the runs, summed)")
-    return {"arch": arch, "batch_stops": batch_stops, "together": together, "checkpoints": [f"{c} (init seed {s})" if c == "untrained" else c
+    return {"arch": arch, "batch_stops": batch_stops, "together": together,
+            "speed": (speed or SpeedOptions.auto(cfg.device)).to_dict(), "cuda_graphs": graphs, "checkpoints": [f"{c} (init seed {s})" if c == "untrained" else c
                                           for c, s in checkpoints_and_seeds],
             "preset": preset.to_dict(), "seeds": len(seeds), "size": cfg.size, "seconds": wall,
             "engine_seconds": engine, "seed_steps": seed_steps, "runs": len(rows), "rows": rows}
@@ -577,6 +590,11 @@ def benchmark(cfg: Config, report: dict, save=lambda: None) -> None:
     part("curve_lite0", lambda: curve_run(cfg, "efficientnet_lite0", [("untrained", 0), ("trained", 0)],
                                           cfg.curve_layers_lite0, batch_stops="on"))
     part("first_frame", lambda: first_frame(cfg))
+    graphs = SpeedOptions.auto(cfg.device).replace(cuda_graphs=True)  # each target row takes the faster curve
+    part("curve_resnet50_graphs", lambda: curve_run(cfg, "resnet50", [("untrained", 0), ("untrained", 1)],
+                                                    cfg.curve_layers_r50, batch_stops="on", speed=graphs))
+    part("curve_lite0_graphs", lambda: curve_run(cfg, "efficientnet_lite0", [("untrained", 0), ("trained", 0)],
+                                                 cfg.curve_layers_lite0, batch_stops="on", speed=graphs))
     # for comparison only (after every target, so a slow one cannot push a target past the hard stop)
     part("curve_resnet50_sequential", lambda: curve_run(cfg, "resnet50", [("untrained", 0), ("untrained", 1)],
                                                         cfg.curve_layers_r50, batch_stops="off"))
@@ -758,6 +776,18 @@ def targets(cfg: Config, report: dict) -> list[dict]:
         row(f"ResNet-50 `{cfg.layer}` {cfg.size} px, {cfg.seeds} seeds x {v['timed_steps']} steps", 1.0,
             v["seconds"], fl4, f"best option: {best}" + (f"; auto {timed['auto']['seconds']:.3f} s"
                                                           if "auto" in timed and best != "auto" else ""))
+    def faster(key):  # the batched curve, with CUDA graphs where that run replayed graphs and was faster
+        plain, graphed = b.get(key) or {}, b.get(key + "_graphs") or {}
+        replayed = (graphed.get("cuda_graphs") or {}).get("replays")
+        if not replayed:
+            failed = (graphed.get("cuda_graphs") or {}).get("failed")
+            return plain, f"CUDA graphs failed to record: {failed[0][:120]}" if failed else ""
+        if "seconds" in graphed and ("seconds" not in plain or graphed["seconds"] < plain["seconds"]):
+            other = f"; without graphs {plain['seconds']:.2f} s" if "seconds" in plain else ""
+            return graphed, "with CUDA graphs" + other
+        other = f"; with CUDA graphs {graphed['seconds']:.2f} s" if "seconds" in graphed else ""
+        return plain, other.lstrip("; ")
+
     for key, arch_key, what, target in (
             ("curve_resnet50", "r50", "ResNet-50 curve, {runs} runs (stops x 2 untrained inits), {seeds} seeds, "
                                       "{size} px, default preset", 15.0),
@@ -765,7 +795,7 @@ def targets(cfg: Config, report: dict) -> list[dict]:
                                      "{seeds} seeds, {size} px, default preset", 10.0),
             ("curve_resnet50_sequential", "r50", "the same ResNet-50 curve one stop at a time (--batch-stops off)",
              None)):
-        c = b.get(key) or {}
+        c, which = faster(key) if target is not None else (b.get(key) or {}, "")
         if "seconds" in c:
             per_stop = (fl or {}).get(arch_key, {})
             flops = None
@@ -773,7 +803,8 @@ def targets(cfg: Config, report: dict) -> list[dict]:
                 flops = sum(per_stop[r["layer"]] * r["steps_done"] * c["seeds"] for r in c["rows"])
             how = "stops of a checkpoint in one batch" if c.get("together") else "one stop at a time"
             row(what.format(**c), target, c["seconds"], flops,
-                f"{how}; {c['seed_steps']} seed-steps; {c['engine_seconds']:.2f} s in the runs, summed")
+                f"{how}; {c['seed_steps']} seed-steps; {c['engine_seconds']:.2f} s in the runs, summed"
+                + (f"; {which}" if which else ""))
     f = b.get("first_frame") or {}
     if "seconds" in f:
         ex = (fl or {}).get("exact_" + cfg.layer) or {}
@@ -831,7 +862,8 @@ def markdown(cfg: Config, report: dict) -> str:
         lines += ["", f"### Speed options (ResNet-50 `{cfg.layer}`, {cfg.size} px, {cfg.seeds} seeds x {cfg.steps} "
                       f"steps, default preset, no early stop)", "",
                   f"Each option switched on by itself over `SpeedOptions.off()`, then `SpeedOptions.auto(\"cuda\")` "
-                  f"(channels_last + TF32 + cudnn.benchmark) and combinations. Differences are against "
+                  f"(strict fp32 + cudnn.benchmark) and combinations; *cuda graphs* replays the step's encoder forward "
+                  f"and backward from one recording (`core.cudagraphs`). Differences are against "
                   f"`{REF.get('name', 'the first row')}` after the same steps; *seed spread* (mean |pixel| between "
                   f"two seeds) is the run's own uncertainty.", "",
                   "| option | seconds | vs off | warm-up (compile) | peak MB | m_g rel. diff | clarity diff | "
@@ -843,6 +875,9 @@ def markdown(cfg: Config, report: dict) -> str:
                 continue
             g = lambda k, f="{:.1e}": "-" if r.get(k) is None else f.format(r[k])  # noqa: E731
             vs = "-" if not base else f"{base / r['seconds']:.2f}x"
+            graphs = r.get("cuda_graphs") or {}
+            if graphs.get("failed"):
+                name = f"{name} (recording failed, ran eagerly: {graphs['failed'][:120]})"
             lines.append(f"| {name} | {r['seconds']:.3f} | {vs} | {r['warmup_s']:.2f} s | {g('peak_mb', '{:.0f}')} | "
                          f"{g('m_g_rel_diff')} | {g('clarity_diff')} | {g('mean_pixel_diff')} "
                          f"({g('seed_spread_pixels')}) |")

@@ -167,6 +167,7 @@ class Inversion:
         with MODEL_LOCK.exclusive():  # building the encoder (and BN folding) traces: see core/modellock.py
             self.raw_encoder = (encoder or Encoder(model, self.stop.node, preset.normalize)).to(self.device)
             self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
+        self.step_encoder = self.speed.step_encoder(self.encoder, self.device)  # None: the plain call
         self.original = image.detach().float().cpu().clamp(0, 1)
         self.a = self.original.unsqueeze(0).to(self.device)
         with torch.no_grad(), MODEL_LOCK.shared():
@@ -257,8 +258,7 @@ class Inversion:
             n = self.steps_done
             with MODEL_LOCK.shared():  # one step; never held across the yield below
                 img, seen = self._inputs(n)
-                with self.speed.autocast(self.device):
-                    out = self.encoder(seen)
+                out = self._encode_step(seen)
                 per_seed = self._loss(img, out)
                 opt.zero_grad(set_to_none=True)
                 per_seed.sum().backward()
@@ -283,6 +283,14 @@ class Inversion:
         for t in self._forward_tf:
             seen = t.forward(seen, n)
         return img, seen
+
+    def _encode_step(self, seen: torch.Tensor) -> torch.Tensor:
+        """The step's forward: replayed from CUDA graphs when `SpeedOptions.cuda_graphs` is on (its output
+        is then overwritten by the next step's), else the encoder under the options' autocast."""
+        if self.step_encoder is not None:
+            return self.step_encoder(seen)
+        with self.speed.autocast(self.device):
+            return self.encoder(seen)
 
     def _loss(self, img: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return total(self.preset.objective, out.float(), self.target, img)

@@ -183,7 +183,8 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
     order = full.nodes
     index = {node: j for j, node in enumerate(order)}
     runs = sorted(runs, key=lambda r: -index[r.stop.node])  # the batch's layout: deepest first
-    encoders = {len(order) - 1: speed.prepare_encoder(full.to(dev), dev)}
+    # the deepest active stop only moves up (runs only leave), so one encoder is current at a time
+    current = (len(order) - 1, _step_call(speed, speed.prepare_encoder(full.to(dev), dev), dev))
     speed.apply_global(dev)
     last = {id(r): None for r in runs}
     every = max(1, int(every))
@@ -192,10 +193,11 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
         if not active:
             return
         deepest = index[active[0].stop.node]  # samples never go past the deepest active stop
-        if deepest not in encoders:
+        if deepest != current[0]:
+            current = None  # the deeper encoder (and its CUDA graphs, if any) goes before the next is built
             with MODEL_LOCK.exclusive():
                 enc = MultiStopEncoder(model, order[:deepest + 1], normalize, check=False)
-            encoders[deepest] = speed.prepare_encoder(enc.to(dev), dev)
+            current = (deepest, _step_call(speed, speed.prepare_encoder(enc.to(dev), dev), dev))
         counts = [0] * (deepest + 1)
         for r in active:
             counts[index[r.stop.node]] = len(r.seeds)
@@ -203,8 +205,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
         with MODEL_LOCK.shared():
             steps = [r.steps_done for r in active]
             inputs = [r._inputs(n) for r, n in zip(active, steps)]
-            with speed.autocast(dev):
-                outs = encoders[deepest](torch.cat([seen for _, seen in inputs]), counts)
+            outs = current[1](torch.cat([seen for _, seen in inputs]), counts)
             losses = [r._loss(img, outs[index[r.stop.node]]) for r, (img, _) in zip(active, inputs)]
             for r in active:
                 r._optimizer().zero_grad(set_to_none=True)
@@ -221,3 +222,17 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
                 last[id(r)] = r._snapshot(n)
                 if on_snapshot:
                     on_snapshot(r, last[id(r)])
+
+
+def _step_call(speed, encoder: MultiStopEncoder, dev: torch.device) -> Callable:
+    """The batched step's forward: from CUDA graphs (one recording per set of stops in the batch) when
+    `SpeedOptions.cuda_graphs` is on, else the encoder under the options' autocast."""
+    graphed = speed.step_encoder(encoder, dev, keep=1)
+    if graphed is not None:
+        return graphed
+
+    def call(x: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
+        with speed.autocast(dev):
+            return encoder(x, counts)
+
+    return call

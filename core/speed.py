@@ -89,6 +89,7 @@ class SpeedOptions:
     tf32: bool = False  # CUDA: TF32 matmul/conv
     cudnn_benchmark: bool = False  # CUDA: let cuDNN pick the fastest conv algorithm per shape
     threads: int | None = None  # CPU: torch threads for the run; None leaves torch's setting
+    cuda_graphs: bool = False  # CUDA: the step's encoder forward and backward replayed as CUDA graphs
 
     @classmethod
     def off(cls) -> "SpeedOptions":
@@ -137,6 +138,16 @@ class SpeedOptions:
         if self.compile:
             encoder = torch.compile(encoder)
         return encoder
+
+    def step_encoder(self, encoder: nn.Module, device: torch.device, keep: int | None = None):
+        """What the optimisation step calls instead of `encoder` (under its own autocast), or None for the
+        plain call: a `core.cudagraphs.GraphedEncoder` (keeping `keep` recordings) when `cuda_graphs` is on
+        and the device is CUDA (the option means nothing elsewhere, as TF32 does not)."""
+        if not (self.cuda_graphs and device.type == "cuda"):
+            return None
+        from core.cudagraphs import MAX_SHAPES, GraphedEncoder
+
+        return GraphedEncoder(encoder, self.autocast_dtype, keep=keep or MAX_SHAPES)
 
     def format_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x

@@ -210,3 +210,24 @@ def test_batched_curve_on_the_gpu_equals_one_by_one(chelsea_path, plain_cuda, re
     record_property("batched_clarity_max_diff", max(diffs))
     assert [r.layer for r in one] == [r.layer for r in together]
     assert max(diffs) <= 1e-3, diffs
+
+
+def test_cuda_graph_step_equals_the_eager_step(image224, plain_cuda, record_property):
+    """`SpeedOptions(cuda_graphs=True)`: ResNet-50 `layer4` at 224 px, 4 seeds, 60 steps replayed from one
+    recording; the same kernels as the eager step (strict fp32, no autotuning), so the same result up to
+    rounding. Both runs' loop times are recorded (the speed-up itself is the GPU benchmark's)."""
+    model = load_model("resnet50", "untrained", SIZE)
+    preset, seeds = fixed(get_preset("default"), 60), [0, 1, 2, 3]
+    eager = Inversion(model, "layer4", image224, seeds, preset, "cuda", speed=SpeedOptions.off())
+    a = eager.run()
+    run = Inversion(model, "layer4", image224, seeds, preset, "cuda", speed=SpeedOptions(cuda_graphs=True))
+    b = run.run()
+    g = run.step_encoder
+    mg = max(abs(x - y) / y for x, y in zip(b.metrics["embedding_l2"], a.metrics["embedding_l2"]))
+    record_property("eager_seconds", f"{a.seconds:.3f}")
+    record_property("graphed_seconds", f"{b.seconds:.3f}")
+    record_property("m_g_rel_diff", f"{mg:.3e}")
+    assert g is not None and g.failed is None, g and g.failed
+    assert g.recorded == 1 and g.replays == 60
+    assert mg < 1e-3 and abs(a.metrics["clarity"] - b.metrics["clarity"]) < 1e-3
+    assert float((a.images - b.images).abs().max()) < 1e-2

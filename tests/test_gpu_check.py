@@ -57,12 +57,17 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
     tests = report["cuda_tests"]
     assert tests["ok"] and tests["failed"] == 0 and tests["skipped"] >= 4  # every CUDA test skips on the CPU
     bench = report["benchmark"]
-    assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "curve_resnet50_sequential", "first_frame",
-            "compile"} <= set(bench)
-    assert {"off (torch defaults)", "channels_last", "bf16 autocast", "auto"} <= set(bench["layer4"])
+    assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "curve_resnet50_graphs", "curve_lite0_graphs",
+            "curve_resnet50_sequential", "first_frame", "compile"} <= set(bench)
+    assert {"off (torch defaults)", "channels_last", "bf16 autocast", "auto", "auto + cuda graphs",
+            "auto + cuda graphs + bf16"} <= set(bench["layer4"])
+    assert bench["layer4"]["auto + cuda graphs"]["options"]["cuda_graphs"] is True
+    assert bench["layer4"]["auto + cuda graphs"]["cuda_graphs"] is None  # the option means nothing on the CPU
+    assert bench["curve_resnet50_graphs"]["speed"]["cuda_graphs"] is True
     assert all("seconds" in v for v in bench["layer4"].values())
     assert "seconds" in bench["compile"]["auto + compile"]
-    for key in ("curve_resnet50", "curve_lite0", "curve_resnet50_sequential"):
+    for key in ("curve_resnet50", "curve_lite0", "curve_resnet50_graphs", "curve_lite0_graphs",
+                "curve_resnet50_sequential"):
         c = bench[key]
         assert c["runs"] == 4 and all(r["steps_done"] >= 1 for r in c["rows"]) and c["seed_steps"] > 0
         assert c["together"] == (key != "curve_resnet50_sequential")  # batched stops, and the sequential check
@@ -80,3 +85,24 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "<!-- gpu:start -->" in text and "<!-- gpu:end -->" in text and "DRY RUN" in text
     assert "wrote" in proc.stdout and "CUDA tests:" in proc.stdout
+
+
+def test_curve_targets_take_the_graphed_curve_only_where_it_replayed_and_was_faster():
+    from benchmarks.gpu import Config, targets
+
+    def curve(seconds, graphs=None):
+        return {"seconds": seconds, "rows": [], "runs": 44, "seeds": 4, "size": 224, "together": True,
+                "seed_steps": 100, "engine_seconds": seconds, "cuda_graphs": graphs}
+
+    peak = {"bf16": 989.0, "tf32": 494.5, "source": "test"}
+    replayed = {"recorded": 30, "replays": 800, "failed": []}
+    failed = {"recorded": 0, "replays": 0, "failed": ["RuntimeError: capture failed"]}
+    cases = [(curve(25.0, replayed), 20.0, "summed; with CUDA graphs 25.00 s"),
+             (curve(5.0, replayed), 5.0, "with CUDA graphs; without graphs 20.00 s"),
+             (curve(5.0, failed), 20.0, "CUDA graphs failed to record: RuntimeError: capture failed")]
+    for graphed, measured, note in cases:
+        rows = targets(Config.gpu(), {"peak_tflops": peak, "benchmark": {"curve_resnet50": curve(20.0),
+                                                                          "curve_resnet50_graphs": graphed}})
+        (row,) = rows
+        assert row["measured_s"] == measured and row["pass"] is (measured <= 15.0)
+        assert row["note"].endswith(note), row["note"]
