@@ -106,3 +106,18 @@ def test_curve_targets_take_the_graphed_curve_only_where_it_replayed_and_was_fas
         (row,) = rows
         assert row["measured_s"] == measured and row["pass"] is (measured <= 15.0)
         assert row["note"].endswith(note), row["note"]
+
+
+def test_app_config_loads_for_a_streamlit_outside_site_packages(root, tmp_path):
+    """The GPU machine gets streamlit by `pip install --target` into a plain folder; streamlit then defaults to
+    development mode, which refuses a `server.port` in .streamlit/config.toml. That killed the first AppTest
+    session of the H200 check (a KeyError on SCRIPT_RUN_WITHOUT_ERRORS). The project's config must load there."""
+    streamlit = pytest.importorskip("streamlit")
+    site = tmp_path / "plain"
+    site.mkdir()
+    (site / "streamlit").symlink_to(os.path.dirname(streamlit.__file__))
+    code = ("import streamlit, streamlit.config as c; assert 'site-packages' not in streamlit.__file__; "
+            "assert c.get_option('global.developmentMode') is True; c.get_config_options(); print('ok')")
+    env = {**ROOT_ENV, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
