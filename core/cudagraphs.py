@@ -11,7 +11,8 @@ dozen small kernels.
 and the device is CUDA. It records one pair of graphs per input shape (a run has one; a chunked run two),
 keeps at most a few (an older one is evicted, its memory freed), uses the plain encoder for anything that
 is not a step (no-grad encodes), and falls back to the plain encoder for good, with the reason in `failed`,
-if recording fails: the run goes on, slower. A batched curve (`core.multistop.run_together`) records one
+if recording fails: the run goes on, slower (out of memory is raised, as from an eager step, so the run's
+seed batch halves). A batched curve (`core.multistop.run_together`) records one
 pair per set of stops still in the batch.
 Its outputs are the graph's static buffers, overwritten by the next call: the engine uses a step's output
 before the next step, and copies what it keeps.
@@ -25,6 +26,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from core.speed import is_oom
 
 # process-wide counts (a benchmark reads how a whole curve went): recordings, replays, failures' reasons
 STATS: dict = {"recorded": 0, "replays": 0, "failed": []}
@@ -96,6 +99,9 @@ class GraphedEncoder:
         try:
             graphed = self._record(lambda t: self._eager(t, *args), (sample,))
         except Exception as exc:  # noqa: BLE001 - any recording failure: the step still runs, eagerly
+            if is_oom(exc):  # not the graphs' fault: run_resilient halves the batch (and records again)
+                self._graphs.clear()
+                raise
             text = str(exc).splitlines()[0][:300] if str(exc) else ""
             self.failed = f"{type(exc).__name__}: {text}"
             STATS["failed"].append(self.failed)

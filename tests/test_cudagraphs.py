@@ -187,3 +187,17 @@ def test_batched_curve_through_static_buffers_equals_the_plain_one(model, image,
     assert calls[0] == (6, 3, SIZE, SIZE)  # all three stops' two seeds at first
     assert sum(g.replays for g in shared) == max(r.steps_done for r in plain)  # one replay per shared step
     assert sum(g.recorded for g in shared) == len(calls) == len({r.steps_done for r in plain})
+
+
+def test_out_of_memory_while_recording_is_raised_for_the_batch_to_halve(model):
+    """Out of memory while recording is the batch's size, not the graphs' fault: it reaches run_resilient
+    (which halves the batch) instead of turning the graphs off."""
+    from core.encoder import Encoder
+
+    def oom(fn, args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    g = GraphedEncoder(Encoder(model, "layer1"), record=oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        g(torch.rand(2, 3, SIZE, SIZE, requires_grad=True))
+    assert g.failed is None and not g._graphs
