@@ -533,6 +533,65 @@ def first_frame(cfg: Config) -> dict:
             "seeds": len(seeds), "size": cfg.size, "layer": cfg.layer}
 
 
+def _draw(snap, hist: dict, seeds: list[int]) -> None:
+    """What the Invert page's live view does with a snapshot, without Streamlit: enlarge and PNG-encode each
+    seed's image, and build and serialise the distances chart (`ui.live.LiveView.update`)."""
+    import io
+
+    from core.report import trajectory_figure
+    from ui.views import upscale
+
+    for im in snap.images:
+        upscale(im, 128).save(io.BytesIO(), "PNG")
+    hist["step"].append(snap.step)
+    hist["mg"].append(snap.embedding_l2)
+    hist["mi"].append(snap.input_l2)
+    if len(hist["step"]) > 1:
+        trajectory_figure({"step": hist["step"], "embedding_l2": list(map(list, zip(*hist["mg"]))),
+                           "input_l2": list(map(list, zip(*hist["mi"])))}, seeds, height=260).to_json()
+
+
+def live_loop(cfg: Config) -> dict:
+    """The Invert page's live loop: ResNet-50 `layer4`, 200 steps with a snapshot every 13 (the app's pick),
+    each one drawn as the page draws it. Per option set, after a short warm-up run (recording, cuDNN's
+    tuning), the run without the drawing and with it; *hidden* is the share of the drawing time the run did
+    not pay for (1: the GPU worked on while the host drew; 0: the GPU waited for every drawing)."""
+    steps = max(20, cfg.steps * 2 // 5)
+    every = max(5, min(25, steps // 15))
+    model = load_model(cfg.arch, "untrained", cfg.size)
+    image = load_image(str(IMAGE), cfg.size)
+    seeds = list(range(cfg.seeds))
+    preset = fixed(get_preset("default"), steps)
+    auto = SpeedOptions.auto(cfg.device)
+    out = {"steps": steps, "every": every, "seeds": len(seeds), "size": cfg.size}
+    for name, opts in (("auto", auto), ("auto + async snapshots", auto.replace(async_snapshots=True)),
+                       ("auto + cuda graphs", auto.replace(cuda_graphs=True)),
+                       ("auto + cuda graphs + async snapshots", auto.replace(cuda_graphs=True, async_snapshots=True))):
+        row = {}
+        Inversion(model, cfg.layer, image, seeds, fixed(preset, 10), cfg.device, speed=opts).run()  # warm-up
+        for drawing in (False, True):
+            run = Inversion(model, cfg.layer, image, seeds, preset, cfg.device, speed=opts)
+            hist, drawn = {"step": [], "mg": [], "mi": []}, 0.0
+            sync(cfg.device)
+            t = time.perf_counter()
+            for snap in run.snapshots(every=every):
+                if drawing:
+                    t1 = time.perf_counter()
+                    _draw(snap, hist, seeds)
+                    drawn += time.perf_counter() - t1
+            sync(cfg.device)
+            row["with_drawing_s" if drawing else "without_s"] = time.perf_counter() - t
+            if drawing:
+                row["drawing_s"] = drawn
+            free(cfg.device)
+        row["hidden"] = max(0.0, min(1.0, (row["without_s"] + row["drawing_s"] - row["with_drawing_s"])
+                                     / max(row["drawing_s"], 1e-9)))
+        out[name] = row
+        log(f"  {name}: {row['without_s']:.2f} s bare, {row['with_drawing_s']:.2f} s drawing "
+            f"({row['drawing_s']:.2f} s of drawing, {100 * row['hidden']:.0f}% hidden)")
+    return out
+
+
 def out_of_time(cfg: Config) -> str | None:
     """Why a part must be skipped now (past HARD_STOP_S on the GPU), or None."""
     elapsed = time.perf_counter() - T0
@@ -590,6 +649,7 @@ def benchmark(cfg: Config, report: dict, save=lambda: None) -> None:
     part("curve_lite0", lambda: curve_run(cfg, "efficientnet_lite0", [("untrained", 0), ("trained", 0)],
                                           cfg.curve_layers_lite0, batch_stops="on"))
     part("first_frame", lambda: first_frame(cfg))
+    part("live_loop", lambda: live_loop(cfg))
     graphs = SpeedOptions.auto(cfg.device).replace(cuda_graphs=True)  # each target row takes the faster curve
     part("curve_resnet50_graphs", lambda: curve_run(cfg, "resnet50", [("untrained", 0), ("untrained", 1)],
                                                     cfg.curve_layers_r50, batch_stops="on", speed=graphs))
@@ -881,6 +941,16 @@ def markdown(cfg: Config, report: dict) -> str:
             lines.append(f"| {name} | {r['seconds']:.3f} | {vs} | {r['warmup_s']:.2f} s | {g('peak_mb', '{:.0f}')} | "
                          f"{g('m_g_rel_diff')} | {g('clarity_diff')} | {g('mean_pixel_diff')} "
                          f"({g('seed_spread_pixels')}) |")
+    live = report["benchmark"].get("live_loop") or {}
+    if "steps" in live:
+        lines += ["", f"### Live loop (ResNet-50 `{cfg.layer}`, {live['size']} px, {live['seeds']} seeds x {live['steps']} "
+                      f"steps, a snapshot every {live['every']}, each drawn as the Invert page draws it)", "",
+                  "*hidden*: the share of the drawing time the run did not pay for (the GPU worked on while the host "
+                  "drew).", "", "| options | bare | with drawing | drawing | hidden |", "|---|---|---|---|---|"]
+        for name, r in live.items():
+            if isinstance(r, dict) and "hidden" in r:
+                lines.append(f"| {name} | {r['without_s']:.3f} s | {r['with_drawing_s']:.3f} s | {r['drawing_s']:.3f} s "
+                             f"| {100 * r['hidden']:.0f}% |")
     lt = report.get("load_test") or {}
     if "sessions" in lt:
         lines += ["", "### App sessions at once (Streamlit AppTest sessions in threads, one shared device queue)", "",

@@ -28,6 +28,7 @@ from core.encoder import Encoder, resolve_layer
 from core.errors import DivergenceError, UserError
 from core.modellock import MODEL_LOCK
 from core.health import signal_health
+from core.hostcopy import HostCopy
 from core.metrics import clarity, l2_per_item, mean_pairwise, pairwise, perturbed, psnr, ssim
 from core.objectives import Target, total
 from core.presets import Preset
@@ -168,6 +169,8 @@ class Inversion:
             self.raw_encoder = (encoder or Encoder(model, self.stop.node, preset.normalize)).to(self.device)
             self.encoder = self.speed.prepare_encoder(self.raw_encoder, self.device)
         self.step_encoder = self.speed.step_encoder(self.encoder, self.device)  # None: the plain call
+        # hand snapshots over once their copy has landed (see `snapshots`); like TF32, CUDA only
+        self.lag_snapshots = self.speed.async_snapshots and self.device.type == "cuda"
         self.original = image.detach().float().cpu().clamp(0, 1)
         self.a = self.original.unsqueeze(0).to(self.device)
         with torch.no_grad(), MODEL_LOCK.shared():
@@ -248,10 +251,16 @@ class Inversion:
         self._last_check = None
 
     def snapshots(self, every: int = 10) -> Iterator[Snapshot]:
-        """Run the remaining steps, yielding a snapshot every `every` steps and at the end."""
+        """Run the remaining steps, yielding a snapshot every `every` steps and at the end.
+
+        With `SpeedOptions.async_snapshots` on CUDA, a snapshot's copy to the host is started at its step
+        and the snapshot is yielded at the first later step at which the copy has landed (the last one at
+        once), so the GPU works on through the queued steps while the caller draws it. Its `step` is the
+        step it shows; the next snapshot's copy waits for an earlier one still in flight."""
         every = max(1, int(every))
         opt = self._optimizer()
         last: Snapshot | None = None
+        pending: HostCopy | None = None  # a snapshot on its way to the host
         self.speed.apply_global(self.device)
         t0 = time.perf_counter() - self.seconds
         while self.steps_done < self.total and not self.finished:
@@ -264,11 +273,20 @@ class Inversion:
                 per_seed.sum().backward()
                 self._apply(n, img, out, per_seed)
             self._advance()
+            if pending is not None and pending.ready():
+                last, pending = self._deliver(pending, last), None
+                yield last
             if self.steps_done % every == 0 or self.finished:
                 self.seconds = time.perf_counter() - t0
-                self._check_finite(last)
-                last = self._snapshot(n)
-                yield last
+                copy = self._copy_out(n)
+                if pending is not None:  # an earlier snapshot still in flight goes first
+                    last, pending = self._deliver(pending, last), None
+                    yield last
+                if self.lag_snapshots and not self.finished:
+                    pending = copy
+                else:
+                    last = self._deliver(copy, last)
+                    yield last
 
     # One step in four parts, so `core.multistop` can step several runs through one shared forward and
     # backward: _inputs (this step's images and what the encoder sees), the encoder (shared or not), _loss,
@@ -338,23 +356,31 @@ class Inversion:
         prev, self._last_check = self._last_check, now
         return prev is not None and bool(((now - prev).abs() <= self.preset.stop_tol).all())
 
-    def _check_finite(self, last: Snapshot | None) -> None:
+    def _copy_out(self, n: int) -> HostCopy:
+        """Start copying step n's snapshot to the host: images, distances and whether the run diverged."""
         with torch.no_grad():
-            bad = any(not bool(torch.isfinite(t).all()) for t in self.state.tensors)
-            bad = bad or float(self.state.image().detach().abs().max()) > EXPLODED
-        if bad:
+            raw = self.state.image().detach()
+            bad = torch.stack([~torch.isfinite(t).all() for t in self.state.tensors]
+                              + [raw.abs().max() > EXPLODED]).any()  # NaN/inf, or pixels too far to come back
+            return HostCopy({"images": raw.float().clamp(0, 1), "hist": self._hist[n], "bad": bad},
+                            step=self.steps_done, total=self.total, seconds=self.seconds)
+
+    def _deliver(self, copy: HostCopy, last: Snapshot | None) -> Snapshot:
+        """The snapshot of a landed copy; DivergenceError (with the last good snapshot) if the run diverged."""
+        t, meta = copy.wait(), copy.meta
+        if bool(t["bad"]):
             raise DivergenceError(
-                f"the run diverged (NaN/inf or exploding pixels) before step {self.steps_done}: lower lr_start "
+                f"the run diverged (NaN/inf or exploding pixels) before step {meta['step']}: lower lr_start "
                 f"(now {self.preset.lr_start:g}) or the objective's weights, or use the default preset",
                 last_snapshot=last,
             )
+        h = t["hist"]
+        return Snapshot(meta["step"], meta["total"], t["images"], h[0].tolist(), h[1].tolist(), h[2].tolist(),
+                        meta["seconds"])
 
-    def _snapshot(self, n: int) -> Snapshot:
-        h = self._hist[n].cpu()
-        with torch.no_grad():
-            images = self.state.image().detach().float().clamp(0, 1).cpu()
-        return Snapshot(self.steps_done, self.total, images, h[0].tolist(), h[1].tolist(), h[2].tolist(),
-                        self.seconds)
+    def _snapshot(self, n: int, last: Snapshot | None) -> Snapshot:
+        """Step n's snapshot now (the device's queue drained up to it)."""
+        return self._deliver(self._copy_out(n), last)
 
     def run(self, every: int | None = None) -> "InversionResult":
         for _ in self.snapshots(every or max(1, self.preset.iters // 10)):

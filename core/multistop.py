@@ -218,8 +218,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
             r._advance()  # its stopping rule's check uses the run's own encoder
             r.seconds += spent + time.perf_counter() - t1
             if r.steps_done % every == 0 or r.finished:
-                r._check_finite(last[id(r)])
-                last[id(r)] = r._snapshot(n)
+                last[id(r)] = r._snapshot(n, last[id(r)])
                 if on_snapshot:
                     on_snapshot(r, last[id(r)])
 

@@ -90,6 +90,7 @@ class SpeedOptions:
     cudnn_benchmark: bool = False  # CUDA: let cuDNN pick the fastest conv algorithm per shape
     threads: int | None = None  # CPU: torch threads for the run; None leaves torch's setting
     cuda_graphs: bool = False  # CUDA: the step's encoder forward and backward replayed as CUDA graphs
+    async_snapshots: bool = False  # CUDA: snapshots copied to the host while the next steps run (core.hostcopy)
 
     @classmethod
     def off(cls) -> "SpeedOptions":

@@ -231,3 +231,26 @@ def test_cuda_graph_step_equals_the_eager_step(image224, plain_cuda, record_prop
     assert g.recorded == 1 and g.replays == 60
     assert mg < 1e-3 and abs(a.metrics["clarity"] - b.metrics["clarity"]) < 1e-3
     assert float((a.images - b.images).abs().max()) < 1e-2
+
+
+def test_async_snapshots_on_the_gpu_show_their_own_step(chelsea_path, plain_cuda, record_property):
+    """`SpeedOptions(async_snapshots=True)` on cuda:0: every snapshot holds what the synchronous run's snapshot
+    of the same step holds, on the host; the last one comes at the end; the same result."""
+    image = load_image(chelsea_path, 64)
+    model = load_model("resnet18", "untrained", 64)
+    preset = fixed(get_preset("default"), 60)
+
+    def snaps(speed):
+        run = Inversion(model, "layer2", image, [0, 1], preset, "cuda", speed=speed)
+        out = [(run.steps_done, s) for s in run.snapshots(every=5)]
+        return out, run.result()
+
+    a, ra = snaps(SpeedOptions.off())
+    b, rb = snaps(SpeedOptions(async_snapshots=True))
+    record_property("handed_over_at", str([w for w, _ in b]))
+    assert [s.step for _, s in a] == [s.step for _, s in b]
+    for (_, x), (_, y) in zip(a, b):
+        assert y.images.device.type == "cpu"
+        assert torch.allclose(x.images, y.images, atol=1e-5) and x.embedding_l2 == pytest.approx(y.embedding_l2)
+    assert b[-1][0] == 60 and all(w >= s.step for w, s in b)
+    assert torch.allclose(ra.images, rb.images, atol=1e-5)

@@ -58,7 +58,10 @@ def test_gpu_check_dry_run_end_to_end(root, tmp_path):
     assert tests["ok"] and tests["failed"] == 0 and tests["skipped"] >= 4  # every CUDA test skips on the CPU
     bench = report["benchmark"]
     assert {"flops", "layer4", "curve_resnet50", "curve_lite0", "curve_resnet50_graphs", "curve_lite0_graphs",
-            "curve_resnet50_sequential", "first_frame", "compile"} <= set(bench)
+            "curve_resnet50_sequential", "first_frame", "live_loop", "compile"} <= set(bench)
+    live = bench["live_loop"]
+    assert {"auto", "auto + async snapshots", "auto + cuda graphs", "auto + cuda graphs + async snapshots"} <= set(live)
+    assert all(0 <= live[k]["hidden"] <= 1 and live[k]["drawing_s"] > 0 for k in live if isinstance(live[k], dict))
     assert {"off (torch defaults)", "channels_last", "bf16 autocast", "auto", "auto + cuda graphs",
             "auto + cuda graphs + bf16"} <= set(bench["layer4"])
     assert bench["layer4"]["auto + cuda graphs"]["options"]["cuda_graphs"] is True
