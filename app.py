@@ -19,7 +19,7 @@ from ui.errors import errors  # noqa: E402
 from ui.nav import page_setup  # noqa: E402
 
 present = page_setup("Invert")
-P, FIELDS = "inv_", pickers.fields(pickers.DEFAULTS)
+P, FIELDS = "inv_", pickers.fields(pickers.DEFAULTS) + [live.CONT]
 link_warnings, from_link = state.bind(P, FIELDS)
 if not present:
     st.title("Invert a layer")
@@ -36,6 +36,7 @@ if salvaged:
     st.session_state[P + "result"] = {**salvaged[1], "result": salvaged[0]}
 c_img, c_run = st.columns([3, 2])
 pick = pickers.inversion(P, from_link, notices, c_run, c_img)
+live.continuation(P, pick)  # the link's cont= (or this session's Continues): part of the run's spec
 state.sync(P, FIELDS)
 
 hit = live.cached(pick.spec)
@@ -64,11 +65,17 @@ if pick.ready and (run_clicked or auto):
                "opening it." if from_link else "A first example with the default settings; change anything and press Run.")
 shown = st.session_state.get(P + "result")
 same = bool(shown and pick.spec and shown.get("key") == pick.spec.key())
-more = b4.number_input("more steps", 10, 5000, 100, step=10, key=P + "more", label_visibility="collapsed")
-if b3.button(f"Continue +{more}", key=P + "continue", disabled=not same,
-             help=f"continue the shown run by {more} steps from its images (Adam's state carries on while the run "
-                  "is in memory)"):
-    live.start(pick, P, target, present, more=int(more))
+stopped = bool(same and shown["result"].stopped_early)
+more = b4.number_input("more steps", 10, 5000, 100, step=10, key=P + "more", label_visibility="collapsed",
+                       disabled=stopped)
+if b3.button("Finish the run" if stopped else f"Continue +{more}", key=P + "continue", disabled=not same,
+             help="go on from where Stop left the run, to its end" if stopped else
+             f"continue the shown run by {more} steps, its optimiser state carried on; the link keeps the "
+             "continuation, so it reproduces the result"):
+    ran = live.start(pick, P, target, present, more=int(more))
+    if ran is not None:
+        pick.spec = ran
+        state.publish(P, FIELDS)
 shown = st.session_state.get(P + "result")
 if shown:
     with target:
@@ -76,8 +83,8 @@ if shown:
             st.info("Showing the last run; the settings have changed since. Press Run for the current settings.")
         r = shown["result"]
         if r.stopped_early:
-            st.warning(f"Stopped at step {r.steps_done} of {r.preset.iters}: these are the images and numbers so "
-                       "far (not stored in the cache). Continue goes on from them.")
+            st.warning(f"Stopped at step {r.steps_done} of {shown.get('steps', r.preset.iters)}: these are the images "
+                       "and numbers so far (not stored in the cache). **Finish the run** goes on from them.")
         views.show_result(r, shown.get("model"), shown.get("ck_display"), shown.get("image_name", ""), P + "res",
                           present=present)
         with st.expander("m_g and m_i during the run", expanded=not present):

@@ -50,6 +50,14 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--seeds takes a count (e.g. 4) or a list (e.g. 0,5,9), got {text!r}")
 
 
+def _steps_list(text: str) -> list[int]:
+    """`100` or `100,50`: the steps of each continuation."""
+    try:
+        return [_positive_int(s.strip()) for s in text.split(",") if s.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--continue takes positive step counts (e.g. 100 or 100,50), got {text!r}")
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -111,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoint", default="untrained", help="untrained, trained or a state-dict path")
     p.add_argument("--layer", required=True, help="depth stop or graph node name")
+    p.add_argument("--continue", dest="cont", type=_steps_list, default=[], metavar="STEPS",
+                   help="continue the finished run by STEPS more (a comma list: one continuation after another), "
+                        "as the app's Continue does; the app's link keeps these as cont=")
     p = sub.add_parser("curve", help="clarity at every depth stop, per checkpoint")
     _common(p)
     p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
@@ -223,7 +234,9 @@ def cmd_invert(args) -> None:
     image = load_image(args.image, args.size)
     model = load_model(args.model, args.checkpoint, args.size, args.init_seed)
     spec = RunSpec.of(model, args.layer, image, args.seeds, preset, args.device)
-    bar = _Bar(args.quiet, preset.iters, f"{args.model}:{args.layer}")
+    for steps in args.cont:
+        spec = spec.then(steps)
+    bar = _Bar(args.quiet, spec.steps, f"{args.model}:{args.layer}")
     try:
         job = run(spec, image, model, use_cache=not args.no_cache, every=max(1, preset.iters // 50),
                   callbacks=Callbacks(snapshot=bar.update, progress=bar.update,
@@ -238,8 +251,12 @@ def cmd_invert(args) -> None:
           f"m_g {sum(m['embedding_l2']) / len(m['embedding_l2']):.4g} vs m_r {m['reference_l2']:.4g}, "
           f"{took} on {result.device} -> {args.out}")
     print(f"  {reading(result)}")
-    stop = _stop_text(m.get("stop_reason"), preset.early_stop, result.steps_done, preset.iters)
-    print(f"  steps {result.steps_done} of {preset.iters}: {stop}")
+    if spec.continued:
+        print(f"  steps {result.steps_done}: the {preset.iters}-step run, then continued by "
+              f"{' + '.join(map(str, spec.continued))}")
+    else:
+        stop = _stop_text(m.get("stop_reason"), preset.early_stop, result.steps_done, preset.iters)
+        print(f"  steps {result.steps_done} of {preset.iters}: {stop}")
 
 
 def cmd_curve(args) -> None:

@@ -140,8 +140,6 @@ class Inversion:
         device: "auto", "cpu", "cuda[:N]", "mps" or a torch.device.
         encoder: reuse a built encoder (rebuilt if its normalisation differs from the preset's).
         speed: `SpeedOptions`; None = what is exact up to rounding on this device.
-        init: (K, 3, N, N) images to start from instead of the seeds' a_0 (a continued run,
-            `Inversion.restart`); clarity still measures from the seeds' a_0.
 
     Example:
         >>> run = Inversion(load_model("resnet18", "untrained", 64), "layer2", image, [0, 1], get_preset("default"))
@@ -151,7 +149,7 @@ class Inversion:
 
     def __init__(self, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int],
                  preset: Preset, device: str | torch.device = "auto", encoder: Encoder | None = None,
-                 speed: SpeedOptions | None = None, init: torch.Tensor | None = None):
+                 speed: SpeedOptions | None = None):
         if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
             raise UserError(f"image must be a square RGB tensor (3, N, N); got {tuple(image.shape)}")
         self.model, self.preset = model, preset
@@ -184,13 +182,9 @@ class Inversion:
         self.target = Target.of(self.y)
         self.y_norm = float(self.target.l2)
         a0 = start_images(self.seeds, self.size, preset)
-        if init is not None and tuple(init.shape) != tuple(a0.shape):
-            raise UserError(f"init images have shape {tuple(init.shape)}; expected {tuple(a0.shape)}")
         self.state = preset.param.create(self.speed.format_input(a0.to(self.device)))
         with torch.no_grad():
             self.start = self.state.image().detach().float().cpu().clamp(0, 1)
-        if init is not None:
-            self.state = preset.param.create(self.speed.format_input(init.detach().float().to(self.device)))
         self.start_ssim = [ssim(img, self.original) for img in self.start]  # clarity's zero point, per seed
         self._forward_tf = [t for t in preset.transforms if not t.on_pixels]
         self._post_tf = [t for t in preset.transforms if t.on_pixels]
@@ -205,22 +199,6 @@ class Inversion:
         self._early_stop = preset.early_stop
         self._health: dict | None = None
         self.eval_batch = k  # seeds per forward in result(); run_resilient lowers it to what fits the memory
-
-    @classmethod
-    def restart(cls, model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
-                device, previous: "InversionResult") -> "Inversion":
-        """A run that goes on from a finished result's images (its optimiser state is gone: Adam starts
-        afresh), with the previous step count and history, so the schedules carry on where they were."""
-        run = cls(model, layer, image, seeds, preset, device, init=previous.images)
-        done, k = int(previous.steps_done), len(run.seeds)
-        hist = torch.full((done + 1, 3, k), float("nan"), device=run.device)
-        for i, name in enumerate(("loss", "embedding_l2", "input_l2")):
-            rows = previous.history.get(name)
-            if rows:
-                hist[:, i] = torch.tensor(rows, dtype=torch.float32).T[: done + 1].to(run.device)
-        run._hist, run.steps_done, run.total, run.seconds = hist, done, done, float(previous.seconds)
-        run.stop_reason = previous.metrics.get("stop_reason") or "budget"
-        return run
 
     @property
     def finished(self) -> bool:

@@ -64,6 +64,9 @@ class RunSpec:
         image_hash: SHA-256 of the image as the engine sees it (`core.runcache.image_hash`).
         device: the device type the run uses ("cpu", "cuda", "mps"): results differ by rounding across them.
         versions: torch, torchvision, timm versions (the key uses major.minor; the full ones are recorded).
+        continued: the steps each Continue added after the run finished, in order (`then`); () for a plain
+            run. A continued run goes on from its parent's end with the optimiser's state carried over, so it
+            is a function of the spec like any run, and its key differs from every plain run's.
 
     Example:
         >>> spec = RunSpec.of(model, "layer2", image, [0, 1], get_preset("default"), "cpu")
@@ -82,6 +85,7 @@ class RunSpec:
     image_hash: str
     device: str = "cpu"
     versions: tuple[tuple[str, str], ...] = field(default_factory=lambda: tuple(sorted(library_versions().items())))
+    continued: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, model, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
@@ -117,7 +121,7 @@ class RunSpec:
         return {"model": self.model, "checkpoint": self.checkpoint, "checkpoint_hash": self.checkpoint_hash,
                 "init_seed": self.init_seed, "layer": self.layer, "size": self.size, "seeds": list(self.seeds),
                 "preset": self.preset.to_dict(), "image_hash": self.image_hash, "device": self.device,
-                "versions": dict(self.versions)}
+                "versions": dict(self.versions), **({"continued": list(self.continued)} if self.continued else {})}
 
     def key(self) -> str:
         """The cache key: SHA-256 over every setting (library versions as major.minor)."""
@@ -130,6 +134,21 @@ class RunSpec:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+    def then(self, steps: int) -> "RunSpec":
+        """This run continued by `steps` more steps once it has finished."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise UserError(f"continue needs a positive number of steps (got {steps!r})")
+        return self.replace(continued=(*self.continued, steps))
+
+    def parent(self) -> "RunSpec":
+        """The run this one continues (itself for a plain run)."""
+        return self.replace(continued=self.continued[:-1])
+
+    @property
+    def steps(self) -> int:
+        """At most how many steps the whole run takes: the budget plus every continuation."""
+        return self.preset.iters + sum(self.continued)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, RunSpec) and self.key() == other.key()
@@ -148,6 +167,7 @@ class Job:
     notes: list[str] = field(default_factory=list)
     batches: list[list[int]] = field(default_factory=list)
     fell_back_to_cpu: bool = False
+    run: Inversion | None = field(default=None, repr=False)  # the run a continued job went on with (in memory)
 
 
 @dataclass
@@ -207,7 +227,8 @@ def max_batch_for(model, spec: RunSpec, device: torch.device, speed=None) -> int
 
 
 def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache: bool = True,
-        callbacks: Callbacks | None = None, every: int | None = None, speed=None, queue: bool = True) -> Job:
+        callbacks: Callbacks | None = None, every: int | None = None, speed=None, queue: bool = True,
+        live: Inversion | None = None) -> Job:
     """The finished result of `spec`: from the cache, or computed on its device and stored.
 
     Cache -> the device's queue (one run per device at a time; `callbacks.wait` while queued) ->
@@ -225,6 +246,9 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
         every: steps between snapshots (default: about 15 per run).
         speed: `core.speed.SpeedOptions` (None: what is exact up to rounding on the device).
         queue: False runs without taking the device's queue (a caller that already holds it).
+        live: an `Inversion` still in memory to go on from: this spec's own run stopped part-way, or (for a
+            continued spec) its parent's run at its end, whose optimiser state then carries on. Without it a
+            continued spec's parent is computed again (the cache keeps results, not optimiser states).
 
     Returns:
         A `Job` with the result (its `spec` attribute records every setting) and `cached`.
@@ -254,27 +278,82 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
 
         model = load_model(spec.model, spec.checkpoint, spec.size, spec.init_seed)
     dev = resolve_device(spec.device)
-    every = every or max(5, min(25, spec.preset.iters // 15))
     slot = queue_for(str(dev)).slot(label=spec.key()[:8], on_wait=cb.wait) if queue else nullcontext()
     with slot:
         if cache is not None:
             hit = cache.get(spec.key())
             if hit is not None:
                 return Job(spec, _record(hit, spec), cached=True)
-        max_batch = max_batch_for(model, spec, dev, speed)
-        result, info = run_resilient(model, spec.layer, image, list(spec.seeds), spec.preset, dev, speed=speed,
-                                     max_batch=max_batch, on_snapshot=cb.snapshot, on_partial=cb.progress,
-                                     on_note=cb.note, on_start=cb.start, every=every)
-    job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
-              fell_back_to_cpu=info.fell_back_to_cpu)
-    if cache is not None and not result.stopped_early:
-        try:
-            cache.put(spec.key(), result)
-        except OSError as exc:  # a full or read-only disk must not lose the result
-            job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
-            if cb.note:
-                cb.note(job.notes[-1])
+        if spec.continued or live is not None:
+            job = _go_on(spec, image, model, dev, live, cache, cb, every, speed)
+        else:
+            max_batch = max_batch_for(model, spec, dev, speed)
+            result, info = run_resilient(model, spec.layer, image, list(spec.seeds), spec.preset, dev, speed=speed,
+                                         max_batch=max_batch, on_snapshot=cb.snapshot, on_partial=cb.progress,
+                                         on_note=cb.note, on_start=cb.start, every=_every(every, spec.preset.iters))
+            job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
+                      fell_back_to_cpu=info.fell_back_to_cpu)
+    _store(cache, job, cb)
     return job
+
+
+def _every(every: int | None, steps: int) -> int:
+    """Steps between snapshots: as asked, else about 15 per run."""
+    return every or max(5, min(25, steps // 15))
+
+
+def _store(cache, job: Job, cb: Callbacks) -> None:
+    """Put a finished job's result in the cache; a full or read-only disk only loses the storing (a note says so)."""
+    if cache is None or job.cached or job.result.stopped_early:
+        return
+    try:
+        cache.put(job.spec.key(), job.result)
+    except OSError as exc:
+        job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
+        if cb.note:
+            cb.note(job.notes[-1])
+
+
+def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: Callbacks, every, speed) -> Job:
+    """Finish `spec` from `live` (see `run`), or compute its parent again and continue it; the job keeps the
+    `Inversion` (`job.run`), so a later Continue carries its optimiser state on."""
+    from core.speed import is_oom, run_resilient
+
+    notes: list[str] = []
+    if live is None:
+        parent = spec.parent()
+        if parent.continued:
+            live = _go_on(parent, image, model, dev, None, cache, Callbacks(snapshot=cb.snapshot, note=cb.note,
+                                                                                start=cb.start), every, speed).run
+        else:
+            notes.append(f"computed the {parent.preset.iters}-step run again first: the optimiser's state it "
+                         "goes on from is kept only while a run is in memory")
+            if cb.note:
+                cb.note(notes[-1])
+            kept: dict = {}
+            base, info = run_resilient(model, parent.layer, image, list(parent.seeds), parent.preset, dev,
+                                       speed=speed, max_batch=max_batch_for(model, parent, dev, speed),
+                                       on_snapshot=cb.snapshot, on_partial=cb.progress, on_note=cb.note,
+                                       on_start=lambda inv: kept.update(run=inv),
+                                       every=_every(every, parent.preset.iters))
+            live = kept["run"]
+            _store(cache, Job(parent, _record(base, parent), cached=cache is not None and parent.key() in cache), cb)
+    if live.finished:  # the parent's end: this spec's last continuation goes on from it
+        if not spec.continued:
+            raise UserError("this run has already finished: there is nothing to go on with")
+        live.extend(spec.continued[-1])
+    if cb.start:
+        cb.start(live)
+    try:
+        for snap in live.snapshots(_every(every, spec.continued[-1] if spec.continued else spec.preset.iters)):
+            if cb.snapshot:
+                cb.snapshot(snap)
+    except RuntimeError as exc:
+        if not is_oom(exc):
+            raise
+        raise UserError(f"out of memory going on with {len(spec.seeds)} seeds in one batch: run fewer seeds or a "
+                        "smaller size") from None
+    return Job(spec, _record(live.result(), spec), cached=False, notes=notes, batches=[list(spec.seeds)], run=live)
 
 
 def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=None, use_cache: bool = True,
@@ -314,6 +393,9 @@ def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=Non
         raise UserError("a layer appears twice among the runs of one batch")
     if image_hash(image) != specs[0].image_hash:
         raise UserError("the image does not match the run's settings (its hash differs); build the spec from it")
+    if specs[0].continued:  # each goes on from its own parent's run
+        return [run(s, image, model, cache=cache, use_cache=use_cache, callbacks=callbacks, every=every, speed=speed)
+                for s in specs]
     cache = (cache or default_cache()) if use_cache else None
     jobs: dict[str, Job] = {}
 
@@ -326,7 +408,7 @@ def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=Non
     from_cache()
     if len(jobs) < len(specs):
         dev = resolve_device(specs[0].device)
-        every = every or max(5, min(25, specs[0].preset.iters // 15))
+        every = _every(every, specs[0].preset.iters)
         with queue_for(str(dev)).slot(label=specs[0].key()[:8] + "*", on_wait=cb.wait):
             from_cache()  # another session may have finished some while this one waited
             todo = [s for s in specs if s.layer not in jobs]
@@ -379,52 +461,6 @@ def _run_group(group: list[RunSpec], image, model, cache, cb: Callbacks, every: 
     for s, r in zip(group, runs):
         result = r.result()
         job = Job(s, _record(result, s), cached=False, notes=[note], batches=[list(s.seeds)])
-        if cache is not None and not result.stopped_early:
-            try:
-                cache.put(s.key(), result)
-            except OSError as exc:
-                job.notes.append(f"could not store the result in the cache ({exc}); it is kept only in memory")
-                if cb.note:
-                    cb.note(job.notes[-1])
+        _store(cache, job, cb)
         jobs[s.layer] = job
     return jobs
-
-
-def resume(spec: RunSpec, image: torch.Tensor, model, steps: int, *, live: Inversion | None = None,
-           previous: InversionResult | None = None, callbacks: Callbacks | None = None,
-           every: int | None = None) -> Job:
-    """Continue a finished or stopped run by `steps` more steps (never cached: not a spec's answer).
-
-    With `live` (the run's own `Inversion`, still in memory) the optimiser's state carries on, as
-    one longer run would. Otherwise it restarts from `previous.images` with a fresh optimiser, its
-    step count and history carried on, so the schedules continue where they were (past their
-    horizon: the final learning rate and blur) and clarity keeps the first start as its zero.
-
-    Args:
-        spec: the continued run's spec.
-        image, model: as for `run`.
-        steps: how many more steps (> 0).
-        live: the run's `Inversion`, if still in memory.
-        previous: its result, when `live` is gone.
-        callbacks, every: as for `run`.
-
-    Returns:
-        A `Job` whose result has `steps_done` counting every step since the first start.
-    """
-    from core.runqueue import queue_for
-
-    cb = callbacks or Callbacks()
-    if live is None and previous is None:
-        raise UserError("nothing to continue: run first")
-    dev = resolve_device(spec.device)
-    with queue_for(str(dev)).slot(label=spec.key()[:8] + "+", on_wait=cb.wait):
-        if live is None:
-            live = Inversion.restart(model, spec.layer, image, list(spec.seeds), spec.preset, dev, previous)
-        live.extend(steps)
-        if cb.start:
-            cb.start(live)
-        for snap in live.snapshots(every or max(5, min(25, steps // 15))):
-            if cb.snapshot:
-                cb.snapshot(snap)
-        result = live.result()
-    return Job(spec, _record(result, spec), cached=False, notes=[f"continued by {steps} steps"])

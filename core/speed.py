@@ -361,11 +361,24 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
 
 
 def _absorb(full, part, index: list[int]) -> None:
-    """Copy a chunk run's parameters and per-step history into the whole run's seed slots; the whole
-    run has run as far as its longest chunk."""
+    """Copy a chunk run's parameters, optimiser state and per-step history into the whole run's seed slots;
+    the whole run has run as far as its longest chunk. With the optimiser's state the whole run can be
+    continued as one batch exactly as the chunks would have gone on (when the chunks ran the same steps:
+    a per-tensor step count, such as Adam's, takes the last chunk's)."""
     with torch.no_grad():
         for whole, piece in zip(full.state.tensors, part.state.tensors):
             whole[index] = piece.detach().to(whole.device)
+        if part._opt is not None:
+            mine = full._optimizer()
+            for whole, piece in zip(full.state.tensors, part.state.tensors):
+                for name, value in part._opt.state.get(piece, {}).items():
+                    slot = mine.state[whole]
+                    if torch.is_tensor(value) and value.shape == piece.shape:  # per element: the seeds' slots
+                        if name not in slot:
+                            slot[name] = torch.zeros_like(whole)
+                        slot[name][index] = value.to(whole.device)
+                    else:  # per tensor (a step count)
+                        slot[name] = value.clone() if torch.is_tensor(value) else value
         n = min(full._hist.shape[0], part._hist.shape[0])
         full._hist[:n, :, index] = part._hist[:n].to(full._hist.device)
     full.steps_done = max(full.steps_done, part.steps_done)

@@ -136,3 +136,72 @@ def test_run_disabled_says_why():
     at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "node": "blocks.1.0", "size": "32"})
     assert at.button(key="inv_run").disabled
     assert any("Run is not available yet" in i.value and "no graph node 'blocks.1.0'" in i.value for i in at.info)
+
+
+def test_a_continued_run_is_in_its_link():
+    """Continue puts its steps in the link (cont=), so a fresh session shows the continued result, not the shorter
+    run; a further Continue there recomputes what it goes on from; any other change of setting drops cont."""
+    base = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "coffee", "seeds": "2",
+            "iters": "20", "size": "32", "device": "cpu", "init_seed": "5"}
+    at = open_link(None, base)
+    if "inv_result" not in at.session_state:
+        at.button(key="inv_run").click().run()
+    assert at.session_state["inv_result"]["result"].steps_done <= 20 and "cont" not in url(at)
+    at.number_input(key="inv_more").set_value(10)
+    for expected in ("10", "10,10"):
+        at.button(key="inv_continue").click().run()
+        ok(at)
+        assert not at.error, errors(at)
+        assert url(at)["cont"] == expected
+    shown = at.session_state["inv_result"]["result"]
+    assert shown.spec["continued"] == [10, 10] and "then +10 +10" in " ".join(c.value for c in at.caption)
+    again = open_link(None, url(at))
+    linked = again.session_state["inv_result"]["result"]
+    assert linked.steps_done == shown.steps_done and (linked.images == shown.images).all()
+    assert any("in the cache" in s.value for s in again.success)
+    again.number_input(key="inv_more").set_value(10)
+    again.button(key="inv_continue").click().run()  # no run in this session's memory: computed again first
+    ok(again)
+    assert url(again)["cont"] == "10,10,10"
+    assert again.session_state["inv_result"]["result"].steps_done == shown.steps_done + 10
+    assert any("computed the 20-step run again first" in w.value for w in again.warning), [w.value for w in again.warning]
+    again.slider(key="inv_seeds").set_value(3).run()  # another run now: its link has no continuation
+    ok(again)
+    assert "cont" not in url(again) or url(again)["cont"] == ""
+
+
+def test_a_stopped_run_finishes_as_if_never_stopped(monkeypatch):
+    """Stop part-way (a rerun during the run, as the Stop button makes), then Finish the run: the page offers it,
+    and the finished run is the run's own answer, stored under its key (that it equals the never-stopped run, bit
+    for bit, is tests/test_continue.py's)."""
+    import streamlit as st
+
+    from ui import live
+
+    query = {"model": "resnet18", "ckpt": "untrained", "layer": "layer2", "image": "coffee", "seeds": "2",
+             "iters": "60", "size": "32", "device": "cpu", "init_seed": "8"}
+    real, stops = live.LiveView.update, []
+
+    def update(self, snap):
+        real(self, snap)
+        if snap.step >= 20 and not stops:
+            stops.append(snap.step)
+            st.rerun()  # what pressing Stop does to the running script
+
+    monkeypatch.setattr(live.LiveView, "update", update)
+    at = open_link(None, query)
+    if "inv_result" not in at.session_state or not at.session_state["inv_result"]["result"].stopped_early:
+        at.button(key="inv_run").click().run()
+    ok(at)
+    stopped = at.session_state["inv_result"]["result"]
+    assert stops and stopped.stopped_early and stopped.steps_done == stops[0]
+    assert any("Stopped at step" in w.value and "Finish the run" in w.value for w in at.warning)
+    assert at.button(key="inv_continue").label == "Finish the run"
+    at.button(key="inv_continue").click().run()
+    ok(at)
+    finished = at.session_state["inv_result"]["result"]
+    assert not finished.stopped_early and "cont" not in url(at)
+    assert finished.steps_done > stopped.steps_done and finished.metrics["stop_reason"] in ("budget", "converged")
+    fresh = open_link(None, query)  # the same spec: now from the cache
+    assert any("in the cache" in s.value for s in fresh.success)
+    assert (fresh.session_state["inv_result"]["result"].images == finished.images).all()

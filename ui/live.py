@@ -2,7 +2,8 @@
 
 While a run goes, its `Inversion` sits in `st.session_state[state_key]`, so a rerun (the Stop
 button, a changed widget, another page) keeps what it computed (`salvage`). Every result comes
-from `core.jobs.run` or `core.jobs.resume`.
+from `core.jobs.run`; a Continue is the shown run's spec continued (`RunSpec.then`), kept in the
+link as `cont=`, so the link reproduces the continued result.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from core import DivergenceError
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.estimate import human, measure, suggest_cheaper
-from core.jobs import Callbacks, default_cache, resume, run
+from core.jobs import Callbacks, default_cache, run
 from core.report import trajectory_figure
 from core.speed import is_oom
+from ui.state import Field, join
 from ui.views import upscale
 
 log = logging.getLogger("inversion.app")
@@ -109,8 +111,8 @@ def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
 
 
 def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
-            every: int | None = None, live: dict | None = None, more: int = 0):
-    """Run `spec` through `core.jobs.run` (or continue it by `more` steps) with this page's live view.
+            every: int | None = None, live: dict | None = None):
+    """Run `spec` through `core.jobs.run` with this page's live view.
 
     Args:
         spec, image, model: as for `core.jobs.run`.
@@ -118,8 +120,8 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
         state_key: where the running `Inversion` is kept for `salvage` and Continue.
         meta: what the page needs to show the result again (kept with the run).
         every: steps between snapshots.
-        live: for Continue, `{"run": Inversion}` of the same spec, if still in memory.
-        more: > 0 continues the shown result by this many steps (`core.jobs.resume`).
+        live: `{"run": Inversion}` to go on from, if still in memory (`finished_run`): the shown run stopped
+            part-way, or the finished run a continued `spec` continues.
 
     Returns:
         The `core.jobs.Job`, or None when the run diverged (the message and last finite images are shown).
@@ -127,11 +129,7 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
     meta = dict(meta or {})
     cb = _callbacks(view, state_key, meta)
     try:
-        if more:
-            job = resume(spec, image, model, more, live=(live or {}).get("run"), previous=meta.get("previous"),
-                         callbacks=cb, every=every)
-        else:
-            job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every)
+        job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every, live=(live or {}).get("run"))
     except DivergenceError as exc:
         st.session_state.pop(state_key, None)
         if view:
@@ -209,6 +207,8 @@ def estimate(pick, box):
                  ": Run splits them into smaller batches by itself.")
         return None
     where = describe(resolve_device(pick.device))
+    if spec.continued:  # the run it continues is computed again first, unless still in memory
+        est = est.scaled(iters=spec.steps)
     early = " (at most: the run stops sooner once every seed has converged)" if spec.preset.early_stop else ""
     box.caption(f"Estimated time on {where}: **{human(est.seconds)}**{early}; "
                 f"{est.step_s * 1000:.0f} ms per step, measured.")
@@ -286,23 +286,57 @@ def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image,
         return False
 
 
-def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: str | None = None) -> None:
-    """Run the page's pick (or continue its shown result by `more` steps) in `box` and keep the result in
-    `st.session_state[prefix + "result"]` with what the page needs to show it again."""
+def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: str | None = None):
+    """Run the page's pick in `box`, or with `more` > 0 go on with the shown result: finish it if it was
+    stopped, else continue it by `more` steps (`RunSpec.then`). The result is kept in
+    `st.session_state[prefix + "result"]` with what the page needs to show it again, and a continuation in
+    `prefix + "cont"` (the link's `cont=`).
+
+    Returns:
+        The spec that ran (`pick.spec`, or its continuation), or None when nothing finished."""
     from ui.errors import errors
     from ui.views import PRESENT_PX
 
-    shown = st.session_state.get(prefix + "result")
-    meta = {"key": pick.spec.key(), "model": pick.model, "ck_display": pick.ck_display,
-            "image_name": pick.image_name}
+    spec, going_on = pick.spec, None
+    if more:
+        shown = st.session_state[prefix + "result"]["result"]
+        going_on = finished_run(prefix + "live", spec, shown)
+        if not shown.stopped_early:
+            spec = spec.then(more)
+    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
+            "steps": spec.steps}
     if note:
         box.caption(note)
-    if more:
-        meta["previous"] = shown["result"]
     with box, errors("run: "):
         view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
-        job = execute(pick.spec, pick.image, pick.model, view, prefix + "live", meta, more=more,
-                      live=finished_run(prefix + "live", pick.spec, shown["result"]) if more else None)
+        job = execute(spec, pick.image, pick.model, view, prefix + "live", meta, live=going_on)
         if job is not None:
-            meta.pop("previous", None)
             st.session_state[prefix + "result"] = {**meta, "result": job.result}
+            st.session_state[prefix + "cont"] = list(spec.continued)
+            return spec
+    return None
+
+
+def _steps_list(raw: str) -> list[int]:
+    out = [int(x) for x in raw.split(",") if x.strip()]
+    if len(out) > 20 or any(not 1 <= x <= 5000 for x in out):
+        raise ValueError(raw)
+    return out
+
+
+# The Invert page's continuation of its run: the steps of each Continue, in the link as `cont=100,50`.
+CONT = Field("cont", [], _steps_list, join)
+
+
+def continuation(prefix: str, pick) -> None:
+    """Put the page's continuation (`CONT`, from the link or a Continue) on `pick.spec`; drop it once any other
+    setting has changed, since it continued another run."""
+    if pick.spec is None:
+        return
+    base = pick.spec.key()
+    if st.session_state.setdefault(prefix + "cont_base", base) != base:
+        st.session_state[prefix + "cont"] = []
+        st.session_state[prefix + "cont_base"] = base
+    steps = st.session_state.get(prefix + "cont") or []
+    if steps:
+        pick.spec = pick.spec.replace(continued=tuple(int(x) for x in steps))

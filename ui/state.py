@@ -116,8 +116,11 @@ def remember(prefix: str, fields: list[Field]) -> None:
 
 
 def publish(prefix: str, fields: list[Field]) -> None:
-    """Write every field's current value into the URL (plus the presentation mode), so the link reproduces the page."""
+    """Write every field's current value into the URL (plus the presentation mode), so the link reproduces the page.
+    An empty value at an empty default (no graph node, no continuation) is left out: the link means the same."""
     params = {f.name: f.dump(st.session_state[prefix + f.name]) for f in fields if prefix + f.name in st.session_state}
+    params = {f.name: params[f.name] for f in fields
+              if f.name in params and (params[f.name] != "" or f.default not in ("", [], None))}
     if st.session_state.get("present"):
         params["mode"] = "present"
     if dict(st.query_params) != params:

@@ -30,8 +30,11 @@ def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
 
 
 def steps_text(result: InversionResult) -> str:
-    """"150 steps", or "120 of 150 steps (converged early)"."""
+    """"150 steps", "120 of 150 steps (converged early)", or "220 steps (the 150-step run, then +100)"."""
     budget = result.preset.iters
+    more = (result.spec or {}).get("continued")
+    if more:
+        return f"{result.steps_done} steps (the {budget}-step run, then +{' +'.join(map(str, more))})"
     if result.metrics.get("stop_reason") == "converged" and result.steps_done < budget:
         return f"{result.steps_done} of {budget} steps (converged early)"
     return f"{result.steps_done} steps"
