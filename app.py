@@ -72,16 +72,16 @@ if b3.button("Finish the run" if stopped else f"Continue +{more}", key=P + "cont
              help="go on from where Stop left the run, to its end" if stopped else
              f"continue the shown run by {more} steps, its optimiser state carried on; the link keeps the "
              "continuation, so it reproduces the result"):
-    ran = live.start(pick, P, target, present, more=int(more))
-    if ran is not None:
-        pick.spec = ran
-        state.publish(P, FIELDS)
+    if live.start(pick, P, target, present, more=int(more)) is not None:
+        st.rerun()  # the controls above were drawn for the run before: draw them (and the link) for this one
 shown = st.session_state.get(P + "result")
 if shown:
     with target:
         if shown.get("key") != (pick.spec.key() if pick.spec else None):
             st.info("Showing the last run; the settings have changed since. Press Run for the current settings.")
         r = shown["result"]
+        for note in shown.get("notes") or []:  # what the run had to do (computed again first, batches)
+            st.caption(f"Note: {note}.")
         if r.stopped_early:
             st.warning(f"Stopped at step {r.steps_done} of {shown.get('steps', r.preset.iters)}: these are the images "
                        "and numbers so far (not stored in the cache). **Finish the run** goes on from them.")

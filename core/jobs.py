@@ -323,8 +323,9 @@ def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: 
     if live is None:
         parent = spec.parent()
         if parent.continued:
-            live = _go_on(parent, image, model, dev, None, cache, Callbacks(snapshot=cb.snapshot, note=cb.note,
-                                                                                start=cb.start), every, speed).run
+            inner = _go_on(parent, image, model, dev, None, cache, cb, every, speed)
+            _store(cache, inner, cb)
+            notes, live = list(inner.notes), inner.run
         else:
             notes.append(f"computed the {parent.preset.iters}-step run again first: the optimiser's state it "
                          "goes on from is kept only while a run is in memory")

@@ -164,7 +164,7 @@ def test_a_continued_run_is_in_its_link():
     ok(again)
     assert url(again)["cont"] == "10,10,10"
     assert again.session_state["inv_result"]["result"].steps_done == shown.steps_done + 10
-    assert any("computed the 20-step run again first" in w.value for w in again.warning), [w.value for w in again.warning]
+    assert any("computed the 20-step run again first" in c.value for c in again.caption)
     again.slider(key="inv_seeds").set_value(3).run()  # another run now: its link has no continuation
     ok(again)
     assert "cont" not in url(again) or url(again)["cont"] == ""

@@ -311,7 +311,7 @@ def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: st
         view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
         job = execute(spec, pick.image, pick.model, view, prefix + "live", meta, live=going_on)
         if job is not None:
-            st.session_state[prefix + "result"] = {**meta, "result": job.result}
+            st.session_state[prefix + "result"] = {**meta, "result": job.result, "notes": list(job.notes)}
             st.session_state[prefix + "cont"] = list(spec.continued)
             return spec
     return None
