@@ -83,7 +83,7 @@ if shown:
         for note in shown.get("notes") or []:  # what the run had to do (computed again first, batches)
             st.caption(f"Note: {note}.")
         if r.stopped_early:
-            st.warning(f"Stopped at step {r.steps_done} of {shown.get('steps', r.preset.iters)}: these are the images "
+            st.warning(f"Stopped at step {r.steps_done} of {r.metrics.get('budget', r.preset.iters)}: these are the images "
                        "and numbers so far (not stored in the cache). **Finish the run** goes on from them.")
         views.show_result(r, shown.get("model"), shown.get("ck_display"), shown.get("image_name", ""), P + "res",
                           present=present)

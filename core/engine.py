@@ -414,6 +414,7 @@ class Inversion:
             "clarity": sum(clar) / len(clar),
             "steps_to_reference": reached,
             "stop_reason": self.stop_reason,
+            "budget": self.total,  # the steps this run was to take (a continued run's included)
             "signal": self.health(),
         }
         history = {"step": list(range(self.steps_done + 1)), "loss": hist[:, 0].T.tolist(),

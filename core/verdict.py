@@ -40,7 +40,8 @@ def reading(result: InversionResult) -> str:
     mg, mi, mr, shift = m["embedding_l2"], m["input_l2"], m["reference_l2"], m["shift_input_l2"]
     k = len(mg)
     mean_mi = sum(mi) / k
-    prefix = f"Stopped at step {result.steps_done} of {result.preset.iters}. " if result.stopped_early else ""
+    budget = m.get("budget") or result.preset.iters
+    prefix = f"Stopped at step {result.steps_done} of {budget}. " if result.stopped_early else ""
     st = status(m)
     note = signal_note(m)
     if st == "degenerate":

@@ -303,8 +303,7 @@ def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: st
         going_on = finished_run(prefix + "live", spec, shown)
         if not shown.stopped_early:
             spec = spec.then(more)
-    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
-            "steps": spec.steps}
+    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name}
     if note:
         box.caption(note)
     with box, errors("run: "):
