@@ -492,8 +492,8 @@ def curve_run(cfg: Config, arch: str, checkpoints_and_seeds: list[tuple[str, int
     log(f"  {len(rows)} runs, {seed_steps} seed-steps, {'stops in one batch' if together else 'one stop at a time'}: "
         f"{wall:.2f} s wall ({engine:.2f} s in the runs, summed)")
     return {"arch": arch, "batch_stops": batch_stops, "together": together,
-            "speed": (speed or SpeedOptions.auto(cfg.device)).to_dict(), "cuda_graphs": graphs, "checkpoints": [f"{c} (init seed {s})" if c == "untrained" else c
-                                          for c, s in checkpoints_and_seeds],
+            "speed": (speed or SpeedOptions.auto(cfg.device)).to_dict(), "cuda_graphs": graphs,
+            "checkpoints": [f"{c} (init seed {s})" if c == "untrained" else c for c, s in checkpoints_and_seeds],
             "preset": preset.to_dict(), "seeds": len(seeds), "size": cfg.size, "seconds": wall,
             "engine_seconds": engine, "seed_steps": seed_steps, "runs": len(rows), "rows": rows}
 

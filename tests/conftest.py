@@ -47,6 +47,14 @@ def resnet18_untrained():
 
 
 @pytest.fixture(scope="session")
+def resnet18_32():
+    """Untrained ResNet-18 built for 32 px: the engine's small test runs."""
+    from core.checkpoints import load_model
+
+    return load_model("resnet18", "untrained", 32)
+
+
+@pytest.fixture(scope="session")
 def lite0_models():
     from core.checkpoints import load_model
 

@@ -10,22 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import Inversion, UserError, get_preset, load_image, load_model
+from core import Inversion, UserError, get_preset
 from core.jobs import Callbacks, RunSpec, run
 from core.runcache import RunCache
 from core.speed import SpeedOptions, run_resilient
-
-SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("resnet18", "untrained", SIZE)
-
-
-@pytest.fixture(scope="module")
-def image():
-    return load_image("assets/chelsea.png", SIZE)
 
 
 @pytest.fixture(autouse=True)
@@ -37,12 +25,12 @@ def fixed_threads():
     torch.set_num_threads(before)
 
 
-def _spec(model, image, iters=30, seeds=(0, 1)):
-    return RunSpec.of(model, "layer2", image, list(seeds), get_preset("default", iters=iters), "cpu")
+def _spec(resnet18_32, chelsea32, iters=30, seeds=(0, 1)):
+    return RunSpec.of(resnet18_32, "layer2", chelsea32, list(seeds), get_preset("default", iters=iters), "cpu")
 
 
-def test_a_continuation_is_part_of_the_key(model, image):
-    spec = _spec(model, image)
+def test_a_continuation_is_part_of_the_key(resnet18_32, chelsea32):
+    spec = _spec(resnet18_32, chelsea32)
     assert "continued" not in spec.to_dict()  # a plain run's key is what it always was
     more = spec.then(20)
     assert more.continued == (20,) and more.to_dict()["continued"] == [20] and more.steps == 50
@@ -53,17 +41,19 @@ def test_a_continuation_is_part_of_the_key(model, image):
             spec.then(bad)
 
 
-def test_from_memory_and_recomputed_give_the_same_result_and_it_is_cached(model, image, tmp_path):
+def test_from_memory_and_recomputed_give_the_same_result_and_it_is_cached(resnet18_32, chelsea32, tmp_path):
     """Continuing the run still in memory, and continuing with the parent computed again (a link opened
     elsewhere), give bit-identical results, equal to running the parent and extending it by hand."""
-    spec = _spec(model, image)
+    spec = _spec(resnet18_32, chelsea32)
     kept: dict = {}
     cache = RunCache(tmp_path / "a")
-    base = run(spec, image, model, cache=cache, callbacks=Callbacks(start=lambda inv: kept.update(run=inv)))
-    from_memory = run(spec.then(20), image, model, cache=cache, live=kept["run"])
+    base = run(spec, chelsea32, resnet18_32, cache=cache,
+               callbacks=Callbacks(start=lambda inv: kept.update(run=inv)))
+    from_memory = run(spec.then(20), chelsea32, resnet18_32, cache=cache, live=kept["run"])
     notes: list[str] = []
-    recomputed = run(spec.then(20), image, model, cache=RunCache(tmp_path / "b"), callbacks=Callbacks(note=notes.append))
-    by_hand = Inversion(model, "layer2", image, [0, 1], spec.preset, "cpu")
+    recomputed = run(spec.then(20), chelsea32, resnet18_32, cache=RunCache(tmp_path / "b"),
+                     callbacks=Callbacks(note=notes.append))
+    by_hand = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], spec.preset, "cpu")
     by_hand.run()
     by_hand.extend(20)
     expected = by_hand.run()
@@ -72,26 +62,26 @@ def test_from_memory_and_recomputed_give_the_same_result_and_it_is_cached(model,
         assert torch.equal(job.result.images, expected.images) and job.result.history == expected.history
         assert job.result.spec["continued"] == [20] and not job.cached
     assert notes and "computed the 30-step run again first" in notes[0]
-    again = run(spec.then(20), image, model, cache=cache)
+    again = run(spec.then(20), chelsea32, resnet18_32, cache=cache)
     assert again.cached and torch.equal(again.result.images, expected.images)
-    assert run(spec, image, model, cache=RunCache(tmp_path / "b")).cached  # the recomputed parent was stored too
+    assert run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "b")).cached  # the recomputed parent: stored
 
 
-def test_a_chain_of_continuations(model, image, tmp_path):
-    spec = _spec(model, image, iters=20)
-    first = run(spec.then(10), image, model, cache=RunCache(tmp_path / "a"))
-    chained = run(spec.then(10).then(5), image, model, cache=RunCache(tmp_path / "a"), live=first.run)
-    from_scratch = run(spec.then(10).then(5), image, model, cache=RunCache(tmp_path / "b"))
+def test_a_chain_of_continuations(resnet18_32, chelsea32, tmp_path):
+    spec = _spec(resnet18_32, chelsea32, iters=20)
+    first = run(spec.then(10), chelsea32, resnet18_32, cache=RunCache(tmp_path / "a"))
+    chained = run(spec.then(10).then(5), chelsea32, resnet18_32, cache=RunCache(tmp_path / "a"), live=first.run)
+    from_scratch = run(spec.then(10).then(5), chelsea32, resnet18_32, cache=RunCache(tmp_path / "b"))
     assert chained.result.steps_done == from_scratch.result.steps_done == first.result.steps_done + 5
     assert torch.equal(chained.result.images, from_scratch.result.images)
     assert chained.result.history == from_scratch.result.history
 
 
-def test_a_stopped_run_finishes_as_if_never_stopped(model, image, tmp_path):
+def test_a_stopped_run_finishes_as_if_never_stopped(resnet18_32, chelsea32, tmp_path):
     """Stop part-way, then go on with the same spec: the same images, history and stopping step as one
     uninterrupted run (the early-stopping rule's state carries on too)."""
-    spec = _spec(model, image, iters=240)
-    whole = run(spec, image, model, cache=RunCache(tmp_path / "a"))
+    spec = _spec(resnet18_32, chelsea32, iters=240)
+    whole = run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "a"))
     kept: dict = {}
 
     def stop(snap):
@@ -99,35 +89,36 @@ def test_a_stopped_run_finishes_as_if_never_stopped(model, image, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(spec, image, model, cache=RunCache(tmp_path / "b"),
+        run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "b"),
             callbacks=Callbacks(snapshot=stop, start=lambda inv: kept.update(run=inv)))
     assert 60 <= kept["run"].steps_done < whole.result.steps_done and not kept["run"].finished
-    finished = run(spec, image, model, cache=RunCache(tmp_path / "b"), live=kept["run"])
+    finished = run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "b"), live=kept["run"])
     assert finished.result.steps_done == whole.result.steps_done
     assert finished.result.metrics["stop_reason"] == whole.result.metrics["stop_reason"]
     assert torch.equal(finished.result.images, whole.result.images) and finished.result.history == whole.result.history
-    assert run(spec, image, model, cache=RunCache(tmp_path / "b")).cached
+    assert run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "b")).cached
     with pytest.raises(UserError, match="already finished"):
-        run(spec, image, model, use_cache=False, live=finished.run or kept["run"])
+        run(spec, chelsea32, resnet18_32, use_cache=False, live=finished.run or kept["run"])
 
 
-def test_a_run_split_into_seed_batches_keeps_its_optimiser_state(model, image):
+def test_a_run_split_into_seed_batches_keeps_its_optimiser_state(resnet18_32, chelsea32):
     """Chunks (a GPU's memory plan) hand their optimiser state to the whole run, so a Continue goes on from
     each seed's own Adam moments and step count, not from a fresh Adam: the whole run's state is, slot by
     slot, the state of the seed's own run (a chunk of one, computed again here)."""
     preset = get_preset("default", iters=30).replace(early_stop=False)
     kept: dict = {}
-    _, info = run_resilient(model, "layer2", image, [0, 1, 2], preset, "cpu", speed=SpeedOptions.off(), max_batch=1,
-                            on_start=lambda inv: kept.update(run=inv))
+    _, info = run_resilient(resnet18_32, "layer2", chelsea32, [0, 1, 2], preset, "cpu", speed=SpeedOptions.off(),
+                            max_batch=1, on_start=lambda inv: kept.update(run=inv))
     assert info.chunks == [[0], [1], [2]]
     split = kept["run"]
     state = split._opt.state[split.state.tensors[0]]
     for i, seed in enumerate([0, 1, 2]):
-        alone = Inversion(model, "layer2", image, [seed], preset, "cpu", speed=SpeedOptions.off())
+        alone = Inversion(resnet18_32, "layer2", chelsea32, [seed], preset, "cpu", speed=SpeedOptions.off())
         alone.run()
         own = alone._opt.state[alone.state.tensors[0]]
         assert torch.equal(split.state.tensors[0][i], alone.state.tensors[0][0])
-        assert torch.equal(state["exp_avg"][i], own["exp_avg"][0]) and torch.equal(state["exp_avg_sq"][i], own["exp_avg_sq"][0])
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[name][i], own[name][0])
         assert float(state["step"]) == float(own["step"]) == 30
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import Inversion, get_preset, load_image, load_model
+from core import Inversion, get_preset
 from core.cudagraphs import MAX_SHAPES, GraphedEncoder
 from core.speed import SpeedOptions
 
@@ -60,34 +60,24 @@ def static_buffers_recorder(calls: list):
     return record
 
 
-@pytest.fixture(scope="module")
-def model():
-    return load_model("resnet18", "untrained", SIZE)
-
-
-@pytest.fixture(scope="module")
-def image():
-    return load_image("assets/chelsea.png", SIZE)
-
-
 def _preset(iters):
     return get_preset("default", iters=iters).replace(early_stop=False)
 
 
-def test_option_means_nothing_off_cuda(model, image):
-    run = Inversion(model, "layer1", image, [0], _preset(2), "cpu", speed=SpeedOptions(cuda_graphs=True))
+def test_option_means_nothing_off_cuda(resnet18_32, chelsea32):
+    run = Inversion(resnet18_32, "layer1", chelsea32, [0], _preset(2), "cpu", speed=SpeedOptions(cuda_graphs=True))
     assert run.step_encoder is None
     assert SpeedOptions.auto("cuda").cuda_graphs is False  # opt-in until a GPU measures it
     assert SpeedOptions(cuda_graphs=True).to_dict()["cuda_graphs"] is True
 
 
-def test_engine_through_static_buffers_equals_the_plain_run(model, image):
+def test_engine_through_static_buffers_equals_the_plain_run(resnet18_32, chelsea32):
     """The engine's step through graph-like static buffers: the same images, history and metrics, bit for bit;
     one recording for the run's one shape, then one replay per step."""
     preset, seeds = _preset(12), [0, 1]
-    plain = Inversion(model, "layer2", image, seeds, preset, "cpu", speed=SpeedOptions.off())
+    plain = Inversion(resnet18_32, "layer2", chelsea32, seeds, preset, "cpu", speed=SpeedOptions.off())
     calls: list = []
-    graphed = Inversion(model, "layer2", image, seeds, preset, "cpu", speed=SpeedOptions.off())
+    graphed = Inversion(resnet18_32, "layer2", chelsea32, seeds, preset, "cpu", speed=SpeedOptions.off())
     graphed.step_encoder = GraphedEncoder(graphed.encoder, record=static_buffers_recorder(calls))
     a, b = plain.run(every=5), graphed.run(every=5)
     assert torch.equal(a.images, b.images)
@@ -96,10 +86,10 @@ def test_engine_through_static_buffers_equals_the_plain_run(model, image):
     assert graphed.step_encoder.recorded == 1 and graphed.step_encoder.replays == 12
 
 
-def test_no_grad_calls_and_extra_shapes_stay_eager(model):
+def test_no_grad_calls_and_extra_shapes_stay_eager(resnet18_32):
     from core.encoder import Encoder
 
-    enc = Encoder(model, "layer1")
+    enc = Encoder(resnet18_32, "layer1")
     calls: list = []
     g = GraphedEncoder(enc, record=static_buffers_recorder(calls))
     x = torch.rand(2, 3, SIZE, SIZE)
@@ -117,7 +107,7 @@ def test_no_grad_calls_and_extra_shapes_stay_eager(model):
     assert g.replays == MAX_SHAPES + 2
 
 
-def test_a_failed_recording_falls_back_for_good(model, image):
+def test_a_failed_recording_falls_back_for_good(resnet18_32, chelsea32):
     """A recording that raises (a capture error on a busy GPU) leaves the run going, eagerly, with the reason."""
     attempts = []
 
@@ -126,8 +116,8 @@ def test_a_failed_recording_falls_back_for_good(model, image):
         raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
 
     preset, seeds = _preset(6), [0]
-    plain = Inversion(model, "layer1", image, seeds, preset, "cpu", speed=SpeedOptions.off()).run()
-    run = Inversion(model, "layer1", image, seeds, preset, "cpu", speed=SpeedOptions.off())
+    plain = Inversion(resnet18_32, "layer1", chelsea32, seeds, preset, "cpu", speed=SpeedOptions.off()).run()
+    run = Inversion(resnet18_32, "layer1", chelsea32, seeds, preset, "cpu", speed=SpeedOptions.off())
     run.step_encoder = GraphedEncoder(run.encoder, record=broken)
     res = run.run()
     assert torch.equal(res.images, plain.images)
@@ -136,7 +126,7 @@ def test_a_failed_recording_falls_back_for_good(model, image):
     assert run.step_encoder.replays == 0
 
 
-def test_autocast_is_recorded_inside_with_its_cache_off(model):
+def test_autocast_is_recorded_inside_with_its_cache_off(resnet18_32):
     """Graphs need autocast's weight cache off; the dtype is applied inside the recorded function."""
     from core.encoder import Encoder
 
@@ -149,12 +139,12 @@ def test_autocast_is_recorded_inside_with_its_cache_off(model):
             return out
         return call
 
-    g = GraphedEncoder(Encoder(model, "layer1"), torch.bfloat16, record=record)
+    g = GraphedEncoder(Encoder(resnet18_32, "layer1"), torch.bfloat16, record=record)
     g(torch.rand(1, 3, SIZE, SIZE, requires_grad=True))
     assert seen == [(False, torch.bfloat16)]  # autocast only inside: the bf16 output came from the encoder
 
 
-def test_batched_curve_through_static_buffers_equals_the_plain_one(model, image, monkeypatch):
+def test_batched_curve_through_static_buffers_equals_the_plain_one(resnet18_32, chelsea32, monkeypatch):
     """`run_together` with graph-like static buffers: one recording per set of stops still in the batch (the
     deeper one evicted), and every stop's result equal to the plain batched run's, bit for bit."""
     from core.multistop import run_together
@@ -163,10 +153,11 @@ def test_batched_curve_through_static_buffers_equals_the_plain_one(model, image,
     layers = ["layer1", "layer2", "layer3"]
 
     def runs():
-        return [Inversion(model, layer, image, [0, 1], preset, "cpu", speed=SpeedOptions.off()) for layer in layers]
+        return [Inversion(resnet18_32, layer, chelsea32, [0, 1], preset, "cpu", speed=SpeedOptions.off())
+                for layer in layers]
 
     plain = runs()
-    run_together(plain, model, every=10)
+    run_together(plain, resnet18_32, every=10)
     calls: list = []
     made: list = []
 
@@ -176,7 +167,7 @@ def test_batched_curve_through_static_buffers_equals_the_plain_one(model, image,
 
     monkeypatch.setattr(SpeedOptions, "step_encoder", step_encoder)
     graphed = runs()
-    run_together(graphed, model, every=10)
+    run_together(graphed, resnet18_32, every=10)
     for a, b in zip(plain, graphed):
         ra, rb = a.result(), b.result()
         assert torch.equal(ra.images, rb.images) and ra.history == rb.history, a.stop.node
@@ -189,7 +180,7 @@ def test_batched_curve_through_static_buffers_equals_the_plain_one(model, image,
     assert sum(g.recorded for g in shared) == len(calls) == len({r.steps_done for r in plain})
 
 
-def test_out_of_memory_while_recording_is_raised_for_the_batch_to_halve(model):
+def test_out_of_memory_while_recording_is_raised_for_the_batch_to_halve(resnet18_32):
     """Out of memory while recording is the batch's size, not the graphs' fault: it reaches run_resilient
     (which halves the batch) instead of turning the graphs off."""
     from core.encoder import Encoder
@@ -197,7 +188,7 @@ def test_out_of_memory_while_recording_is_raised_for_the_batch_to_halve(model):
     def oom(fn, args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
-    g = GraphedEncoder(Encoder(model, "layer1"), record=oom)
+    g = GraphedEncoder(Encoder(resnet18_32, "layer1"), record=oom)
     with pytest.raises(torch.OutOfMemoryError):
         g(torch.rand(2, 3, SIZE, SIZE, requires_grad=True))
     assert g.failed is None and not g._graphs

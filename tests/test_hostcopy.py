@@ -10,22 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import Inversion, get_preset, load_image, load_model
+from core import Inversion, get_preset
 from core.errors import DivergenceError
 from core.hostcopy import HostCopy
 from core.speed import SpeedOptions
-
-SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("resnet18", "untrained", SIZE)
-
-
-@pytest.fixture(scope="module")
-def image():
-    return load_image("assets/chelsea.png", SIZE)
 
 
 def _snaps(run, every):
@@ -43,19 +31,19 @@ def test_a_host_copy_keeps_the_values_of_its_moment():
     assert torch.equal(copy.wait()["t"], torch.arange(6.0))
 
 
-def test_option_means_nothing_off_cuda(model, image):
-    run = Inversion(model, "layer1", image, [0], get_preset("default", iters=2), "cpu",
+def test_option_means_nothing_off_cuda(resnet18_32, chelsea32):
+    run = Inversion(resnet18_32, "layer1", chelsea32, [0], get_preset("default", iters=2), "cpu",
                     speed=SpeedOptions(async_snapshots=True))
     assert run.lag_snapshots is False and SpeedOptions.auto("cuda").async_snapshots is False
 
 
 @pytest.mark.parametrize("not_ready_polls", [0, 3, 100])
-def test_lagged_snapshots_show_their_own_step(model, image, monkeypatch, not_ready_polls):
+def test_lagged_snapshots_show_their_own_step(resnet18_32, chelsea32, monkeypatch, not_ready_polls):
     """Handed over later (one step later when the copy lands at once; at the next snapshot's step when it
     never seems to), each snapshot holds exactly what the plain run's snapshot of that step holds; the last
     one comes at the end; the result is the same."""
     preset = get_preset("default", iters=23).replace(early_stop=False)
-    plain = Inversion(model, "layer2", image, [0, 1], preset, "cpu", speed=SpeedOptions.off())
+    plain = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], preset, "cpu", speed=SpeedOptions.off())
     a = _snaps(plain, 5)
     polls: dict[int, int] = {}
     real_ready = HostCopy.ready
@@ -65,7 +53,7 @@ def test_lagged_snapshots_show_their_own_step(model, image, monkeypatch, not_rea
         return polls[id(self)] > not_ready_polls and real_ready(self)
 
     monkeypatch.setattr(HostCopy, "ready", ready)
-    lagged = Inversion(model, "layer2", image, [0, 1], preset, "cpu", speed=SpeedOptions.off())
+    lagged = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], preset, "cpu", speed=SpeedOptions.off())
     lagged.lag_snapshots = True
     b = _snaps(lagged, 5)
     assert [s.step for _, s in a] == [s.step for _, s in b] == [5, 10, 15, 20, 23]
@@ -82,9 +70,9 @@ def test_lagged_snapshots_show_their_own_step(model, image, monkeypatch, not_rea
     assert torch.equal(plain.result().images, lagged.result().images)
 
 
-def test_divergence_is_caught_with_lagged_snapshots(model, image):
+def test_divergence_is_caught_with_lagged_snapshots(resnet18_32, chelsea32):
     p = get_preset("paper", iters=30, lr_start=5e3, lr_end=5e3, objective=[{"name": "l1", "weight": 1e3}])
-    run = Inversion(model, "layer4", image, [0], p, "cpu")
+    run = Inversion(resnet18_32, "layer4", chelsea32, [0], p, "cpu")
     run.lag_snapshots = True
     seen = []
     with pytest.raises(DivergenceError, match="lower lr_start") as info:
