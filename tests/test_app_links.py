@@ -205,3 +205,38 @@ def test_a_stopped_run_finishes_as_if_never_stopped(monkeypatch):
     fresh = open_link(None, query)  # the same spec: now from the cache
     assert any("in the cache" in s.value for s in fresh.success)
     assert (fresh.session_state["inv_result"]["result"].images == finished.images).all()
+
+
+def test_a_stopped_continuation_finishes_with_its_link(monkeypatch):
+    """Stop during a Continue: the page keeps the continuation's settings (cont=), so Finish the run completes that
+    continuation; the result is the continued run's own answer, and its link shows it."""
+    import streamlit as st
+
+    from ui import live
+
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "coffee", "seeds": "2",
+                          "iters": "20", "size": "32", "device": "cpu", "init_seed": "9"})
+    if "inv_result" not in at.session_state:
+        at.button(key="inv_run").click().run()
+    base = at.session_state["inv_result"]["result"]
+    real, stops = live.LiveView.update, []
+
+    def update(self, snap):
+        real(self, snap)
+        if snap.step >= base.steps_done + 20 and not stops:
+            stops.append(snap.step)
+            st.rerun()
+
+    monkeypatch.setattr(live.LiveView, "update", update)
+    at.number_input(key="inv_more").set_value(60)
+    at.button(key="inv_continue").click().run()
+    ok(at)
+    stopped = at.session_state["inv_result"]["result"]
+    assert stops and stopped.stopped_early and url(at)["cont"] == "60"
+    assert any(f"of {base.steps_done + 60}" in w.value for w in at.warning)
+    at.button(key="inv_continue").click().run()  # Finish the run
+    ok(at)
+    done = at.session_state["inv_result"]["result"]
+    assert not done.stopped_early and done.steps_done == base.steps_done + 60 and done.spec["continued"] == [60]
+    again = open_link(None, url(at))
+    assert (again.session_state["inv_result"]["result"].images == done.images).all()

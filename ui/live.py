@@ -306,14 +306,17 @@ def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: st
     meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name}
     if note:
         box.caption(note)
+    before = st.session_state.get(prefix + "cont")
+    st.session_state[prefix + "cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
+    job = None
     with box, errors("run: "):
         view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
         job = execute(spec, pick.image, pick.model, view, prefix + "live", meta, live=going_on)
-        if job is not None:
-            st.session_state[prefix + "result"] = {**meta, "result": job.result, "notes": list(job.notes)}
-            st.session_state[prefix + "cont"] = list(spec.continued)
-            return spec
-    return None
+    if job is None:  # it failed (the message is shown): the settings stay those of the shown result
+        st.session_state[prefix + "cont"] = before
+        return None
+    st.session_state[prefix + "result"] = {**meta, "result": job.result, "notes": list(job.notes)}
+    return spec
 
 
 def _steps_list(raw: str) -> list[int]:
