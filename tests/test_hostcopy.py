@@ -45,12 +45,11 @@ def test_lagged_snapshots_show_their_own_step(resnet18_32, chelsea32, monkeypatc
     preset = get_preset("default", iters=23).replace(early_stop=False)
     plain = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], preset, "cpu", speed=SpeedOptions.off())
     a = _snaps(plain, 5)
-    polls: dict[int, int] = {}
     real_ready = HostCopy.ready
 
-    def ready(self):
-        polls[id(self)] = polls.get(id(self), 0) + 1
-        return polls[id(self)] > not_ready_polls and real_ready(self)
+    def ready(self):  # the count lives on the copy (an id() could be reused by the next copy)
+        self.polls = getattr(self, "polls", 0) + 1
+        return self.polls > not_ready_polls and real_ready(self)
 
     monkeypatch.setattr(HostCopy, "ready", ready)
     lagged = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], preset, "cpu", speed=SpeedOptions.off())
