@@ -124,3 +124,30 @@ def test_app_config_loads_for_a_streamlit_outside_site_packages(root, tmp_path):
     env = {**ROOT_ENV, "PYTHONPATH": str(site)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_comparisons_give_way_to_the_load_test(monkeypatch):
+    """Past OPTIONAL_BY_S the benchmark's comparisons are skipped (not errors) and the markdown says so; the
+    targets before them still run."""
+    import benchmarks.gpu as gpu
+
+    cfg = gpu.Config.gpu()
+    ran = []
+    monkeypatch.setattr(gpu, "T0", gpu.time.perf_counter() - gpu.OPTIONAL_BY_S - 1)
+    for name in ("stop_flops", "speed_variants", "curve_run", "first_frame", "live_loop"):
+        monkeypatch.setattr(gpu, name, lambda *a, name=name, **k: ran.append(name) or (
+            {} if name == "speed_variants" else {"seconds": 1.0}))
+    monkeypatch.setattr(gpu, "step_flops_exact", lambda *a, **k: {"step_per_seed": 1, "build": 1})
+    monkeypatch.setattr(gpu, "load_model", lambda *a, **k: None)
+    monkeypatch.setattr(gpu, "load_image", lambda *a, **k: None)
+    monkeypatch.setattr(gpu, "current_flags", lambda: {})
+    report = {"benchmark": {}, "sections": {}}
+    gpu.benchmark(cfg, report)
+    bench = report["benchmark"]
+    assert ran.count("curve_run") == 2 and "live_loop" not in ran  # the two target curves only
+    for name in ("live_loop", "curve_resnet50_graphs", "curve_lite0_graphs", "curve_resnet50_sequential"):
+        assert "skipped" in bench[name] and "error" not in bench[name]
+    report.update(date="2026-01-01T00:00:00", device="NVIDIA H200", memory_gb=139.8, json="x.json", seconds=300.0,
+                  versions={"torch": "2.11", "cuda": "13.0", "cudnn": 91900}, targets=[],
+                  peak_tflops={"bf16": 989.0, "tf32": 494.5, "source": "test"})
+    assert "Comparisons skipped for time: live_loop" in gpu.markdown(cfg, report)
