@@ -7,7 +7,7 @@ copy into pinned host memory (`non_blocking=True`) and records an event behind i
 launching steps and hands the snapshot over once `ready()` says the copy has landed
 (`SpeedOptions.async_snapshots`), so the GPU works on while the host draws.
 
-Off CUDA the copies are plain clones (the run goes on changing the originals) and are ready at once.
+Off CUDA the copies are plain host copies, made at once (the run goes on changing the originals).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ class HostCopy:
             if t.is_cuda:
                 buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
                 buf.copy_(t, non_blocking=True)
-            else:
-                buf = t.detach().clone()
+            else:  # a copy on the host (the run goes on changing `t`; an MPS tensor comes over here)
+                buf = t.detach().to("cpu", copy=True)
             self._host[name] = buf
         if any(t.is_cuda for t in tensors.values()):
             self.event = torch.cuda.Event()
