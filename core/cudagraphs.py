@@ -69,6 +69,10 @@ class GraphedEncoder:
         self.recorded = 0  # graphs recorded so far
         self.replays = 0  # calls answered by a graph
 
+    def release(self) -> None:
+        """Drop the recordings and the memory they hold (a finished run kept for a later Continue records again)."""
+        self._graphs.clear()
+
     def _eager(self, x: torch.Tensor, *args):
         with self._autocast(x.device):
             return self.encoder(x, *args)

@@ -263,6 +263,8 @@ class Inversion:
                 if self.lag_snapshots and not self.finished:
                     pending = copy
                 else:
+                    if self.finished and self.step_encoder is not None:
+                        self.step_encoder.release()  # a finished run kept for Continue holds no graph memory
                     last = self._deliver(copy, last)
                     yield last
 

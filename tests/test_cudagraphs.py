@@ -84,6 +84,10 @@ def test_engine_through_static_buffers_equals_the_plain_run(resnet18_32, chelsea
     assert a.history == b.history and a.metrics == b.metrics
     assert calls == [(2, 3, SIZE, SIZE)]
     assert graphed.step_encoder.recorded == 1 and graphed.step_encoder.replays == 12
+    assert not graphed.step_encoder._graphs  # released at the end: a run kept for Continue holds no graph memory
+    graphed.extend(3)
+    graphed.run()  # a Continue records again
+    assert graphed.step_encoder.recorded == 2 and graphed.step_encoder.replays == 15
 
 
 def test_no_grad_calls_and_extra_shapes_stay_eager(resnet18_32):
