@@ -45,6 +45,11 @@ def _recorder() -> Callable:
     return lambda fn, args: make(fn, args, num_warmup_iters=WARMUP)
 
 
+def _on(x: torch.Tensor):
+    """`x`'s GPU as the current device (streams and graphs belong to one); nothing off CUDA."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 class GraphedEncoder:
     """`encoder(x, *args)` for a step's input (it requires grad), replayed from CUDA graphs recorded per
     input shape and `args` (a batched curve's per-stop counts: `core.multistop`).
@@ -96,12 +101,14 @@ class GraphedEncoder:
                 return self._eager(x, *args)
         self.replays += 1
         STATS["replays"] += 1
-        return graphed(x)
+        with _on(x):  # replayed on that GPU's current stream (cuda:1 runs too)
+            return graphed(x)
 
     def _build(self, key: tuple, x: torch.Tensor, args: tuple) -> Callable | None:
         sample = x.detach().clone().requires_grad_(True)
         try:
-            graphed = self._record(lambda t: self._eager(t, *args), (sample,))
+            with _on(x):  # recorded on that GPU's streams
+                graphed = self._record(lambda t: self._eager(t, *args), (sample,))
         except Exception as exc:  # noqa: BLE001 - any recording failure: the step still runs, eagerly
             if is_oom(exc):  # not the graphs' fault: run_resilient halves the batch (and records again)
                 self._graphs.clear()

@@ -199,6 +199,8 @@ class Inversion:
         self._early_stop = preset.early_stop
         self._health: dict | None = None
         self.eval_batch = k  # seeds per forward in result(); run_resilient lowers it to what fits the memory
+        self.incomplete = False  # run_resilient: a run split into seed batches, not every batch absorbed yet
+        self.spec = None  # core.jobs: the RunSpec this run computes (what a Stop part-way leaves behind)
 
     @property
     def finished(self) -> bool:

@@ -34,9 +34,13 @@ class HostCopy:
             else:  # a copy on the host (the run goes on changing `t`; an MPS tensor comes over here)
                 buf = t.detach().to("cpu", copy=True)
             self._host[name] = buf
-        if any(t.is_cuda for t in tensors.values()):
+        devices = {t.device for t in tensors.values() if t.is_cuda}
+        if len(devices) > 1:
+            raise ValueError(f"one HostCopy copies from one GPU, not {sorted(map(str, devices))}")
+        if devices:
+            (dev,) = devices
             self.event = torch.cuda.Event()
-            self.event.record()  # on the current stream, behind the copies
+            self.event.record(torch.cuda.current_stream(dev))  # that GPU's stream, behind the copies
 
     def ready(self) -> bool:
         """Whether the copies have landed (never blocks)."""

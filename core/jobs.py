@@ -284,13 +284,15 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
             hit = cache.get(spec.key())
             if hit is not None:
                 return Job(spec, _record(hit, spec), cached=True)
+        live = _usable(live, spec)
         if spec.continued or live is not None:
             job = _go_on(spec, image, model, dev, live, cache, cb, every, speed)
         else:
             max_batch = max_batch_for(model, spec, dev, speed)
             result, info = run_resilient(model, spec.layer, image, list(spec.seeds), spec.preset, dev, speed=speed,
                                          max_batch=max_batch, on_snapshot=cb.snapshot, on_partial=cb.progress,
-                                         on_note=cb.note, on_start=cb.start, every=_every(every, spec.preset.iters))
+                                         on_note=cb.note, on_start=_starting(spec, cb),
+                                         every=_every(every, spec.preset.iters))
             job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
                       fell_back_to_cpu=info.fell_back_to_cpu)
     _store(cache, job, cb)
@@ -300,6 +302,26 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
 def _every(every: int | None, steps: int) -> int:
     """Steps between snapshots: as asked, else about 15 per run."""
     return every or max(5, min(25, steps // 15))
+
+
+def _starting(spec: RunSpec, cb: Callbacks) -> Callable[[Inversion], None]:
+    """The engine's `on_start`: tag the run with the spec it computes (so a Stop part-way leaves a run that says
+    what it is), then the caller's `start`."""
+    def start(inv: Inversion) -> None:
+        inv.spec = spec
+        if cb.start:
+            cb.start(inv)
+    return start
+
+
+def _usable(live: Inversion | None, spec: RunSpec) -> Inversion | None:
+    """`live` if `spec` can go on from it: this spec's own run stopped part-way, or its parent's finished run,
+    and not a run split into seed batches that were not all absorbed; else None (computed again instead)."""
+    if live is None or live.incomplete or live.spec is None:
+        return None
+    if live.finished:
+        return live if spec.continued and live.spec == spec.parent() else None
+    return live if live.spec == spec else None
 
 
 def _store(cache, job: Job, cb: Callbacks) -> None:
@@ -315,10 +337,16 @@ def _store(cache, job: Job, cb: Callbacks) -> None:
 
 
 def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: Callbacks, every, speed) -> Job:
-    """Finish `spec` from `live` (see `run`), or compute its parent again and continue it; the job keeps the
-    `Inversion` (`job.run`), so a later Continue carries its optimiser state on."""
+    """Finish `spec` from `live` (checked by `_usable`), or compute its parent again and continue it; every phase
+    goes through `cb.start`, tagged with its own spec. The job keeps the `Inversion` (`job.run`), so a later
+    Continue carries its optimiser state on."""
     from core.speed import is_oom, run_resilient
 
+    if spec.continued:
+        fits = max_batch_for(model, spec, dev, speed)
+        if fits is not None and fits < len(spec.seeds):
+            raise UserError(f"continuing runs all {len(spec.seeds)} seeds in one batch, and {dev} has memory for "
+                            f"{fits}: continue a run of at most {fits} seeds")
     notes: list[str] = []
     if live is None:
         parent = spec.parent()
@@ -332,17 +360,18 @@ def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: 
             if cb.note:
                 cb.note(notes[-1])
             kept: dict = {}
+            start = _starting(parent, cb)
             base, info = run_resilient(model, parent.layer, image, list(parent.seeds), parent.preset, dev,
                                        speed=speed, max_batch=max_batch_for(model, parent, dev, speed),
                                        on_snapshot=cb.snapshot, on_partial=cb.progress, on_note=cb.note,
-                                       on_start=lambda inv: kept.update(run=inv),
+                                       on_start=lambda inv: (kept.update(run=inv), start(inv)),
                                        every=_every(every, parent.preset.iters))
+            notes += list(info.notes or [])
             live = kept["run"]
             _store(cache, Job(parent, _record(base, parent), cached=cache is not None and parent.key() in cache), cb)
-    if live.finished:  # the parent's end: this spec's last continuation goes on from it
-        if not spec.continued:
-            raise UserError("this run has already finished: there is nothing to go on with")
+    if live.finished:  # the parent's end (`_usable`): this spec's last continuation goes on from it
         live.extend(spec.continued[-1])
+    live.spec = spec
     if cb.start:
         cb.start(live)
     try:

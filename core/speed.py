@@ -319,6 +319,7 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
         try:
             chunks = split(seeds, per_batch)
             reasons = []
+            full.incomplete = len(chunks) > 1  # until every batch is absorbed: not a run to go on from
             for chunk in chunks:
                 run = full if len(chunks) == 1 else Inversion(model, layer, image, chunk, preset, dev,
                                                               encoder=raw, speed=speed)
@@ -334,6 +335,7 @@ def run_resilient(model, layer: str, image: torch.Tensor, seeds: Sequence[int], 
                 full.stop_reason = None if None in reasons else (
                     "converged" if all(r == "converged" for r in reasons) else "budget")
             info.chunks = chunks
+            full.incomplete = False
             full.eval_batch = per_batch  # the final metrics' forward in batches that fit, too
             return full.result(), info
         except RuntimeError as err:

@@ -97,8 +97,6 @@ def test_a_stopped_run_finishes_as_if_never_stopped(resnet18_32, chelsea32, tmp_
     assert finished.result.metrics["stop_reason"] == whole.result.metrics["stop_reason"]
     assert torch.equal(finished.result.images, whole.result.images) and finished.result.history == whole.result.history
     assert run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "b")).cached
-    with pytest.raises(UserError, match="already finished"):
-        run(spec, chelsea32, resnet18_32, use_cache=False, live=finished.run or kept["run"])
 
 
 def test_a_run_split_into_seed_batches_keeps_its_optimiser_state(resnet18_32, chelsea32):
@@ -137,3 +135,46 @@ def test_cli_continue(tmp_path, capsys):
     assert main(args[:-4] + ["--continue", "0", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "--continue" in err[0]
+
+
+def test_a_run_that_is_not_this_specs_is_never_gone_on_from(resnet18_32, chelsea32, tmp_path):
+    """`live` is used only when it is this spec's own stopped run or its parent's finished run; anything else (a
+    stopped inner phase of a chain, another spec's run, a finished run of the spec itself, a run split into seed
+    batches not all done) is ignored and the result computed as if it were absent."""
+    spec = _spec(resnet18_32, chelsea32, iters=20)
+    target = spec.then(10).then(5)
+    expected = run(target, chelsea32, resnet18_32, use_cache=False).result
+    seen: list = []
+
+    def stop(snap):
+        if snap.step >= 25:  # inside the +10 phase of the chain
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(target, chelsea32, resnet18_32, use_cache=False,
+            callbacks=Callbacks(snapshot=stop, start=seen.append))
+    inner = seen[-1]
+    assert inner.spec == spec.then(10) and not inner.finished  # the stopped run says what it was computing
+    ran: list = []
+    plain = run(spec, chelsea32, resnet18_32, use_cache=False, callbacks=Callbacks(start=ran.append)).result
+    again = run(spec, chelsea32, resnet18_32, use_cache=False, live=ran[-1]).result  # finished: nothing to go on
+    assert ran[-1].finished and torch.equal(again.images, plain.images) and again.steps_done == plain.steps_done
+    other = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], spec.preset, "cpu")
+    other.run()
+    other.spec = _spec(resnet18_32, chelsea32, iters=25)
+    for live in (inner, other):
+        got = run(target, chelsea32, resnet18_32, use_cache=False, live=live).result
+        assert torch.equal(got.images, expected.images) and got.steps_done == expected.steps_done
+    chunked = Inversion(resnet18_32, "layer2", chelsea32, [0, 1], spec.preset, "cpu")
+    chunked.spec, chunked.incomplete = spec, True
+    whole = run(spec, chelsea32, resnet18_32, use_cache=False, live=chunked).result
+    assert whole.steps_done >= 1 and chunked.steps_done == 0  # computed afresh, the half-absorbed run untouched
+
+
+def test_continuing_needs_every_seed_in_one_batch(resnet18_32, chelsea32, monkeypatch):
+    """A continuation runs all seeds as one batch: a device that fits fewer is told so before any work."""
+    import core.jobs as jobs
+
+    monkeypatch.setattr(jobs, "max_batch_for", lambda *a, **k: 1)
+    with pytest.raises(UserError, match="continuing runs all 2 seeds in one batch.*at most 1 seeds"):
+        run(_spec(resnet18_32, chelsea32).then(5), chelsea32, resnet18_32, use_cache=False)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core import DivergenceError
+from core import DivergenceError, UserError
 from core.devices import describe, resolve_device
 from core.engine import InversionResult
 from core.estimate import human, measure, suggest_cheaper
@@ -139,11 +139,12 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
             st.image([upscale(im) for im in exc.last_snapshot.images],
                      caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in spec.seeds])
         return None
+    except UserError:
+        st.session_state.pop(state_key, None)  # nothing of it to salvage on the next rerun
+        raise
     except RuntimeError as exc:
         st.session_state.pop(state_key, None)
         if is_oom(exc):
-            from core import UserError
-
             raise UserError(f"out of memory even with one seed per batch on {describe(resolve_device(spec.device))}"
                             ": use a smaller image size, an earlier layer or fewer seeds") from None
         raise
@@ -168,14 +169,26 @@ def finished_run(state_key: str, spec, result) -> dict | None:
 
 
 def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
-    """A run interrupted by a rerun: (its images and metrics so far, its meta), or None."""
+    """A run interrupted by a rerun: (its images and metrics so far, its meta), or None.
+
+    The run says which spec it was computing (a Continue may have been computing the run it goes on from
+    again): the result is shown, and can be finished, as that spec's, and the page's continuation setting
+    (`meta["cont_key"]`) follows it; with nothing to show, that setting goes back to what it was."""
     live = st.session_state.pop(state_key, None)
     if not live:
         return None
-    inv = live["run"]
-    if inv.steps_done == 0:
+    inv, meta = live.get("run"), dict(live.get("meta", {}))
+    cont_key = meta.get("cont_key")
+    if inv is None or inv.steps_done == 0:
+        if cont_key:
+            st.session_state[cont_key] = meta.get("cont_before") or []
         return None
-    meta = live.get("meta", {})
+    if inv.step_encoder is not None:
+        inv.step_encoder.release()  # a stopped run kept for Finish holds no graph memory
+    if inv.spec is not None:
+        meta["key"] = inv.spec.key()
+        if cont_key:
+            st.session_state[cont_key] = list(inv.spec.continued)
     try:
         result = inv.result()
         st.session_state[state_key + "_done"] = {"run": inv, "key": meta.get("key"), "steps": result.steps_done}
@@ -303,11 +316,15 @@ def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: st
         going_on = finished_run(prefix + "live", spec, shown)
         if not shown.stopped_early:
             spec = spec.then(more)
-    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name}
+    before = st.session_state.get(prefix + "cont")
+    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
+            "cont_key": prefix + "cont", "cont_before": before}
     if note:
         box.caption(note)
-    before = st.session_state.get(prefix + "cont")
     st.session_state[prefix + "cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
+    st.session_state[prefix + "live"] = {"run": None, "meta": meta}  # a Stop before any step restores them
+    if going_on is not None:  # it changes in place: never again the finished run it was
+        st.session_state.pop(prefix + "live_done", None)
     job = None
     with box, errors("run: "):
         view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
