@@ -240,3 +240,33 @@ def test_a_stopped_continuation_finishes_with_its_link(monkeypatch):
     assert not done.stopped_early and done.steps_done == base.steps_done + 60 and done.spec["continued"] == [60]
     again = open_link(None, url(at))
     assert (again.session_state["inv_result"]["result"].images == done.images).all()
+
+
+def test_a_stop_while_a_link_recomputes_what_it_continues(monkeypatch):
+    """A link with cont= whose run is not cached computes the run it continues first. Stopped there, the page
+    shows that run, stopped, with the link's cont= gone (it is that run's page now); Finish the run ends it."""
+    import streamlit as st
+
+    from ui import live
+
+    real, stops = live.LiveView.update, []
+
+    def update(self, snap):
+        real(self, snap)
+        if snap.step >= 8 and not stops:
+            stops.append(snap.step)
+            st.rerun()
+
+    monkeypatch.setattr(live.LiveView, "update", update)
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "rocket", "seeds": "2",
+                          "iters": "30", "size": "32", "device": "cpu", "init_seed": "11", "cont": "10"})
+    if not stops:
+        at.button(key="inv_run").click().run()
+        ok(at)
+    shown = at.session_state["inv_result"]["result"]
+    assert stops and shown.stopped_early and shown.steps_done == stops[0] and "cont" not in url(at)
+    assert at.button(key="inv_continue").label == "Finish the run"
+    at.button(key="inv_continue").click().run()
+    ok(at)
+    done = at.session_state["inv_result"]["result"]
+    assert not done.stopped_early and done.spec.get("continued") is None and done.steps_done <= 30
