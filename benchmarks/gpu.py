@@ -48,6 +48,7 @@ import torch
 
 from core import Inversion, get_preset, load_image, load_model
 from core.curve import batched, iter_curve
+from core.jobs import snapshot_every
 from core.devices import resolve_device
 from core.speed import SpeedOptions
 
@@ -559,7 +560,7 @@ def live_loop(cfg: Config) -> dict:
     tuning), the run without the drawing and with it; *hidden* is the share of the drawing time the run did
     not pay for (1: the GPU worked on while the host drew; 0: the GPU waited for every drawing)."""
     steps = max(20, cfg.steps * 2 // 5)
-    every = max(5, min(25, steps // 15))
+    every = snapshot_every(None, steps)  # what the app's runs use
     model = load_model(cfg.arch, "untrained", cfg.size)
     image = load_image(str(IMAGE), cfg.size)
     seeds = list(range(cfg.seeds))

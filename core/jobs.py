@@ -292,15 +292,15 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
             result, info = run_resilient(model, spec.layer, image, list(spec.seeds), spec.preset, dev, speed=speed,
                                          max_batch=max_batch, on_snapshot=cb.snapshot, on_partial=cb.progress,
                                          on_note=cb.note, on_start=_starting(spec, cb),
-                                         every=_every(every, spec.preset.iters))
+                                         every=snapshot_every(every, spec.preset.iters))
             job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
                       fell_back_to_cpu=info.fell_back_to_cpu)
     _store(cache, job, cb)
     return job
 
 
-def _every(every: int | None, steps: int) -> int:
-    """Steps between snapshots: as asked, else about 15 per run."""
+def snapshot_every(every: int | None, steps: int) -> int:
+    """Steps between snapshots: as asked, else about 15 per run (at least 5, at most 25 apart)."""
     return every or max(5, min(25, steps // 15))
 
 
@@ -365,7 +365,7 @@ def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: 
                                        speed=speed, max_batch=max_batch_for(model, parent, dev, speed),
                                        on_snapshot=cb.snapshot, on_partial=cb.progress, on_note=cb.note,
                                        on_start=lambda inv: (kept.update(run=inv), start(inv)),
-                                       every=_every(every, parent.preset.iters))
+                                       every=snapshot_every(every, parent.preset.iters))
             notes += list(info.notes or [])
             live = kept["run"]
             _store(cache, Job(parent, _record(base, parent), cached=cache is not None and parent.key() in cache), cb)
@@ -375,7 +375,8 @@ def _go_on(spec: RunSpec, image, model, dev, live: Inversion | None, cache, cb: 
     if cb.start:
         cb.start(live)
     try:
-        for snap in live.snapshots(_every(every, spec.continued[-1] if spec.continued else spec.preset.iters)):
+        steps = spec.continued[-1] if spec.continued else spec.preset.iters
+        for snap in live.snapshots(snapshot_every(every, steps)):
             if cb.snapshot:
                 cb.snapshot(snap)
     except RuntimeError as exc:
@@ -438,7 +439,7 @@ def run_stops(specs: Sequence[RunSpec], image: torch.Tensor, model, *, cache=Non
     from_cache()
     if len(jobs) < len(specs):
         dev = resolve_device(specs[0].device)
-        every = _every(every, specs[0].preset.iters)
+        every = snapshot_every(every, specs[0].preset.iters)
         with queue_for(str(dev)).slot(label=specs[0].key()[:8] + "*", on_wait=cb.wait):
             from_cache()  # another session may have finished some while this one waited
             todo = [s for s in specs if s.layer not in jobs]

@@ -96,10 +96,9 @@ def cut_points(model: LoadedModel, nodes: Sequence[str], size: int) -> tuple[lis
 
     Returns:
         (shared, alone), each in the order given."""
-    with MODEL_LOCK.exclusive():  # tracing: see core/modellock.py
-        key = (model.arch, model.image_size, int(size), tuple(sorted(nodes)))  # a graph property: any weights
+    key = (model.arch, model.image_size, int(size), tuple(sorted(nodes)))  # a graph property: any weights
     if key not in _CUT_CACHE:
-        enc = Encoder(model, list(nodes))
+        enc = Encoder(model, list(nodes))  # traces under the model lock itself
         returned = next(n for n in enc.body.graph.nodes if n.op == "output").args[0]
         order = {n: i for i, n in enumerate(enc.body.graph.nodes)}
         _CUT_CACHE[key] = frozenset(_not_cut_points(enc.body, sorted((order[returned[n]], n, returned[n])

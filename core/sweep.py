@@ -256,14 +256,20 @@ def row_of(task: Task, result=None, error: str | None = None, seconds: float | N
             "device": device or result.device}
 
 
+def _speed(spec, threads: int):
+    """A sweep run's speed options: a fixed thread count on the CPU (equal numbers on every backend), else auto."""
+    from core.speed import SpeedOptions
+
+    return SpeedOptions(threads=threads) if spec.device == "cpu" else SpeedOptions.auto(spec.device)
+
+
 def execute(task: Task, model, threads: int = 1) -> tuple[object, str | None]:
     """Run one task through `core.jobs.run` without the cache (the caller stores it), on `threads` CPU threads:
     (result, None) or (None, error text) for a run that fails with a user error; other errors propagate."""
     from core.images import load_image
     from core.jobs import run
-    from core.speed import SpeedOptions
 
-    speed = SpeedOptions(threads=threads) if task.spec.device == "cpu" else SpeedOptions.auto(task.spec.device)
+    speed = _speed(task.spec, threads)
     try:
         image = load_image(task.image.path, task.spec.size)
         return run(task.spec, image, model, use_cache=False, speed=speed).result, None
@@ -288,12 +294,11 @@ def execute_stops(tasks: Sequence[Task], model, threads: int = 1, batch_stops: s
     from core.devices import resolve_device
     from core.images import load_image
     from core.jobs import run_stops
-    from core.speed import SpeedOptions
 
     tasks = list(tasks)
     spec = tasks[0].spec
     if len(tasks) > 1 and batched(batch_stops, resolve_device(spec.device)):
-        speed = SpeedOptions(threads=threads) if spec.device == "cpu" else SpeedOptions.auto(spec.device)
+        speed = _speed(spec, threads)
         try:
             image = load_image(tasks[0].image.path, spec.size)
             jobs = run_stops([t.spec for t in tasks], image, model, use_cache=False, speed=speed)
