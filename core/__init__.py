@@ -5,14 +5,15 @@
     result = invert(model, "layer2", load_image("assets/chelsea.png", 64), [0, 1], get_preset("default"))
 """
 
-from core.architectures import ARCHITECTURES, get_architecture
-from core.checkpoints import download_trained, load_model, trained_status
-from core.curve import clarity_curve, iter_curve
-from core.encoder import Encoder, depth_stops, resolve_layer, stop_shapes
-from core.engine import Inversion, InversionResult, Snapshot, invert
+from core.models.registry import ARCHITECTURES, get_architecture
+from core.models.checkpoints import download_trained, load_model, trained_status
+from core.studies.curve import clarity_curve, iter_curve
+from core.models.encoder import Encoder, depth_stops, resolve_layer, stop_shapes
+from core.engine.loop import Inversion, invert
+from core.engine.result import InversionResult, Snapshot
 from core.errors import DivergenceError, UserError, WeightsNotCached
 from core.images import load_image, sample_images
-from core.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
+from core.recipe.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT", "PAPER", "PRESETS", "DivergenceError", "Encoder", "Inversion", "InversionResult",

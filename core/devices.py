@@ -42,7 +42,7 @@ def cpu_cores() -> int:
 
 
 def _cpu() -> torch.device:
-    """CPU with one thread per core this process may use (core.speed may lower it on a busy machine)."""
+    """CPU with one thread per core this process may use (core.engine.speed may lower it on a busy machine)."""
     cores = cpu_cores()
     if torch.get_num_threads() != cores:
         torch.set_num_threads(cores)
@@ -56,3 +56,9 @@ def describe(device: torch.device) -> str:
         n = torch.get_num_threads()
         return f"cpu ({n} thread{'' if n == 1 else 's'})"
     return str(device)
+
+
+def is_oom(err: BaseException) -> bool:
+    """Whether `err` is a device running out of memory (CUDA's own error, or any backend's message)."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+

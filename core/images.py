@@ -17,11 +17,11 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import UserError
+from core.paths import ASSETS
 
 ACCEPTED = "PNG, JPEG, GIF, TIFF, BMP or WebP"
 MAX_PIXELS = 40_000_000  # refuse larger (decompression bombs); a 6000x6000 photo fits
 MAX_BYTES = 50 * 1024 * 1024
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def sample_images() -> dict[str, Path]:
@@ -104,6 +104,21 @@ def to_pil(img: torch.Tensor) -> Image.Image:
     """(3, H, W) in [0, 1] -> RGB PIL image."""
     arr = (img.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
     return Image.fromarray(arr, "RGB")
+
+
+def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
+    """Nearest-neighbour enlargement by a whole factor, so pixels stay pixels on screen.
+
+    Args:
+        img: a (3, H, W) image in [0, 1].
+        target: the smallest width wanted, px.
+
+    Returns:
+        The PIL image, `img`'s width times the smallest whole factor reaching `target` (no smaller than 1).
+    """
+    pil = to_pil(img)
+    k = max(1, -(-target // pil.width))
+    return pil.resize((pil.width * k, pil.height * k), Image.NEAREST) if k > 1 else pil
 
 
 def grid(rows: list[list[torch.Tensor]], pad: int = 4, scale: int = 1) -> Image.Image:

@@ -8,12 +8,13 @@ import math
 import pytest
 import torch
 
-from core.engine import Inversion, check_seeds, invert, start_images
+from core.engine.loop import Inversion, check_seeds, invert, start_images
+from core.engine.result import Metrics
 from core.errors import DivergenceError, UserError
 from core.metrics import REFERENCE_NOISE_STD, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim
-from core.components import spec
-from core.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
-from core.runcache import run_key
+from core.recipe.components import spec
+from core.recipe.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
+from core.jobs.cache import run_key
 from core.priors import blur, gaussian_kernel, lerp
 
 # ----------------------------------------------------------------------------- presets
@@ -166,7 +167,18 @@ def test_result_carries_every_metric(resnet18_untrained, chelsea32):
         assert d[torch.triu(torch.ones(3, 3), 1).bool()].mean().item() == pytest.approx(m[f"seed_spread_{kind}"])
     assert m["shift_input_l2"] == pytest.approx(math.sqrt(3 * 32 * 32) / 25, rel=0.05)
     assert res.images.min() >= 0 and res.images.max() <= 1  # default keeps the image in range
-    assert res.to_json()["metrics"] is m
+    assert res.to_json()["metrics"] == m.to_dict() and Metrics.from_dict(m.to_dict()) == m
+
+
+def test_metrics_are_typed_and_a_misspelt_name_fails():
+    m = Metrics.from_dict({"clarity": 0.5, "converged": [True]})  # a stored run without the newer fields
+    assert m.clarity == 0.5 and m["converged"] == [True] and m.budget is None and m.get("budget", 7) == 7
+    with pytest.raises(KeyError, match="clarty"):
+        m["clarty"]
+    with pytest.raises(KeyError, match="clarty"):
+        m.get("clarty")
+    with pytest.raises(KeyError, match="not a metric: clarty"):
+        Metrics.from_dict({"clarty": 0.5})
 
 
 def test_divergence_stops_with_a_clear_message(resnet18_untrained, chelsea32):
@@ -182,7 +194,7 @@ def test_divergence_stops_with_a_clear_message(resnet18_untrained, chelsea32):
 
 
 def test_a_broken_checkpoint_that_outputs_nan_is_refused(chelsea32):
-    from core.checkpoints import load_model
+    from core.models.checkpoints import load_model
 
     model = load_model("resnet18", "untrained", 32)
     model.module.conv1.weight[0, 0, 0, 0] = float("nan")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core import get_preset, invert, load_model
-from core.runcache import RunCache, decode_result, encode_result, image_hash, run_key
+from core.jobs.cache import RunCache, decode_result, encode_result, image_hash, run_key
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +127,8 @@ sys.path.insert(0, sys.argv[1])
 import torch
 import core.atomic
 from core.engine import InversionResult
-from core.presets import get_preset
-from core.runcache import RunCache
+from core.recipe.presets import get_preset
+from core.jobs.cache import RunCache
 
 real_fdopen = os.fdopen
 
@@ -204,3 +204,28 @@ def test_writer_killed_mid_write_leaves_no_entry_and_the_old_one_intact(tmp_path
     assert cache.get(key) is None
     cache.put(key, result)  # the recomputed run lands beside the leftover
     assert cache.get(key).to_json() == result.to_json()
+
+
+def test_a_cache_written_before_the_layered_library_is_still_read(tmp_path):
+    """tests/fixtures/old_cache was written by commit 35b4b87 (flat core/): the same run's key is the same
+    today, and the entry loads with the same metrics, so nobody's cache is lost by the move into packages."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from core import load_image
+    from core.jobs import RunSpec
+
+    fixture = Path(__file__).parent / "fixtures" / "old_cache"
+    recorded = json.loads((fixture / "spec.json").read_text())
+    image = load_image(Path(__file__).parents[1] / "assets" / "chelsea.png", 16)
+    assert image_hash(image) == recorded["spec"]["image_hash"]
+    spec = RunSpec.of(load_model("resnet18", "untrained", 16), "layer1", image, [0, 1],
+                      get_preset("default", iters=5), "cpu")
+    spec = spec.replace(versions=tuple(sorted(recorded["spec"]["versions"].items())))  # the versions it was made with
+    assert spec.to_dict() == recorded["spec"] and spec.key() == recorded["key"]
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(fixture, cache_dir)
+    entry = RunCache(cache_dir).get(spec.key())
+    assert entry is not None and entry.steps_done == recorded["steps_done"]
+    assert entry.metrics.to_dict() == {**dict.fromkeys(entry.metrics.names()), **recorded["metrics"]}

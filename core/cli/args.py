@@ -1,0 +1,143 @@
+"""What every subcommand shares: the argument parser that fails in one line, argument types, the run options,
+the preset built from them, and the terminal progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.errors import UserError
+from core.jobs.settings import SETTINGS, RunSettings
+from core.recipe.presets import PRESETS
+from core.studies.curve import BATCH_STOPS
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2, no usage dump
+        raise UserError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def typed(name: str):
+    """The argparse type of the declared setting `name` (`core.jobs.settings.SETTINGS`): its type and limits."""
+    declared = SETTINGS[name]
+
+    def parse(text: str):
+        try:
+            return declared.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+def seed_list(text: str) -> list[int]:
+    """`4` means seeds 0..3; `3,7,11` lists them (at most `SETTINGS["seeds"].hi` either way)."""
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+            SETTINGS["seeds"].check(len(seeds))
+            return seeds
+        return list(range(SETTINGS["seeds"].parse(text)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (e.g. 4) or a list (e.g. 0,5,9) of "
+                                         f"{SETTINGS['seeds'].range_text()} seeds, got {text!r}") from exc
+
+
+def steps_list(text: str) -> list[int]:
+    """`100` or `100,50`: the steps of each continuation."""
+    try:
+        return [positive_int(s.strip()) for s in text.split(",") if s.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--continue takes positive step counts (e.g. 100 or 100,50), got {text!r}")
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def run_options(p: argparse.ArgumentParser) -> None:
+    """The options every inverting subcommand shares: budget, early stop, preset, lr, device, init seed, output,
+    progress bar and cache (`invert`, `curve`, `compare`, `manifold`)."""
+    p.add_argument("--iters", type=typed("iters"), default=SETTINGS["iters"].default,
+                   help="step budget (default: the preset's); a run may stop sooner, see --no-early-stop")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="run the whole --iters budget instead of stopping once every seed has converged")
+    p.add_argument("--preset", default=SETTINGS["preset"].default,
+                   help=f"{', '.join(preset_names())} (default: default; see `presets`)")
+    p.add_argument("--lr", type=typed("lr"), default=SETTINGS["lr"].default,
+                   help="starting learning rate (overrides the preset)")
+    p.add_argument("--device", default=SETTINGS["device"].default, help=SETTINGS["device"].help)
+    p.add_argument("--init-seed", type=typed("init_seed"), default=SETTINGS["init_seed"].default,
+                   help="seed of the untrained initialisation")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute even when the run cache ($INVERSION_CACHE_DIR, else .cache/runs) holds this run, "
+                        "and do not store it")
+
+
+def batch_option(p: argparse.ArgumentParser) -> None:
+    """--batch-stops, for the subcommands that run many stops of one model (`curve`, `compare`)."""
+    p.add_argument("--batch-stops", choices=BATCH_STOPS, default="auto",
+                   help="run a checkpoint's stops as one optimisation, every stop's seeds in one batch "
+                        "(on), or one stop after another (off); auto: on for CUDA (default auto)")
+
+
+def common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="architecture name (see `models`)")
+    p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
+    size_option(p, SETTINGS["size"].default)
+    seeds_option(p)
+    run_options(p)
+
+
+def size_option(p: argparse.ArgumentParser, default: int | None, help: str | None = None) -> None:
+    p.add_argument("--size", type=typed("size"), default=default,
+                   help=help or f"square input size in px, {SETTINGS['size'].range_text()} (default {default})")
+
+
+def seeds_option(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    n = SETTINGS["seeds"].default
+    p.add_argument("--seeds", type=seed_list, default=list(range(n)),
+                   help=help or f"seed count or comma list (default {n})")
+
+
+def settings_of(args, **more) -> RunSettings:
+    """The `RunSettings` of a subcommand's run options (UserError for a value out of its limits)."""
+    return RunSettings(preset=args.preset, iters=args.iters, lr=args.lr, early_stop=not args.no_early_stop,
+                       init_seed=args.init_seed, device=args.device, **more)
+
+
+def preset_of(args):
+    return settings_of(args).recipe()
+
+
+class ProgressBar:
+    """A terminal progress bar (tqdm) fed from snapshots."""
+
+    def __init__(self, quiet: bool, total: int, desc: str, unit: str = "step"):
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=False)
+
+    def update(self, snap, offset: int = 0):
+        if self.bar:
+            self.bar.set_postfix(m_g=f"{sum(snap.embedding_l2) / len(snap.embedding_l2):.3g}", refresh=False)
+            self.bar.update(offset + snap.step - self.bar.n)
+
+    def close(self):
+        if self.bar:
+            self.bar.close()

@@ -1,0 +1,22 @@
+"""Jobs: the one run pipeline. A `RunSpec` in, a finished result out, through the cache, the device's queue,
+memory planning and out-of-memory retry; how long a run will take (`estimate`); and the settings a person
+chooses for a run, declared once (`settings`).
+
+Every result the project shows comes from `run` (or `run_stops` for several stops as one batch).
+"""
+
+from core.jobs.cache import RunCache, file_hash, image_hash
+from core.jobs.spec import KEY_FORMAT, RunSpec, library_versions
+from core.jobs.settings import SETTINGS, RunSettings, Setting, setting
+from core.jobs.queue import QueueTimeout, RunQueue, queue_for
+from core.jobs.memory import activation_bytes, max_batch_for, plan_chunks, run_resilient, seed_step_bytes, split
+from core.jobs.estimate import Estimate, human, measure, suggest_cheaper
+from core.jobs.pipeline import Callbacks, Job, default_cache, lookup, run, run_stops, snapshot_every
+
+__all__ = [
+    "Callbacks", "Estimate", "Job", "KEY_FORMAT", "QueueTimeout", "RunCache", "RunQueue", "RunSettings", "RunSpec",
+    "SETTINGS", "Setting", "setting",
+    "activation_bytes", "default_cache", "file_hash", "human", "image_hash", "library_versions", "lookup",
+    "max_batch_for", "measure", "plan_chunks", "queue_for", "run", "run_resilient", "run_stops", "seed_step_bytes",
+    "snapshot_every", "split", "suggest_cheaper",
+]

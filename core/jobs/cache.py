@@ -1,0 +1,140 @@
+"""An on-disk cache of finished runs, keyed by the full settings and a hash of the image.
+
+Entries are written atomically (temporary file beside the target, then rename), so a crash
+mid-write never leaves a half entry; an entry that cannot be read back (truncated, edited,
+from another version) is treated as missing and removed, never shown. Tensors are stored
+with `torch.save` and read with `weights_only=True`, so an entry cannot run code.
+
+    cache = RunCache(default_dir())
+    key = run_key({"model": "resnet18", ...}, image)
+    result = cache.get(key) or compute()
+    cache.put(key, result)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from core.atomic import atomic_write
+from core.engine.result import InversionResult
+from core.paths import CACHE
+from core.recipe.presets import Preset
+
+FORMAT = 4  # bump when the stored layout or the meaning of a result changes (4: schedules fit the budget)
+SUFFIX = ".pt"
+
+
+def default_dir() -> Path:
+    """`$INVERSION_CACHE_DIR`, else `.cache/runs` in the project folder."""
+    env = os.environ.get("INVERSION_CACHE_DIR")
+    if env:
+        return Path(env)
+    return CACHE
+
+
+def image_hash(image: torch.Tensor) -> str:
+    """SHA-256 of the image as the engine sees it (float32, after loading and resizing)."""
+    data = image.detach().float().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(data + repr(tuple(image.shape)).encode()).hexdigest()
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_key(settings: dict, image: torch.Tensor | None = None) -> str:
+    """A stable key for `settings` (any JSON-able dict) plus the image's hash."""
+    payload = {"format": FORMAT, "settings": settings, "image": image_hash(image) if image is not None else None}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode_result(result: InversionResult) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "json": json.dumps(result.to_json()),
+                "original": result.original.detach().float().cpu().contiguous(),
+                "images": result.images.detach().float().cpu().contiguous()}, buf)
+    return buf.getvalue()
+
+
+def decode_result(data: bytes) -> InversionResult:
+    """The inverse of `encode_result`; raises ValueError for anything that is not a valid entry."""
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is simply not an entry
+        raise ValueError(f"unreadable cache entry ({type(exc).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError("cache entry of another format")
+    try:
+        j = json.loads(obj["json"])
+        original, images = obj["original"], obj["images"]
+        if not (isinstance(original, torch.Tensor) and isinstance(images, torch.Tensor)):
+            raise ValueError("cache entry without images")
+        if images.shape[0] != len(j["seeds"]) or tuple(original.shape) != tuple(images.shape[1:]):
+            raise ValueError("cache entry with inconsistent images")
+        return InversionResult(
+            model=j["model"], checkpoint=j["checkpoint"], layer=j["layer"], label=j["label"], size=j["size"],
+            preset=Preset(**j["preset_settings"]), seeds=list(j["seeds"]), device=j["device"],
+            seconds=float(j["seconds"]), steps_done=int(j["steps_done"]), stopped_early=bool(j["stopped_early"]),
+            original=original, images=images, embedding_shape=tuple(j["embedding_shape"]),
+            metrics=j["metrics"], history=j["history"], spec=j.get("spec") or {},
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed cache entry ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. UserError from an invalid stored preset
+        raise ValueError(f"malformed cache entry ({exc})") from None
+
+
+class RunCache:
+    """Finished results on disk, one file per key. `get` never raises for a bad entry.
+
+    `fallbacks` are read-only folders of the same layout searched after `root` (the project
+    ships its first example in one, so a first visit is instant); they are never written.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, fallbacks=()):
+        self.root = Path(root) if root is not None else default_dir()
+        self.fallbacks = [Path(f) for f in fallbacks]
+
+    @staticmethod
+    def _check(key: str) -> None:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a cache key: {key!r}")
+
+    def path(self, key: str, root: Path | None = None) -> Path:
+        self._check(key)
+        return (root or self.root) / key[:2] / f"{key}{SUFFIX}"
+
+    def get(self, key: str) -> InversionResult | None:
+        for i, root in enumerate([self.root, *self.fallbacks]):
+            path = self.path(key, root)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            try:
+                return decode_result(data)
+            except ValueError:
+                if i == 0:  # a corrupt entry is dropped so that the next finished run replaces it
+                    try:
+                        path.unlink()
+                    except OSError:
+                        pass
+        return None
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def put(self, key: str, result: InversionResult) -> Path | None:
+        """Store a finished run; stopped runs are not stored (they are not the settings' answer)."""
+        if result.stopped_early:
+            return None
+        path = self.path(key)
+        atomic_write(path, encode_result(result))
+        return path

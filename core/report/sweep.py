@@ -1,0 +1,74 @@
+"""A sweep's files and chart (the sweep itself is `core.studies.sweep`).
+
+    outcome = run_sweep(sweep, out)
+    write_sweep(outcome, sweep, out)   # results.parquet, summary.csv, summary.html, sweep.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from core.atomic import atomic_write
+from core.report.text import PALETTE
+from core.studies.sweep import COLUMNS, SUMMARY_COLUMNS, Outcome, Sweep, summarize
+
+__all__ = ["summary_figure", "write_sweep"]
+
+
+def summary_figure(summary: Sequence[dict], title: str | None = None):
+    """Mean clarity ± its 95% interval over images, per model and checkpoint, against relative depth."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    lines = list(dict.fromkeys((s["model"], s["checkpoint"]) for s in summary))
+    for i, (model, ck) in enumerate(lines):
+        mine = sorted((s for s in summary if (s["model"], s["checkpoint"]) == (model, ck)),
+                      key=lambda s: s["relative_depth"])
+        xs = [s["relative_depth"] for s in mine]
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[s["clarity_ci_high"] for s in mine]
+                                 + [s["clarity_ci_low"] for s in mine][::-1], fill="toself", mode="lines",
+                                 line={"width": 0}, fillcolor=color, opacity=0.2, hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(
+            x=xs, y=[s["clarity_mean"] for s in mine], mode="lines+markers", name=f"{model} · {ck}",
+            line={"color": color}, customdata=[[s["label"], s["layer"], s["n"], s["clarity_ci_low"], s["clarity_ci_high"],
+                                                s["converged_fraction"]] for s in mine],
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>clarity %{y:.3f} "
+                          "[%{customdata[3]:.3f}, %{customdata[4]:.3f}] over %{customdata[2]} images<br>"
+                          "converged %{customdata[5]:.0%}<extra>" + f"{model} · {ck}" + "</extra>"))
+    fig.update_layout(title=title, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
+                                                                   "range": [0, 1.02]},
+                      yaxis={"title": "clarity: mean and 95% bootstrap interval over images"},
+                      legend={"orientation": "h", "y": 1.1}, margin={"l": 60, "r": 20, "t": 70, "b": 60})
+    return fig
+
+
+def write_sweep(outcome: Outcome, sweep: Sweep, out: str | os.PathLike) -> None:
+    """Write results.parquet (a row per run), summary.csv, summary.html and sweep.json (settings, skipped, notes).
+
+    Args:
+        outcome: what `core.studies.sweep.run_sweep` returned (interrupted ones too: their finished rows).
+        sweep: what was run.
+        out: the sweep's folder (the one given to `run_sweep`).
+    """
+    import pandas as pd
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(outcome.rows, columns=COLUMNS)
+    tmp = out / ".results.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, out / "results.parquet")
+    summary = summarize(outcome.rows)
+    atomic_write(out / "summary.csv", pd.DataFrame(summary, columns=SUMMARY_COLUMNS).to_csv(index=False))
+    n_images = len({r["image"] for r in outcome.rows})
+    title = (f"{', '.join(sweep.models)} · {', '.join(sweep.checkpoints)} · {n_images} images · {sweep.size} px · "
+             f"{len(sweep.seeds)} seeds · {sweep.preset.name} preset")
+    html = summary_figure(summary, title).to_html(include_plotlyjs=True, full_html=True)
+    atomic_write(out / "summary.html", html)
+    meta = {**sweep.to_dict(), "backend": outcome.backend, "done_before": outcome.done_before, "ran": outcome.ran,
+            "failed": outcome.failed, "seconds": round(outcome.seconds, 3), "interrupted": outcome.interrupted}
+    atomic_write(out / "sweep.json", json.dumps(meta, indent=1, default=str))

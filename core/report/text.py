@@ -1,0 +1,141 @@
+"""The words every report and page uses for the same things: titles, short names, metric names, and the
+list of points that did not converge.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from core.models.checkpoints import short_checkpoint
+
+if TYPE_CHECKING:  # hints only: importing these would pull in the models
+    from core.engine.result import InversionResult
+
+
+METRICS = {  # key in a curve row -> axis title
+    "clarity": "clarity (1 = exact, 0 = the run's start)",
+    "ssim_mean": "SSIM",
+    "psnr_mean": "PSNR (dB)",
+    "input_l2_mean": "m_i = ‖a_g − a‖₂",
+    "mg_over_mr": "m_g / m_r (≤ 1: matched like a near-copy)",
+}
+
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+MAX_TICKS = 12  # most labelled stops on the curve's x axis
+
+
+TICK_CHARS = 18  # longest stop label on the curve's x axis
+
+
+def run_title(result: "InversionResult", checkpoint_display: str | None = None) -> str:
+    """The one-line description of a run used as the title of its exported grid.
+
+    Args:
+        result: the run.
+        checkpoint_display: how to name the checkpoint (e.g. a file's original name); default the
+            result's checkpoint ("untrained", "trained" or a file's name without its folder).
+
+    Returns:
+        "resnet18 · untrained · layer2 (Conv3 = layer2 (block 2)) · 32 px · preset default · 120 steps".
+    """
+    ck = checkpoint_display or short_checkpoint(str(result.checkpoint))
+    return (f"{result.model} · {ck} · {result.layer} ({result.label}) · {result.size} px · "
+            f"preset {result.preset.name} · {result.steps_done} steps")
+
+
+def curve_title(settings: dict, stops: int | None = None) -> str:
+    """The one-line description of a clarity curve (chart and gallery title).
+
+    Args:
+        settings: the curve's settings. Read: "model", "checkpoints" (or "cks"), "size", "seeds" (a list or a
+            count), "preset" (a name, a preset's dict or a Preset), "iters" (else the preset's), and "stops" (a
+            list or a count) when `stops` is not given. Missing keys are left out.
+        stops: the number of depth stops, overriding settings["stops"].
+
+    Returns:
+        "efficientnet_lite0 · untrained vs trained · 22 stops · 64 px · 2 seeds · preset default · ≤ 200 steps".
+    """
+    parts = [str(settings["model"])] if settings.get("model") else []
+    cks = settings.get("checkpoints", settings.get("cks"))
+    if cks:
+        parts.append(" vs ".join(short_checkpoint(str(c)) for c in ([cks] if isinstance(cks, str) else cks)))
+    if stops is None:
+        s = settings.get("stops")
+        stops = len(s) if isinstance(s, (list, tuple)) else s
+    if stops is not None:
+        parts.append(f"{stops} stop{'s' if stops != 1 else ''}")
+    if settings.get("size"):
+        parts.append(f"{settings['size']} px")
+    seeds = settings.get("seeds")
+    if seeds is not None:
+        k = len(seeds) if isinstance(seeds, (list, tuple)) else int(seeds)
+        parts.append(f"{k} seed{'s' if k != 1 else ''}")
+    preset, iters = settings.get("preset"), settings.get("iters")
+    if isinstance(preset, dict):
+        iters = iters if iters is not None else preset.get("iters")
+        preset = preset.get("name")
+    elif preset is not None and not isinstance(preset, str):  # a Preset
+        iters = iters if iters is not None else getattr(preset, "iters", None)
+        preset = getattr(preset, "name", preset)
+    if preset:
+        parts.append(f"preset {preset}")
+    if iters is not None:
+        parts.append(f"≤ {iters} steps")
+    return " · ".join(parts)
+
+
+def row_value(row: dict, metric: str) -> float | None:
+    """A curve row's value of `metric`.
+
+    Args:
+        row: a curve row (`CurveRow.to_json()`).
+        metric: a key of METRICS.
+
+    Returns:
+        The value; for "mg_over_mr" the worst seed's, and None (not plotted) for a degenerate layer.
+    """
+    if metric == "mg_over_mr":
+        if row.get("degenerate") or not row["reference_l2"]:
+            return None
+        return row["mg_over_mr_max"]
+    return row[metric]
+
+
+def unconverged(rows: Sequence[dict]) -> list[dict]:
+    """Rows whose seeds did not all reach m_g <= m_r (borderline or not converged), or degenerate."""
+    return [r for r in rows if r.get("status", "converged") != "converged"]
+
+
+def unconverged_text(rows: Sequence[dict]) -> str | None:
+    """"untrained conv1 (borderline, m_g/m_r 1.19), ..." for the unconverged rows; None when every row converged.
+
+    A row with a "model" (a comparison's) is named with it first: "vgg16 untrained classifier.6 (...)"."""
+    bad = unconverged(rows)
+    if not bad:
+        return None
+    return ", ".join((f"{r['model']} " if r.get("model") else "")
+                     + f"{short_checkpoint(r['checkpoint'])} {r['layer']} ({r['status']}"
+                     + (f", m_g/m_r {r['mg_over_mr_max']:.2f}" if r.get("mg_over_mr_max") is not None else "")
+                     + ")" for r in bad)
+
+
+def short_label(text: str, most: int = TICK_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
+
+
+def thin_ticks(xs: Sequence[float], most: int = MAX_TICKS) -> list[float]:
+    """At most `most` of the sorted positions `xs`, roughly evenly spaced along the axis, the first and the last
+    always: a position is kept when it lies at least (last - first) / (most - 1) after the previous one kept."""
+    xs = sorted(xs)
+    if len(xs) <= most:
+        return list(xs)
+    gap = (xs[-1] - xs[0]) / (most - 1)
+    keep = [xs[0]]
+    for x in xs[1:-1]:
+        if x - keep[-1] >= gap - 1e-9 and xs[-1] - x >= gap / 2:
+            keep.append(x)
+    return keep[: most - 1] + [xs[-1]]
