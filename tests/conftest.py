@@ -41,7 +41,7 @@ def chelsea32(chelsea_path):
 
 @pytest.fixture(scope="session")
 def resnet18_untrained():
-    from core.checkpoints import load_model
+    from core.models.checkpoints import load_model
 
     return load_model("resnet18", "untrained", 64)
 
@@ -49,13 +49,13 @@ def resnet18_untrained():
 @pytest.fixture(scope="session")
 def resnet18_32():
     """Untrained ResNet-18 built for 32 px: the engine's small test runs."""
-    from core.checkpoints import load_model
+    from core.models.checkpoints import load_model
 
     return load_model("resnet18", "untrained", 32)
 
 
 @pytest.fixture(scope="session")
 def lite0_models():
-    from core.checkpoints import load_model
+    from core.models.checkpoints import load_model
 
     return {ck: load_model("efficientnet_lite0", ck, 64) for ck in ("untrained", "trained")}

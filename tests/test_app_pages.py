@@ -58,11 +58,10 @@ def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
     row = result_images(at)
     assert len(row.captions) == 4
     # the same settings again come from the cache: the engine is not even constructed
-    import core.jobs
-    import core.speed
+    import core.jobs.pipeline
 
-    monkeypatch.setattr(core.speed, "run_resilient", _no_engine)
-    monkeypatch.setattr(core.jobs, "Inversion", _no_engine)
+    monkeypatch.setattr(core.jobs.pipeline, "run_resilient", _no_engine)
+    monkeypatch.setattr(core.jobs.pipeline, "Inversion", _no_engine)
     at.button(key="inv_run").click()
     at.run()
     ok(at)
@@ -248,8 +247,8 @@ def test_shipped_example_matches_the_current_defaults():
     from pathlib import Path
 
     from core import get_preset, load_image, load_model, sample_images
-    from core.jobs import RunSpec
-    from core.runcache import RunCache
+    from core.jobs.spec import RunSpec
+    from core.jobs.cache import RunCache
     from ui import models, pickers
 
     d = pickers.DEFAULTS
@@ -306,7 +305,7 @@ def test_settings_survive_a_page_switch():
 
 def test_log_axis_ticks_are_labelled_in_full():
     """The m_g chart's log axis: 1-2-5 ticks with full labels (plotly alone wrote "7, 8, 9, 100, 2")."""
-    from core.report import log_ticks, trajectory_figure
+    from core.report.figures import log_ticks, trajectory_figure
 
     assert log_ticks([65, 800, 261]) == ([100.0, 200.0, 500.0], ["100", "200", "500"])
     assert log_ticks([2.3, 15])[1] == ["3", "4", "5", "6", "7", "8", "9", "10"]

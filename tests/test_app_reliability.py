@@ -22,7 +22,8 @@ import torch
 pytest.importorskip("streamlit")
 
 from core import UserError, load_model  # noqa: E402
-from core.cli import main  # noqa: E402
+from core.jobs import SETTINGS  # noqa: E402
+from core.cli.main import main
 from test_core_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
 from ui import live, models, pickers  # noqa: E402  (the modules the app imports: same objects)
 from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
@@ -204,10 +205,10 @@ def test_bad_link_settings_are_explained_and_the_page_runs():
     assert "seeds='0'" in text and "iters='-3'" in text, text
     assert "ignored the link's layer='blocks.1.0': resnet18 has no depth stop of that name" in text, text
     assert not at.error, errors(at)
-    # the widgets cannot hold an invalid value: their bounds are the accepted ranges
-    assert (at.slider(key="inv_seeds").min, at.slider(key="inv_seeds").max) == (1, 8)
-    assert at.number_input(key="inv_iters").min == 10 and at.number_input(key="inv_iters").value >= 10
-    assert at.number_input(key="inv_lr").min == 0 and at.number_input(key="inv_lr").max == 1e4
+    # the widgets cannot hold an invalid value: their bounds are the accepted ranges, the CLI's (core.jobs.SETTINGS)
+    assert (at.slider(key="inv_seeds").min, at.slider(key="inv_seeds").max) == (1, SETTINGS["seeds"].hi) == (1, 64)
+    assert at.number_input(key="inv_iters").min == SETTINGS["iters"].lo and at.number_input(key="inv_iters").value >= 1
+    assert at.number_input(key="inv_lr").min == 0 and at.number_input(key="inv_lr").max == SETTINGS["lr"].hi == 1e4
     layer = at.select_slider(key="inv_layer")
     assert layer.value == "layer2" and any(o.endswith(" · layer2") for o in layer.options)  # a real stop
     at.slider(key="inv_seeds").set_value(1)
@@ -246,12 +247,12 @@ def test_a_layer_of_another_model_in_the_advanced_field():
 def test_huge_learning_rate_warns_and_divergence_keeps_the_last_finite_images(monkeypatch):
     """lr is bounded by the widget (0..1e4, no NaN); a large one is flagged before the run. At this tiny
     size even lr 1e4 leaves pixels of ~1e4, under the engine's explosion bound (1e6), so the run is made
-    to blow up the way a real one does: from step 7 on the schedule (core.engine.lerp) returns NaN, and
+    to blow up the way a real one does: from step 7 on the schedule (core.priors.lerp) returns NaN, and
     the app's real divergence path runs (message naming the setting, last finite snapshot, page usable)."""
-    import core.engine
+    import core.engine.loop
 
-    real_lerp = core.engine.lerp
-    monkeypatch.setattr(core.engine, "lerp", lambda a, b, n, total: float("nan") if n >= 7 else real_lerp(a, b, n, total))
+    real_lerp = core.priors.lerp
+    monkeypatch.setattr(core.engine.loop, "lerp", lambda a, b, n, total: float("nan") if n >= 7 else real_lerp(a, b, n, total))
     at = app({**TINY, "preset": "paper", "iters": "20"})
     at.run()
     ok(at)
@@ -267,7 +268,7 @@ def test_huge_learning_rate_warns_and_divergence_keeps_the_last_finite_images(mo
     finite = [im for im in at.get("image") if im.captions and "last finite step" in im.captions[0]]
     assert finite and finite[-1].captions == ["seed 0, last finite step 5", "seed 1, last finite step 5"]
     assert "inv_live" not in at.session_state  # nothing half-run left for the next run
-    monkeypatch.setattr(core.engine, "lerp", real_lerp)
+    monkeypatch.setattr(core.engine.loop, "lerp", real_lerp)
     at.number_input(key="inv_lr").set_value(0.0)
     at.run()
     run_and_check(at)
@@ -278,7 +279,7 @@ def test_huge_learning_rate_warns_and_divergence_keeps_the_last_finite_images(mo
 
 def test_out_of_memory_splits_the_seeds_and_says_so(monkeypatch):
     """A fake allocator limit (as in tests/test_speed.py): any step with more than one seed is out of memory."""
-    from core.encoder import Encoder
+    from core.models.encoder import Encoder
 
     real = Encoder.forward
 
@@ -333,8 +334,8 @@ class _View:
 
 def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     from core import get_preset, load_image
-    from core.jobs import RunSpec
-    from core.runqueue import queue_for
+    from core.jobs.spec import RunSpec
+    from core.jobs.queue import queue_for
 
     model = load_model("resnet18", "untrained", 224)
     image = load_image(ROOT / "assets" / "chelsea.png", 32)

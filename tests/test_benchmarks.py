@@ -7,7 +7,7 @@ import torch
 from benchmarks import runner
 from benchmarks.baselines import library_style, paper_style
 from core import Inversion, get_preset, load_image, load_model
-from core.speed import SpeedOptions
+from core.engine.speed import SpeedOptions
 
 
 def test_baselines_start_where_the_engine_starts():

@@ -1,4 +1,5 @@
-"""Models side by side (core/compare.py, core/cli_compare.py, pages/6_compare.py) on tiny CPU settings."""
+"""Models side by side (core/studies/compare.py, core/report/compare.py, core/cli/compare.py, pages/6_compare.py) on
+tiny CPU settings."""
 
 import csv
 import json
@@ -7,11 +8,14 @@ from types import SimpleNamespace
 import pytest
 
 from app_helpers import _cache_dir, app, errors, ok  # noqa: F401  (_cache_dir: autouse fixture)
-from core.architectures import ARCHITECTURES
-from core.checkpoints import load_model, trained_status
-from core.compare import (CompareRow, align, check_sizes, common_sizes, compare_gallery, default_bins, iter_compare,
-                          layers_for, plan_compare, relative_depth, spread)
-from core.encoder import depth_stops, forward_position, graph_nodes
+from core.models.registry import ARCHITECTURES
+from core.models.checkpoints import load_model, trained_status
+from core.report.compare import compare_gallery
+from core.studies.compare import (
+    CompareRow, align, check_sizes, common_sizes, default_bins, iter_compare, layers_for, plan_compare, spread
+)
+from core.studies.curve import relative_depth
+from core.models.encoder import depth_stops, forward_position, graph_nodes
 from core.errors import UserError
 
 # the one tiny comparison every test below shares (the run cache makes its second use instant)
@@ -21,7 +25,7 @@ TINY = ["--models", "resnet18,efficientnet_lite0", "--checkpoints", "untrained,t
 
 def cli(argv) -> int:
     """`python -m core compare ...`."""
-    from core.cli import main
+    from core.cli.main import main
 
     return main(["compare", *argv])
 
@@ -158,7 +162,7 @@ def test_cli_bad_settings_give_one_line_and_exit_2(chelsea_path, tmp_path, capsy
 def test_gallery_from_the_api_aligns_rows_of_every_line(tiny_out, chelsea32):
     lines, skipped = plan_compare("resnet18,efficientnet_lite0", ["untrained"], 32, layers=2)
     assert not skipped and [x.name for x in lines] == ["resnet18 · untrained", "efficientnet_lite0 · untrained"]
-    rows = list(iter_compare(lines, chelsea32, [0], _tiny_preset(), "cpu"))
+    rows = list(iter_compare(lines, chelsea32, seeds=[0], preset=_tiny_preset(), device="cpu"))
     assert all(r.cached for r in rows)  # the CLI's runs: one pipeline, one cache
     gal = compare_gallery(rows, chelsea32, bins=[0.0, 0.5, 1.0], title="t")
     assert gal.width >= 4 * 128 and gal.height >= 2 * 128
@@ -166,7 +170,7 @@ def test_gallery_from_the_api_aligns_rows_of_every_line(tiny_out, chelsea32):
 
 
 def _tiny_preset():
-    from core.presets import get_preset
+    from core.recipe.presets import get_preset
 
     return get_preset("default", iters=10)
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.components import build, names, spec
-from core.engine import Inversion, invert, start_images
+from core.recipe.components import build, names, spec
+from core.engine.loop import Inversion, invert, start_images
 from core.errors import UserError
 from core.metrics import score
-from core.objectives import Target
-from core.presets import PAPER, get_preset
+from core.recipe.objectives import Target
+from core.recipe.presets import PAPER, get_preset
 from core.priors import blur
-from core.transforms import jitter_offsets
-from core.verdict import status
+from core.recipe.transforms import jitter_offsets
+from core.engine.verdict import status
 
 # ----------------------------------------------------------------------------- objective terms
 
@@ -203,8 +203,8 @@ def test_signal_health_counts_flat_units(resnet18_untrained, chelsea32):
 @pytest.mark.parametrize("arch,ck", [("resnet18", "untrained"), ("efficientnet_lite0", "untrained"),
                                      ("efficientnet_lite0", "trained")])
 def test_default_converges_at_every_stop_at_small_scale(arch, ck, chelsea32):
-    from core.checkpoints import load_model
-    from core.curve import resolve_layers
+    from core.models.checkpoints import load_model
+    from core.studies.curve import resolve_layers
 
     model = load_model(arch, ck, 32)
     bad = []

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from core import Inversion, UserError, get_preset
-from core.jobs import Callbacks, RunSpec, run
-from core.runcache import RunCache
-from core.speed import SpeedOptions, run_resilient
+from core.jobs.pipeline import Callbacks, run
+from core.jobs.spec import RunSpec
+from core.jobs.cache import RunCache
+from core.engine.speed import SpeedOptions
+from core.jobs.memory import run_resilient
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +123,7 @@ def test_a_run_split_into_seed_batches_keeps_its_optimiser_state(resnet18_32, ch
 
 
 def test_cli_continue(tmp_path, capsys):
-    from core.cli import main
+    from core.cli.main import main
 
     args = ["invert", "--model", "resnet18", "--image", "assets/chelsea.png", "--size", "32", "--seeds", "1",
             "--layer", "layer1", "--iters", "20", "--quiet", "--continue", "10,5", "--out", str(tmp_path / "o")]
@@ -173,8 +175,8 @@ def test_a_run_that_is_not_this_specs_is_never_gone_on_from(resnet18_32, chelsea
 
 def test_continuing_needs_every_seed_in_one_batch(resnet18_32, chelsea32, monkeypatch):
     """A continuation runs all seeds as one batch: a device that fits fewer is told so before any work."""
-    import core.jobs as jobs
+    import core.jobs.pipeline as pipeline
 
-    monkeypatch.setattr(jobs, "max_batch_for", lambda *a, **k: 1)
+    monkeypatch.setattr(pipeline, "max_batch_for", lambda *a, **k: 1)
     with pytest.raises(UserError, match="continuing runs all 2 seeds in one batch.*at most 1 seeds"):
         run(_spec(resnet18_32, chelsea32).then(5), chelsea32, resnet18_32, use_cache=False)

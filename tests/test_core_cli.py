@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,7 +90,7 @@ def test_curve_writes_the_documented_files(tmp_path, chelsea_path, capsys):
     (["invert", "--model", "inception_v3", "--layer", "Mixed_5b", "--image", "{img}", "--out", "{out}",
       "--size", "64"], "at least 75"),
     (["invert", "--model", "resnet18", "--layer", "layer1", "--image", "{img}", "--out", "{out}", "--lr", "nan"],
-     "lr_start must be a finite number"),
+     "lr must be a finite number"),
     (["invert", "--model", "resnet18", "--layer", "layer1", "--image", "/no/such.png", "--out", "{out}"],
      "not found"),
     (["invert", "--model", "resnet18", "--layer", "layer1", "--image", "{img}", "--out", "{out}",
@@ -117,7 +117,7 @@ def test_process_exit_code_and_stderr_are_one_line(tmp_path, chelsea_path):
 
 
 def test_presets_json_lists_every_preset_with_its_parts(capsys):
-    from core.presets import PRESETS, Preset
+    from core.recipe.presets import PRESETS, Preset
 
     assert main(["presets", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
@@ -131,7 +131,7 @@ def test_presets_json_lists_every_preset_with_its_parts(capsys):
 
 
 def test_presets_plain_lists_each_with_its_description_and_note(capsys):
-    from core.presets import PRESETS
+    from core.recipe.presets import PRESETS
 
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
@@ -140,7 +140,7 @@ def test_presets_plain_lists_each_with_its_description_and_note(capsys):
 
 
 def test_preset_help_lists_the_presets(capsys):
-    from core.presets import PRESETS
+    from core.recipe.presets import PRESETS
 
     with pytest.raises(SystemExit):
         main(["invert", "--help"])
@@ -159,9 +159,9 @@ def _score(capsys, *args) -> dict:
 
 
 def test_score_of_the_image_is_1_and_of_the_start_about_0(tmp_path, chelsea_path, capsys):
-    from core.engine import start_images
+    from core.engine.loop import start_images
     from core.images import load_image, to_pil
-    from core.presets import get_preset
+    from core.recipe.presets import get_preset
 
     to_pil(load_image(chelsea_path, 32)).save(tmp_path / "itself.png")
     to_pil(start_images([0], 32, get_preset("default"))[0]).save(tmp_path / "start.png")
@@ -220,7 +220,7 @@ def test_no_early_stop_runs_the_whole_budget(tmp_path, chelsea_path, capsys):
     assert m["mg_over_mr"] is None or len(m["mg_over_mr"]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and "clarity" in lines[0]
-    assert lines[1].strip()  # the verdict (core.verdict.reading)
+    assert lines[1].strip()  # the verdict (core.engine.verdict.reading)
     assert lines[2].strip() == "steps 8 of 8: ran the whole budget (early stop off)"
 
 
@@ -288,7 +288,7 @@ def test_a_pickle_that_would_run_code_is_still_refused(tmp_path, chelsea_path, c
 def test_a_second_identical_invert_comes_from_the_cache(tmp_path, chelsea_path, capsys, monkeypatch):
     """The CLI shares the app's run cache: the same command again returns at once, says so, and writes the same
     files; --no-cache recomputes."""
-    import core.speed
+    import core.jobs.pipeline
 
     monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "cache"))
     args = ["invert", "--model", "resnet18", "--layer", "layer1", "--image", str(chelsea_path), "--size", "32",
@@ -297,8 +297,8 @@ def test_a_second_identical_invert_comes_from_the_cache(tmp_path, chelsea_path, 
     first = capsys.readouterr().out
     assert "cached" not in first
     calls = []
-    real = core.speed.run_resilient
-    monkeypatch.setattr(core.speed, "run_resilient", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = core.jobs.memory.run_resilient
+    monkeypatch.setattr(core.jobs.pipeline, "run_resilient", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert main(args + ["--out", str(tmp_path / "b")]) == 0
     second = capsys.readouterr().out
     assert "cached (computed earlier; --no-cache recomputes)" in second and calls == []

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.engine import invert
-from core.presets import get_preset
+from core.engine.loop import invert
+from core.recipe.presets import get_preset
 
 PRESET = get_preset("default")
 SEEDS = [0, 1]

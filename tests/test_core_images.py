@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.cli import main
+from core.cli.main import main
 from core.errors import UserError
 from core.images import load_image
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.architectures import ARCHITECTURES
-from core.checkpoints import download_trained, load_model, read_state_dict, trained_status
-from core.encoder import Encoder, depth_stops, graph_nodes, resolve_layer, stop_shapes
+from core.models.registry import ARCHITECTURES
+from core.models.checkpoints import download_trained, load_model, read_state_dict, trained_status
+from core.models.encoder import Encoder, depth_stops, graph_nodes, resolve_layer, stop_shapes
 from core.errors import UserError, WeightsNotCached
 
 EXPECTED = ["resnet18", "resnet50", "resnet152", "googlenet", "inception_v3", "vgg16", "alexnet", "vit_b_16",
@@ -110,7 +110,7 @@ def test_lite0_bundled_weights_classify_true_classes():
     from PIL import Image
     from skimage import data
 
-    from core.classify import predict
+    from core.models.classify import predict
 
     model = load_model("efficientnet_lite0", "trained", 224)
     assert model.mean == (0.5, 0.5, 0.5)
@@ -274,7 +274,7 @@ class _TinyNet(torch.nn.Module):
 
 
 def test_a_new_architecture_is_one_registry_entry(tmp_path):
-    from core.architectures import Architecture, Stop, get_architecture, register, unregister
+    from core.models.registry import Architecture, Stop, get_architecture, register, unregister
 
     stops = lambda m: [Stop("conv", "conv"), Stop("relu", "conv + ReLU"), Stop("pool", "pool"), Stop("fc", "logits")]
     arch = register(Architecture("tinynet_test", "test", "Tiny test net", 8, build=lambda size: _TinyNet(),
@@ -301,7 +301,7 @@ def test_a_new_architecture_is_one_registry_entry(tmp_path):
 
 
 def test_register_model_decorator_names_the_entry_after_its_builder():
-    from core.architectures import Stop, register_model, unregister
+    from core.models.registry import Stop, register_model, unregister
 
     @register_model(source="test", title="Tiny (decorated)", min_size=8,
                     stops_of=lambda m: [Stop("conv", "conv"), Stop("fc", "logits")])
@@ -320,7 +320,7 @@ def test_checkpoint_hash_of_files_is_stable_and_follows_the_file(tmp_path, torch
     import hashlib
     import os
 
-    from core.checkpoints import checkpoint_hash
+    from core.models.checkpoints import checkpoint_hash
 
     path = tmp_path / "w.pth"
     torch.save(load_model("resnet18", "untrained", 32, init_seed=1).module.state_dict(), path)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from core import Inversion, get_preset, load_image, load_model
-from core.speed import GiB, SpeedOptions, activation_bytes, plan_chunks, run_resilient, seed_step_bytes
+from core.jobs.memory import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes
+from core.engine.speed import SpeedOptions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -197,7 +198,7 @@ def test_app_live_run_on_the_gpu(tmp_path, monkeypatch, record_property):
 def test_batched_curve_on_the_gpu_equals_one_by_one(chelsea_path, plain_cuda, record_property):
     """Every stop of ResNet-18 in one batch on cuda:0 against one stop at a time (strict fp32, no autotuning),
     after a run has already moved the model's weights to the GPU (the cut-point probe must follow them)."""
-    from core.curve import clarity_curve
+    from core.studies.curve import clarity_curve
 
     image = load_image(chelsea_path, 64)
     model = load_model("resnet18", "untrained", 64)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from core import Inversion, get_preset
-from core.cudagraphs import MAX_SHAPES, GraphedEncoder
-from core.speed import SpeedOptions
+from core.engine.cudagraphs import MAX_SHAPES, GraphedEncoder
+from core.engine.speed import SpeedOptions
 
 SIZE = 32
 
@@ -91,7 +91,7 @@ def test_engine_through_static_buffers_equals_the_plain_run(resnet18_32, chelsea
 
 
 def test_no_grad_calls_and_extra_shapes_stay_eager(resnet18_32):
-    from core.encoder import Encoder
+    from core.models.encoder import Encoder
 
     enc = Encoder(resnet18_32, "layer1")
     calls: list = []
@@ -132,7 +132,7 @@ def test_a_failed_recording_falls_back_for_good(resnet18_32, chelsea32):
 
 def test_autocast_is_recorded_inside_with_its_cache_off(resnet18_32):
     """Graphs need autocast's weight cache off; the dtype is applied inside the recorded function."""
-    from core.encoder import Encoder
+    from core.models.encoder import Encoder
 
     seen = []
 
@@ -151,7 +151,7 @@ def test_autocast_is_recorded_inside_with_its_cache_off(resnet18_32):
 def test_batched_curve_through_static_buffers_equals_the_plain_one(resnet18_32, chelsea32, monkeypatch):
     """`run_together` with graph-like static buffers: one recording per set of stops still in the batch (the
     deeper one evicted), and every stop's result equal to the plain batched run's, bit for bit."""
-    from core.multistop import run_together
+    from core.engine.multistop import run_together
 
     preset = get_preset("default", iters=60).replace(schedule_steps=20, stop_window=10)
     layers = ["layer1", "layer2", "layer3"]
@@ -187,7 +187,7 @@ def test_batched_curve_through_static_buffers_equals_the_plain_one(resnet18_32, 
 def test_out_of_memory_while_recording_is_raised_for_the_batch_to_halve(resnet18_32):
     """Out of memory while recording is the batch's size, not the graphs' fault: it reaches run_resilient
     (which halves the batch) instead of turning the graphs off."""
-    from core.encoder import Encoder
+    from core.models.encoder import Encoder
 
     def oom(fn, args):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")

@@ -1,7 +1,7 @@
 """Time estimates from measured steps, and the cheaper setting offered for slow ones."""
 
 from core import get_preset, load_model
-from core.estimate import Estimate, human, measure, suggest_cheaper
+from core.jobs.estimate import Estimate, human, measure, suggest_cheaper
 
 
 def test_measure_real_steps():
@@ -17,7 +17,8 @@ def test_estimate_of_the_default_run_is_within_2x_of_its_real_time(lite0_models,
     shows before Run against the run itself through the pipeline, measured the same way on the same machine."""
     import time
 
-    from core.jobs import RunSpec, run
+    from core.jobs.spec import RunSpec
+    from core.jobs.pipeline import run
 
     preset = get_preset("default", iters=150)
     model = lite0_models["trained"]

@@ -12,8 +12,8 @@ import torch
 
 from core import Inversion, get_preset
 from core.errors import DivergenceError
-from core.hostcopy import HostCopy
-from core.speed import SpeedOptions
+from core.engine.hostcopy import HostCopy
+from core.engine.speed import SpeedOptions
 
 
 def _snaps(run, every):

@@ -1,4 +1,4 @@
-"""The invertibility lab (core/lab.py, core/cli_lab.py, pages/4_lab.py): findings 3 and 6 at small scale."""
+"""The invertibility lab (core/studies/lab.py, core/cli/lab.py, pages/4_lab.py): findings 3 and 6 at small scale."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app_helpers import _cache_dir, app, errors, ok  # noqa: F401  (_cache_dir: autouse fixture)
-from core import lab
+from core.studies import lab
 from core.errors import UserError
 from core.images import load_image
 
@@ -34,9 +34,9 @@ def table(chelsea16):
 
 
 def test_grey_param_starts_at_the_channel_mean_and_stays_grey_under_blur_and_clamp():
-    from core.components import build
-    from core.presets import LAB, get_preset
-    from core.transforms import Blur, Clamp
+    from core.recipe.components import build
+    from core.recipe.presets import LAB, get_preset
+    from core.recipe.transforms import Blur, Clamp
 
     start = torch.rand(2, 3, 8, 8)
     state = build("param", "grey").create(start)
@@ -51,7 +51,7 @@ def test_grey_param_starts_at_the_channel_mean_and_stays_grey_under_blur_and_cla
     assert 0 <= float(state.image().detach().min()) and float(state.image().detach().max()) <= 1
     assert LAB.param.name == "grey" and LAB.iters == 2000 and [t.name for t in LAB.transforms] == ["clamp"]
     assert [t.name for t in lab.lab_preset(100, blur=True).transforms] == ["blur", "clamp"]
-    assert "lab" not in __import__("core.presets").presets.PRESETS  # not offered to the model pages
+    assert "lab" not in __import__("core.recipe.presets", fromlist=["PRESETS"]).PRESETS  # not offered to the model pages
     with pytest.raises(UserError, match="act on pixels"):  # parameterisations without pixels still refuse them
         get_preset("natural").replace(transforms=({"name": "clamp"},))
 
@@ -60,8 +60,8 @@ def test_grey_param_starts_at_the_channel_mean_and_stays_grey_under_blur_and_cla
 
 
 def test_mlp_is_a_loaded_model_outside_the_registry_with_exactly_n_by_n_inputs():
-    from core.architectures import ARCHITECTURES
-    from core.encoder import Encoder
+    from core.models.registry import ARCHITECTURES
+    from core.models.encoder import Encoder
 
     cfg = lab.MLPConfig(2, "relu", 3, 16)
     model = lab.build_mlp(cfg, init_seed=7)
@@ -103,14 +103,14 @@ def test_lab_rows_report_every_field_and_runs_come_from_the_pipeline(table, chel
         assert key in row
     assert row["input_dim"] == 256 and row["steps"] <= row["iters"] == 2000 and row["recipe"] == "lab"
     assert row["condition_number"] > 100  # a random square matrix: invertible, but not well conditioned
-    assert table[("linear", 1.0)].result.spec["model"] == "lab_mlp-linear-w1-d1-s16"  # recorded by core.jobs.run
-    from core.runcache import RunCache
+    assert table[("linear", 1.0)].result.spec["model"] == "lab_mlp-linear-w1-d1-s16"  # recorded by core.jobs.pipeline.run
+    from core.jobs.cache import RunCache
 
     cache = RunCache(tmp_path / "runs")
     first = lab.mlp_lab(chelsea16, [2], ["tanh"], [1], seeds=[0], iters=100, cache=cache)
-    import core.speed
+    import core.jobs.pipeline
 
-    monkeypatch.setattr(core.speed, "run_resilient", lambda *a, **k: pytest.fail("a cached run started the engine"))
+    monkeypatch.setattr(core.jobs.pipeline, "run_resilient", lambda *a, **k: pytest.fail("a cached run started the engine"))
     again = lab.mlp_lab(chelsea16, [2], ["tanh"], [1], seeds=[0], iters=100, cache=cache)
     assert not first[0].cached and again[0].cached
     assert again[0].to_json()["clarity"] == first[0].to_json()["clarity"]
@@ -157,7 +157,7 @@ def test_mlp_jacobian_is_its_weight_matrix(chelsea16):
 
 
 def test_resnet18_conv1_keeps_full_input_rank_at_32px_and_maxpool_loses_rank(chelsea32, chelsea_path):
-    from core.checkpoints import load_model
+    from core.models.checkpoints import load_model
 
     model = load_model("resnet18", "untrained", 32)
     s = lab.layer_jacobian(model, "conv1", chelsea32)
@@ -183,7 +183,7 @@ def test_a_too_large_jacobian_is_refused_before_any_work(resnet18_untrained, che
 
 
 def test_cli_lab_mlp_and_jacobian_write_their_files(tmp_path, capsys, chelsea_path):
-    from core.cli import main
+    from core.cli.main import main
 
     out = tmp_path / "mlp"
     rc = main(["lab", "mlp", "--widths", "0.5,2", "--activations", "linear,relu", "--depths", "1", "--size", "8",
@@ -221,7 +221,7 @@ def test_cli_lab_errors_are_one_line_exit_2(tmp_path, root):
 
 
 def test_lab_is_wired_into_python_m_core():
-    from core.cli import build_parser
+    from core.cli.main import build_parser
 
     args = build_parser().parse_args(["lab", "mlp", "--out", "x"])
     assert args.lab_command == "mlp" and args.widths == [0.5, 1.0, 2.0, 4.0]

@@ -1,4 +1,4 @@
-"""Finding 5 (core/manifold.py, core/cli_manifold.py, pages/5_manifold.py): generated inputs, descriptors on known
+"""Finding 5 (core/studies/manifold.py, core/cli/manifold.py, pages/5_manifold.py): generated inputs, descriptors on known
 signals, the CLI end to end on tiny settings, and the page through AppTest."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from app_helpers import _cache_dir, app, errors, ok  # noqa: F401  (_cache_dir: autouse fixture)
-from core import manifold as mf
+from core.report import manifold as mf_report
+from core.studies import manifold as mf
 from core.errors import UserError
 
 
@@ -72,7 +73,7 @@ def test_descriptors_validate_on_the_sample_photos(describer64):
     assert "judge_confidence" in v["unavailable"] and "judge_confidence" not in v["descriptors"]
     assert mf.auc([3, 4], [1, 2]) == 1.0 and mf.auc([1], [1]) == 0.5 and mf.auc([], [1]) is None
     assert mf.gap(5, [1, 2]) == 3 and mf.gap(1.5, [1, 2]) == 0 and mf.gap(None, [1, 2]) is None
-    lines = mf.summary_lines(v)
+    lines = mf_report.summary_lines(v)
     assert any(line.startswith("spectral slope") and "AUC" in line for line in lines)
 
 
@@ -84,7 +85,7 @@ def test_other_network_confidence_when_the_judge_is_not_the_inverted_network(des
 
 
 def _cli(argv):
-    from core.cli import main
+    from core.cli.main import main
 
     return main(argv)
 

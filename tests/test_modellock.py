@@ -6,7 +6,7 @@ import time
 import torch
 
 from core import Encoder, Inversion, get_preset, load_model
-from core.modellock import MODEL_LOCK, RWLock, stepped
+from core.models.lock import MODEL_LOCK, RWLock, stepped
 
 
 def test_rwlock_readers_share_writers_wait():
@@ -81,8 +81,8 @@ def test_lock_is_reentrant_and_refuses_an_upgrade_instead_of_deadlocking():
 def test_core_takes_the_lock_itself_no_caller_locking():
     """Threads that only call core (like the CLI, benchmarks or a script) trace encoders, list nodes and
     shapes while others run steps, predict and take results: no 'not installed as a submodule' errors."""
-    from core.classify import predict
-    from core.encoder import _NODE_CACHE, _SHAPE_CACHE, graph_nodes, stop_shapes
+    from core.models.classify import predict
+    from core.models.encoder import _NODE_CACHE, _SHAPE_CACHE, graph_nodes, stop_shapes
 
     model = load_model("resnet18", "untrained", 32)
     lite = load_model("efficientnet_lite0", "trained", 32)

@@ -1,4 +1,4 @@
-"""A curve as one optimisation (`core.multistop`, `core.jobs.run_stops`): every stop's seeds in one batch
+"""A curve as one optimisation (`core.engine.multistop`, `core.jobs.pipeline.run_stops`): every stop's seeds in one batch
 equal the stops run one after another, stop by stop and metric by metric."""
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from core import get_preset, load_model
-from core.curve import clarity_curve
-from core.encoder import Encoder, depth_stops
-from core.jobs import RunSpec, run, run_stops
-from core.multistop import MultiStopEncoder, NotCutPoints, cut_points
-from core.runcache import RunCache
+from core.studies.curve import clarity_curve
+from core.models.encoder import Encoder, depth_stops
+from core.jobs.spec import RunSpec
+from core.jobs.pipeline import run, run_stops
+from core.engine.multistop import MultiStopEncoder, NotCutPoints, cut_points
+from core.jobs.cache import RunCache
 from core.devices import cpu_cores
-from core.speed import SpeedOptions
+from core.engine.speed import SpeedOptions
 
 # schedules over 40 steps, then the stopping rule every 10: stops end at different steps, leaving the batch
 SHORT = get_preset("default").replace(iters=120, schedule_steps=40, stop_window=10)
@@ -122,7 +123,7 @@ def test_vit_batched_differs_no_more_than_splitting_its_seeds(chelsea32):
 
 
 def test_auto_is_off_on_the_cpu_and_bad_values_are_refused(chelsea32):
-    from core.curve import batched
+    from core.studies.curve import batched
     from core.errors import UserError
 
     assert not batched("auto", torch.device("cpu")) and batched("auto", torch.device("cuda"))
@@ -138,7 +139,7 @@ def test_run_stops_uses_the_cache_and_stores_under_the_sequential_keys(tmp_path,
     specs = [RunSpec.of(model, n, chelsea32, [0, 1], preset, "cpu") for n in ("layer1", "layer2", "layer3")]
     first = run(specs[1], chelsea32, model, cache=cache)  # one stop already done, one by one
     notes = []
-    from core.jobs import Callbacks
+    from core.jobs.pipeline import Callbacks
 
     jobs = run_stops(specs, chelsea32, model, cache=cache, callbacks=Callbacks(note=notes.append))
     assert [j.cached for j in jobs] == [False, True, False]
@@ -160,14 +161,14 @@ def test_run_stops_refuses_mixed_runs(chelsea32, resnet18_untrained):
 
 
 def test_out_of_memory_in_the_batch_runs_the_stops_one_by_one(monkeypatch, chelsea32, resnet18_untrained):
-    import core.multistop
+    import core.jobs.pipeline
 
     def no_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(core.multistop, "run_together", no_memory)
+    monkeypatch.setattr(core.jobs.pipeline, "run_together", no_memory)
     notes = []
-    from core.jobs import Callbacks
+    from core.jobs.pipeline import Callbacks
 
     preset = SHORT.replace(iters=12)
     specs = [RunSpec.of(resnet18_untrained, n, chelsea32, [0, 1], preset, "cpu") for n in ("layer1", "layer2")]
@@ -179,7 +180,7 @@ def test_out_of_memory_in_the_batch_runs_the_stops_one_by_one(monkeypatch, chels
 
 
 def test_cli_curve_batch_stops_on_matches_off(tmp_path, chelsea_path):
-    from core.cli import main
+    from core.cli.main import main
 
     out = {}
     for mode in ("off", "on"):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core.runqueue import QueueTimeout, RunQueue, queue_for
+from core.jobs.queue import QueueTimeout, RunQueue, queue_for
 
 
 def test_single_user_runs_at_once():

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from core import Inversion, get_preset, load_image, load_model
-from core.encoder import Encoder
-from core.speed import (GiB, SpeedOptions, activation_bytes, fold_batchnorm, plan_chunks, run_resilient,
-                        seed_step_bytes, split)
+from core.models.encoder import Encoder
+from core.jobs.memory import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes, split
+from core.engine.speed import SpeedOptions, fold_batchnorm
 
 SIZE = 32
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -77,7 +77,7 @@ def test_thread_option_sets_torch_threads(model, image, monkeypatch):
     finally:
         torch.set_num_threads(before)
     monkeypatch.setenv("INVERSION_THREADS", "3")
-    from core.speed import pick_cpu_threads
+    from core.engine.speed import pick_cpu_threads
     assert pick_cpu_threads() == 3
 
 

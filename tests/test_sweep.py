@@ -1,4 +1,4 @@
-"""Sweeps (core/sweep.py): many runs through the one pipeline, resumable, with bootstrap intervals, on the local
+"""Sweeps (core/studies/sweep.py, core/report/sweep.py): many runs through the one pipeline, resumable, with bootstrap intervals, on the local
 backend and on a local Ray (ray is in requirements-sweep.txt; CI installs it)."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import pytest
 from PIL import Image
 
 from core import get_preset
-from core.cli import main
-from core.runcache import RunCache
-from core.sweep import COLUMNS, Sweep, bootstrap_ci, read_results, run_sweep
+from core.cli.main import main
+from core.jobs.cache import RunCache
+from core.report.sweep import write_sweep
+from core.studies.sweep import COLUMNS, Sweep, bootstrap_ci, read_results
+from core.studies.sweep import run_sweep as run_only
 
 PRESET = get_preset("default", iters=8)
 
@@ -29,6 +31,13 @@ def make_images(folder, n=3, broken=False):
         (folder / "sub").mkdir(exist_ok=True)
         (folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     return folder
+
+
+def run_sweep(sweep: Sweep, out, **kw):
+    """Run the sweep and write its files, as `python -m core sweep` does."""
+    outcome = run_only(sweep, out, **kw)
+    write_sweep(outcome, sweep, out)
+    return outcome
 
 
 def tiny(images, **kw) -> Sweep:
@@ -63,8 +72,8 @@ def test_local_sweep_end_to_end(tmp_path):
 
 def test_batched_stops_give_the_same_sweep(tmp_path):
     """batch_stops on runs each image's stops (layer1, layer3) as one optimisation: the same numbers as one by one."""
-    from core.sweep import by_image
-    from core.sweep_ray import batches
+    from core.studies.sweep_ray import batches
+    from core.studies.sweep_tasks import by_image
 
     images = make_images(tmp_path / "imgs", n=2)
     one = run_sweep(tiny(images, batch_stops="off"), tmp_path / "off", cache=RunCache(tmp_path / "c_off"))
@@ -145,7 +154,7 @@ def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
     """Local one stop at a time against Ray with each image's stops as one optimisation (batch_stops on)."""
     pytest.importorskip("ray")
     images = make_images(tmp_path / "imgs", n=3)
-    local = run_sweep(tiny(images, batch_stops="off"), tmp_path / "local", cache=RunCache(tmp_path / "cache_local"))
+    run_sweep(tiny(images, batch_stops="off"), tmp_path / "local", cache=RunCache(tmp_path / "cache_local"))
     marker = tmp_path / "killed-once"
     remote = run_sweep(tiny(images, batch_stops="on"), tmp_path / "ray", backend="ray",
                        cache=RunCache(tmp_path / "cache_ray"), workers=2, batch_size=2, fault_marker=str(marker))
