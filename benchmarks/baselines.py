@@ -23,7 +23,7 @@ import time
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from core.engine import start_images
+from core.engine.loop import start_images
 from core.metrics import l2_per_item
 
 PAPER_LOSS_SCALE, PAPER_LR, PAPER_SIGMA = 0.15, (0.1, 0.1), (2.4, 0.4)
@@ -78,7 +78,7 @@ def paper_style(model, layer, y, seeds, size, iters, device, m_r=None):
     Returns:
         (m_g history per seed, final images (K, 3, H, W) on the CPU, seconds per step per seed).
     """
-    from core.encoder import Encoder
+    from core.models.encoder import Encoder
 
     enc = Encoder(model, layer, normalize=False).to(device)
     body = _trainable(enc.body).to(device)

@@ -1,6 +1,6 @@
 """`python -m benchmarks batch-stops`: a whole clarity curve run one stop at a time against all stops in one batch.
 
-Same image, seeds, recipe and device; `--batch-stops off` then `on` (`core.curve.iter_curve`, no
+Same image, seeds, recipe and device; `--batch-stops off` then `on` (`core.studies.curve.iter_curve`, no
 cache). Prints the wall time of each, the speed-up, and the largest difference between the two
 curves (clarity, and m_g relative to the sequential run's), stop by stop.
 
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from core import get_preset, load_image
-from core.curve import clarity_curve
 from core.devices import describe, resolve_device
-from core.speed import SpeedOptions
+from core.engine.speed import SpeedOptions
+from core.studies.curve import clarity_curve
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "assets" / "chelsea.png"

@@ -28,9 +28,10 @@ from pathlib import Path
 import torch
 
 from core import Inversion, get_preset, load_image, load_model
-from core.curve import resolve_layers
-from core.jobs import RunSpec, run
 from core.devices import describe, resolve_device
+from core.jobs.pipeline import run
+from core.jobs.spec import RunSpec
+from core.studies.curve import resolve_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,7 +52,7 @@ CASES = {
 
 
 def _run(model, node, image, preset, device):
-    """One row's run through the app's pipeline (`core.jobs.run`), never from the cache: the times are measured."""
+    """One row's run through the app's pipeline (`core.jobs.pipeline.run`), never from the cache: the times are measured."""
     return run(RunSpec.of(model, node, image, SEEDS, preset, device), image, model, use_cache=False).result
 
 
@@ -112,7 +113,7 @@ def speedup(device, log, size=128, iters=500):
 
 def picture_grid(pictures, image, recipes, path: Path):
     """Rows: recipes; columns: the original, then every stop."""
-    from core.report import labelled_grid
+    from core.report.draw import labelled_grid
 
     layers = list(dict.fromkeys(node for node, _ in pictures))
     blank = image * 0 + 1
@@ -175,7 +176,7 @@ def markdown(reports: list[dict]) -> str:
         rho = spearman([r["clarity"] for r in d], [r["ssim"] for r in d])
         summary.append(f"- {model} {ck} {size} px: default converged at {len(d) - len(unconv)}/{len(d)} stops"
                        + (f" (not: {', '.join(unconv)})" if unconv else "")
-                       + f"; below the paper's SSIM where the paper is recognisable (SSIM ≥ 0.3): "
+                       + "; below the paper's SSIM where the paper is recognisable (SSIM ≥ 0.3): "
                        + (", ".join(worse) if worse else "none")
                        + (f"; Spearman(clarity, SSIM) over stops {rho:.2f}" if rho is not None else ""))
     lines += ["### Summary", ""] + summary + [""]

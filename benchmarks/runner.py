@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -15,9 +14,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.baselines import library_style, paper_style
+from benchmarks.env import cpu_name, sync, versions
+from benchmarks.gpu_section import gpu_block
 from core import Inversion, get_preset, load_image, load_model
 from core.devices import resolve_device
-from core.speed import SpeedOptions, activation_bytes, plan_chunks, seed_step_bytes
+from core.engine.speed import SpeedOptions
+from core.jobs.memory import activation_bytes, plan_chunks, seed_step_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "assets" / "chelsea.png"
@@ -60,7 +62,7 @@ class PeakMemory:
 
     def __enter__(self):
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             return self
         self.sampled, self._stop = 0, threading.Event()
@@ -81,7 +83,7 @@ class PeakMemory:
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            sync(self.device)
             self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20
             return
         if self.hwm:
@@ -91,11 +93,6 @@ class PeakMemory:
             self._thread.join()
             peak = self.sampled
         self.mb = round(peak / 2**20, 1) if peak else None
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # --------------------------------------------------------------------------- cases
@@ -186,7 +183,7 @@ def ttq_case(arch, layer, size, seeds, device, speed, iters_cap, log):
 
 def chunking_table(arch="resnet50", size=224, seeds=4, memories=(16, 40, 80)):
     """Seeds per batch for every depth stop of a ResNet50 224 px curve on 16/40/80 GB (fp32)."""
-    from core.encoder import depth_stops
+    from core.models.encoder import depth_stops
 
     model = load_model(arch, "untrained", size)
     stops = [s.node for s in depth_stops(model)]
@@ -240,25 +237,6 @@ def technique_checks(device, speed, log, size=64, iters=40):
 
 
 # --------------------------------------------------------------------------- report
-
-
-def versions() -> dict:
-    import numpy
-    import timm
-    import torchvision
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "timm": timm.__version__, "numpy": numpy.__version__}
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def device_label(device: torch.device) -> str:
@@ -352,10 +330,8 @@ and `max_memory_allocated` on CUDA.
 
 {chunk_md(r['chunking'])}
 """
-    from benchmarks.gpu import gpu_block  # the GPU section (make gpu-check) survives a CPU rerun
-
     block = gpu_block(path.read_text()) if path.exists() else None
-    path.write_text(text + ("\n" + block if block else ""))
+    path.write_text(text + ("\n" + block if block else ""))  # the GPU section (make gpu-check) survives
 
 
 def targets(report) -> dict:
