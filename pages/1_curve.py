@@ -2,26 +2,22 @@
 
 import streamlit as st
 
-from core import ARCHITECTURES, PRESETS
+from core import ARCHITECTURES
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.state import Field, choice, dump_bool, flag, integer, items, join, number
+from ui.state import Field, choice, dump_bool, flag, items, join
 
 present = page_setup("Clarity curve")
-P = "cur_"
-CPU_STOPS = {"efficientnet_lite0": ["conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"],
-             "resnet18": ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"]}
 GPU = pickers.ON_GPU
 FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
           Field("cks", ["untrained", "trained"], items(["untrained", "trained"]), join),
           Field("all", GPU, flag, dump_bool), Field("stops", None, items(), join),
-          Field("image", "chelsea"), Field("seeds", 4 if GPU else 2, integer(1, 8)),
-          Field("iters", 200 if GPU else 80, integer(10, 5000)), Field("size", 128 if GPU else 32, integer(16, 1024)),
-          Field("preset", "default", choice(PRESETS)), Field("device", "auto", choice(pickers.device_options())),
-          Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}"),
+          Field("image", "chelsea"),
+          *pickers.run_fields({"seeds": 4 if GPU else 2, "iters": 200 if GPU else 80, "size": 128 if GPU else 32}),
           Field("metric", "clarity", choice(views.METRICS)), Field("batch", "auto", choice(pickers.BATCH_STOPS))]
-link_warnings, from_link = state.bind(P, FIELDS)
+page = state.PageState("cur_", FIELDS)
+link_warnings, from_link = page.bind()
 if not present:
     st.title("Clarity curve")
 results, notices = st.container(), st.container()
@@ -33,21 +29,21 @@ for w in link_warnings:
     notices.warning(w)
 with st.sidebar:
     st.header("Curve settings")
-    arch = pickers.model_picker(P)
-    cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
-    plan = pickers.stops_picker(P, arch, CPU_STOPS.get(arch))
+    arch = pickers.model_picker(page)
+    cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
+    plan = pickers.stops_picker(page, arch, list(ARCHITECTURES[arch].cpu_stops) or None)
     with st.expander("Advanced"):
-        preset_name, device, init_seed, lr = pickers.recipe(P)
-        batch = pickers.batch_stops_picker(P)
+        preset_name, device, init_seed, lr = pickers.recipe(page)
+        batch = pickers.batch_stops_picker(page)
     st.caption(f"Device: **{pickers.device_text(device)}**")
-    sizes = pickers.fix_size(P, arch, notices)
+    sizes = pickers.fix_size(page, arch, notices)
 c_img, c_run = st.columns([3, 2])
 with c_run:
-    seeds_n, iters, size = pickers.run_size(P, sizes)
+    seeds_n, iters, size = pickers.run_size(page, sizes)
 image = image_name = None
 with c_img, errors("image: "):
-    image, image_name = pickers.image_picker(P + "image", size)
-usable, loaded = models.checkpoints(arch, cks, size, init_seed, P, notices)
+    image, image_name = pickers.image_picker(page.key("image"), size)
+usable, loaded = models.checkpoints(arch, cks, size, init_seed, page.prefix, notices)
 preset, seeds = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n))
 total = len(plan) * len(usable)
 st.caption(f"{pickers.plural(len(plan), 'depth stop')} × {pickers.plural(len(usable), 'checkpoint')} = "
@@ -55,26 +51,26 @@ st.caption(f"{pickers.plural(len(plan), 'depth stop')} × {pickers.plural(len(us
 problems = [t for ok, t in ((usable, "choose at least one checkpoint that loads"), (plan, "choose at least one depth "
             "stop"), (image is not None, "choose or upload an image")) if not ok]
 b1, b2, _ = st.columns([1, 1, 5])
-run_clicked = b1.button("Run curve", type="primary", key=P + "run", disabled=bool(problems))
-b2.button("Stop", key=P + "stop", help="Stops after keeping every finished depth stop")
+run_clicked = b1.button("Run curve", type="primary", key=page.key("run"), disabled=bool(problems))
+b2.button("Stop", key=page.key("stop"), help="Stops after keeping every finished depth stop")
 if problems:
     st.info("Run curve is not available yet: " + "; ".join(problems) + ".")
 base = {"model": arch, "cks": usable, "stops": plan, "size": size, "seeds": seeds, "preset": preset.to_dict(),
         "init_seed": init_seed, "image": image_name}
-first = not st.session_state.get(P + "visited")
-st.session_state[P + "visited"] = True
+first = not page.get("visited")
+page["visited"] = True
 auto = first and not problems and live.curve_cached(loaded, usable, plan, image, seeds, preset, device)
 if (run_clicked or auto) and not problems:
-    view = st.session_state[P + "curve"] = {"base": base, "rows": [], "original": image, "image": image_name}
+    view = page["curve"] = {"base": base, "rows": [], "original": image, "image": image_name}
     with errors("curve: "):
         live.run_curve(arch, image, loaded, usable, plan, seeds, preset, device, view, st.container(), batch)
-shown = st.session_state.get(P + "curve")
+shown = page.get("curve")
 if shown and shown["rows"]:
     with results if present else st.container():
         if shown["base"] != base:
             st.info("Showing the last curve; the settings have changed since. Press Run curve for the current ones.")
-        views.curve(shown, P)
+        views.curve(shown, page)
 elif not run_clicked and not problems:
     st.info("Choose the settings and press **Run curve**; results appear stop by stop. The defaults take "
             "under a minute on a small CPU.")
-state.sync(P, FIELDS)
+page.sync()

@@ -6,10 +6,10 @@ from ui import live, pickers, state, views
 from ui.nav import page_setup
 
 present = page_setup("Non-uniqueness")
-P = "nu_"
 FIELDS = pickers.fields({**pickers.DEFAULTS, "seeds": 3, "iters": 300 if pickers.ON_GPU else 150}, upload=False,
                         min_seeds=2)
-link_warnings, from_link = state.bind(P, FIELDS)
+page = state.PageState("nu_", FIELDS)
+link_warnings, from_link = page.bind()
 if not present:
     st.title("Non-uniqueness: not converged, or not unique?")
 if not present:
@@ -22,23 +22,23 @@ if not present:
 results, notices = st.container(), st.container()
 for w in link_warnings:
     notices.warning(w)
-salvaged = live.salvage(P + "live")
+salvaged = live.salvage(page.key("live"))
 if salvaged:
-    st.session_state[P + "result"] = {**salvaged[1], "result": salvaged[0]}
+    page["result"] = {**salvaged[1], "result": salvaged[0]}
 c_img, c_run = st.columns([3, 2])
-pick = pickers.inversion(P, from_link, notices, c_run, c_img, upload=False, min_seeds=2)
-state.sync(P, FIELDS)
+pick = pickers.inversion(page, from_link, notices, c_run, c_img, upload=False, min_seeds=2)
+page.sync()
 
 b1, b2, _ = st.columns([1, 1, 5])
-run_clicked = b1.button("Run", type="primary", key=P + "run", disabled=not pick.ready)
-b2.button("Stop", key=P + "stop", help="Stops the run and keeps what it computed so far")
+run_clicked = b1.button("Run", type="primary", key=page.key("run"), disabled=not pick.ready)
+b2.button("Stop", key=page.key("stop"), help="Stops the run and keeps what it computed so far")
 if not pick.ready:
     st.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings above"]) + ".")
 hit = live.cached(pick.spec)
 if pick.ready and (run_clicked or hit is not None):  # the same settings as a finished run show at once
-    live.start(pick, P, results if present else st.container(), present)
+    live.start(pick, page, results if present else st.container(), present)
 
-shown = st.session_state.get(P + "result")
+shown = page.get("result")
 if shown:
     r = shown["result"]
     with results if present else st.container():
@@ -47,8 +47,8 @@ if shown:
         if r.stopped_early:
             st.warning(f"Stopped at step {r.steps_done} of {r.preset.iters}: the numbers so far.")
         views.trajectory(r, height=380)
-        views.distances(r, P + "res")
-        views.show_result(r, None, shown.get("ck_display"), shown.get("image_name", ""), P + "res", present=present)
+        views.distances(r, page.key("res"))
+        views.show_result(r, None, shown.get("ck_display"), shown.get("image_name", ""), page.key("res"), present=present)
 elif not run_clicked and pick.ready:
     st.info("Press **Run** to invert with these settings (the default: a mid-depth layer of the trained "
             "EfficientNet-Lite0, 3 seeds).")

@@ -1,10 +1,11 @@
 """Invertibility lab (findings 3 and 6): MLP width, depth and activation; a CNN's Jacobian against depth.
 
-The tabs are in ui/lab_tabs.py, the logic in core/lab.py."""
+The tabs are in ui/lab_tabs.py, the logic in core/studies/lab.py."""
 
 import streamlit as st
 
-from core import ARCHITECTURES, lab
+from core import ARCHITECTURES
+from core.studies import ACTIVATIONS
 from ui import lab_tabs, pickers, state
 from ui.errors import errors
 from ui.lab_tabs import DEPTHS, MSIZES, WIDTHS
@@ -12,10 +13,9 @@ from ui.nav import page_setup
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
 page_setup("Invertibility lab")
-P = "lab_"
 FIELDS = [Field("widths", ["0.5", "1", "2", "4"], items(WIDTHS), join),
           Field("depths", ["1", "3"], items(DEPTHS), join),
-          Field("acts", ["linear", "relu"], items(list(lab.ACTIVATIONS)), join), Field("seeds", 2, integer(1, 4)),
+          Field("acts", ["linear", "relu"], items(list(ACTIVATIONS)), join), Field("seeds", 2, integer(1, 4)),
           Field("iters", 2000, integer(50, 5000)), Field("msize", 16, lambda raw: MSIZES[MSIZES.index(int(raw))]),
           Field("init_seed", 0, integer(0, 10_000)), Field("blur", False, flag, dump_bool),
           Field("early", True, flag, dump_bool), Field("image", "chelsea"),
@@ -23,7 +23,8 @@ FIELDS = [Field("widths", ["0.5", "1", "2", "4"], items(WIDTHS), join),
           Field("cckpt", "untrained", choice(["untrained", "trained"])),
           Field("cstops", None, items(), join), Field("csize", 16, integer(16, 64)),
           Field("cclarity", True, flag, dump_bool), Field("citers", 100, integer(10, 2000))]
-link_warnings, _ = state.bind(P, FIELDS)
+page = state.PageState("lab_", FIELDS)
+link_warnings, _ = page.bind()
 st.title("Invertibility lab")
 st.caption("Finding 6: a fully connected layer narrower than its input cannot represent it uniquely, ReLU needs about "
            "twice the input's width, and depth worsens conditioning. Finding 3: poor deep reconstructions come from "
@@ -33,10 +34,10 @@ for w in link_warnings:
     st.warning(w)
 name = None
 with errors("image: "):
-    name = pickers.image_picker(P + "image", 8)[1]
+    name = pickers.image_picker(page.key("image"), 8)[1]
 mlp_tab, cnn_tab = st.tabs(["MLP: width, depth, activation", "CNN: Jacobian against depth"])
 with mlp_tab:
-    lab_tabs.mlp_tab(P, name)
+    lab_tabs.mlp_tab(page, name)
 with cnn_tab:
-    lab_tabs.cnn_tab(P, name)
-state.sync(P, FIELDS)
+    lab_tabs.cnn_tab(page, name)
+page.sync()

@@ -2,23 +2,23 @@
 
 import streamlit as st
 
-from core import ARCHITECTURES, PRESETS
-from core.compare import compare_figure, iter_compare, plan_compare
+from core import ARCHITECTURES
+from core.report import compare_figure
+from core.studies import iter_compare, plan_compare
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.state import Field, choice, dump_bool, flag, integer, items, join, number
+from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
 present = page_setup("Compare models")
-P, GPU = "cmp_", pickers.ON_GPU
+GPU = pickers.ON_GPU
 FIELDS = [Field("models", ["resnet18", "vgg16", "efficientnet_lite0"], items(ARCHITECTURES), join),
           Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("all", GPU, flag, dump_bool),
-          Field("per", 6, integer(2, 12)), Field("image", "chelsea"), Field("seeds", 4 if GPU else 2, integer(1, 8)),
-          Field("iters", 200 if GPU else 80, integer(10, 5000)), Field("size", 128 if GPU else 32, integer(16, 1024)),
-          Field("preset", "default", choice(PRESETS)), Field("device", "auto", choice(pickers.device_options())),
-          Field("init_seed", 0, integer(0, 10_000)), Field("lr", 0.0, number(0, 1e4), dump=lambda v: f"{v:g}"),
+          Field("per", 6, integer(2, 12)), Field("image", "chelsea"),
+          *pickers.run_fields({"seeds": 4 if GPU else 2, "iters": 200 if GPU else 80, "size": 128 if GPU else 32}),
           Field("batch", "auto", choice(pickers.BATCH_STOPS))]
-link_warnings, _ = state.bind(P, FIELDS)
+page = state.PageState("cmp_", FIELDS)
+link_warnings, _ = page.bind()
 if not present:
     st.title("Compare models")
     st.caption("Is the clarity curve a property of ResNets or of depth itself? Each model × checkpoint is one line "
@@ -28,24 +28,24 @@ for w in link_warnings:
     st.warning(w)
 with st.sidebar:
     st.header("Models")
-    chosen = st.multiselect("Models", list(ARCHITECTURES), key=P + "models", format_func=models.model_label)
-    cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
-    all_stops = st.toggle("All depth stops", key=P + "all", help="off: a few stops spread evenly over each model")
-    per = st.slider("Stops per model", 2, 12, key=P + "per", disabled=all_stops,
+    chosen = st.multiselect("Models", list(ARCHITECTURES), key=page.key("models"), format_func=models.model_label)
+    cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
+    all_stops = st.toggle("All depth stops", key=page.key("all"), help="off: a few stops spread evenly over each model")
+    per = st.slider("Stops per model", 2, 12, key=page.key("per"), disabled=all_stops,
                     help="the first stop, the logits and evenly spaced stops between")
     with st.expander("Advanced"):
-        preset_name, device, init_seed, lr = pickers.recipe(P)
-        batch = pickers.batch_stops_picker(P)
+        preset_name, device, init_seed, lr = pickers.recipe(page)
+        batch = pickers.batch_stops_picker(page)
 sizes = [s for s in models.SIZES if all(s in models.sizes_for(m) for m in chosen)] or models.SIZES
-if st.session_state.get(P + "size") not in sizes:
-    st.session_state[P + "size"] = min(sizes, key=lambda s: abs(s - (st.session_state.get(P + "size") or 32)))
-    st.warning(f"Using {st.session_state[P + 'size']} px: the size every chosen model takes nearest the asked one.")
+if page.get("size") not in sizes:
+    page["size"] = min(sizes, key=lambda s: abs(s - (page.get("size") or 32)))
+    st.warning(f"Using {page['size']} px: the size every chosen model takes nearest the asked one.")
 c_img, c_run = st.columns([3, 2])
 with c_run:
-    seeds_n, iters, size = pickers.run_size(P, sizes)
+    seeds_n, iters, size = pickers.run_size(page, sizes)
 image = image_name = None
 with c_img, errors("image: "):
-    image, image_name = pickers.image_picker(P + "image", size)
+    image, image_name = pickers.image_picker(page.key("image"), size)
 preset, seeds, lines, skipped = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n)), [], []
 with errors("models: "):
     if chosen and cks:  # every model × checkpoint loaded and checked before any run; missing weights: skipped
@@ -61,26 +61,26 @@ st.caption(f"{pickers.plural(len(lines), 'model × checkpoint line')}, {pickers.
 problems = [t for good, t in ((lines, "choose at least one model and checkpoint that load"),
                               (image is not None, "choose or upload an image")) if not good]
 b1, b2, _ = st.columns([2, 1, 4])
-run_clicked = b1.button("Run comparison", type="primary", key=P + "run", disabled=bool(problems))
-b2.button("Stop", key=P + "stop", help="Stops after keeping every finished stop")
+run_clicked = b1.button("Run comparison", type="primary", key=page.key("run"), disabled=bool(problems))
+b2.button("Stop", key=page.key("stop"), help="Stops after keeping every finished stop")
 if problems:
     st.info("Run comparison is not available yet: " + "; ".join(problems) + ".")
 base = {"models": list(dict.fromkeys(x.model for x in lines)), "checkpoints": cks, "stops": {x.name: x.nodes for x in
         lines}, "size": size, "seeds": seeds, "preset": preset.to_dict(), "init_seed": init_seed, "image": image_name}
-first, st.session_state[P + "visited"] = not st.session_state.get(P + "visited"), True
+first, page["visited"] = not page.get("visited"), True
 auto = first and not problems and all(live.curve_cached([x.loaded], [x.checkpoint], x.nodes, image, seeds, preset,
                                                         device) for x in lines)
 
 
 if (run_clicked or auto) and not problems:  # rows kept stop by stop: Stop (a rerun) keeps every finished one
-    view = st.session_state[P + "view"] = {"base": base, "rows": [], "original": image, "skipped": skipped}
+    view = page["view"] = {"base": base, "rows": [], "original": image, "skipped": skipped}
     with errors("compare: "):
-        live.stream(lambda on_stop, cb: iter_compare(lines, image, seeds, preset, device, on_stop=on_stop, callbacks=cb,
-                                                     cache=live.disk_cache(), batch_stops=batch),
+        live.stream(lambda cb: iter_compare(lines, image, seeds=seeds, preset=preset, device=device, callbacks=cb,
+                                            cache=live.disk_cache(), batch_stops=batch),
                     seeds, total, view, st.container(), lambda rows: compare_figure(rows, "clarity", "clarity so far"))
-shown = st.session_state.get(P + "view")
+shown = page.get("view")
 if shown and shown["rows"]:
-    views.comparison(shown, base, P)
+    views.comparison(shown, base, page)
 elif not run_clicked and not problems:
     st.info("Choose the models and press **Run comparison**; the chart grows stop by stop.")
-state.sync(P, FIELDS)
+page.sync()

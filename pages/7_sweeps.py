@@ -3,19 +3,19 @@
 import streamlit as st
 
 from core import ARCHITECTURES, get_preset
-from core.sweep import Sweep
+from core.studies import Sweep
 from ui import state, sweeps
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.state import Field, integer, items, join
+from ui.state import Field, items, join, limits, setting
 
 present = page_setup("Sweeps")
-P = "sw_"
 FIELDS = [Field("file", ""), Field("models", ["resnet18", "efficientnet_lite0"], items(ARCHITECTURES), join),
           Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("layers", "stops"),
-          Field("size", 32, integer(16, 512)), Field("seeds", 1, integer(1, 8)), Field("iters", 60, integer(10, 5000)),
+          setting("size", 32, hi=512), setting("seeds", 1), setting("iters", 60),
           Field("out", "page-sweep"), Field("point", "")]
-link_warnings, _ = state.bind(P, FIELDS)
+page = state.PageState("sw_", FIELDS)
+link_warnings, _ = page.bind()
 if not present:
     st.title("Sweeps")
     st.caption("A clarity curve of one image is an anecdote: a sweep inverts every image × model × checkpoint × "
@@ -26,13 +26,13 @@ for w in link_warnings:
 tab_open, tab_run = st.tabs(["Open results", "Run a small sweep"])
 with tab_run:
     c1, c2 = st.columns(2)
-    models = c1.multiselect("Models", list(ARCHITECTURES), key=P + "models")
-    cks = c1.multiselect("Checkpoints", ["untrained", "trained"], key=P + "cks")
-    layers = c1.text_input("Layers ('stops' or a comma list)", key=P + "layers")
-    size = c2.number_input("Size (px)", 16, 512, key=P + "size")
-    seeds = c2.number_input("Seeds", 1, 8, key=P + "seeds")
-    iters = c2.number_input("Iterations", 10, 5000, key=P + "iters")
-    out = c2.text_input(f"Folder under {sweeps.results_dir()}", key=P + "out")
+    models = c1.multiselect("Models", list(ARCHITECTURES), key=page.key("models"))
+    cks = c1.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
+    layers = c1.text_input("Layers ('stops' or a comma list)", key=page.key("layers"))
+    size = c2.number_input("Size (px)", limits("size")[0], 512, key=page.key("size"))
+    seeds = c2.number_input("Seeds", *limits("seeds"), key=page.key("seeds"))
+    iters = c2.number_input("Iterations", *limits("iters"), key=page.key("iters"))
+    out = c2.text_input(f"Folder under {sweeps.results_dir()}", key=page.key("out"))
     st.code(sweeps.command(models, cks, layers, size, seeds, iters, str(sweeps.results_dir() / out)), language="bash")
     sweep = None
     with errors("sweep: "):
@@ -44,22 +44,22 @@ with tab_run:
             st.info(f"{n} runs is more than this page starts ({sweeps.PAGE_LIMIT}): run the command above (resumable, "
                     "and on Ray if need be), then open its results.parquet here.")
             sweep = None
-    if st.button("Run sweep", type="primary", key=P + "run", disabled=sweep is None) and sweep is not None:
+    if st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None) and sweep is not None:
         with errors("sweep: "):
             sweeps.start(sweep, sweeps.results_dir() / out, st.container())
-            st.session_state[P + "file"] = f"{out}/results.parquet"
+            page["file"] = f"{out}/results.parquet"
 with tab_open:
     files = sweeps.found()
-    if st.session_state.get(P + "file") not in [""] + files:
-        st.warning(f"no results at {st.session_state[P + 'file']!r} under {sweeps.results_dir()}")
-        st.session_state[P + "file"] = ""
-    pick = st.selectbox(f"results.parquet under {sweeps.results_dir()}", [""] + files, key=P + "file",
+    if page.get("file") not in [""] + files:
+        st.warning(f"no results at {page['file']!r} under {sweeps.results_dir()}")
+        page["file"] = ""
+    pick = st.selectbox(f"results.parquet under {sweeps.results_dir()}", [""] + files, key=page.key("file"),
                         format_func=lambda f: f or "(choose)")
-    upload = st.file_uploader("…or upload a results.parquet", key=P + "upload")
+    upload = st.file_uploader("…or upload a results.parquet", key=page.key("upload"))
     with errors("results: "):
         loaded = sweeps.load(pick, upload)
         if loaded is None:
             st.info("Choose a sweep's results.parquet (or run a small sweep in the other tab).")
         else:
-            sweeps.show(loaded[0], P)
-state.sync(P, FIELDS)
+            sweeps.show(loaded[0], page)
+page.sync()

@@ -1,6 +1,6 @@
 """The Invertibility lab page's two tabs (pages/4_lab.py): MLPs by width, depth and activation (finding 6), and a
-CNN's Jacobian against depth beside its clarity (finding 3). The logic is in core/lab.py; every reconstruction
-comes from core.jobs.run (cached like any other run)."""
+CNN's Jacobian against depth beside its clarity (finding 3). The logic is in core/studies/lab.py, the charts and tables
+in core/report/lab.py; every reconstruction comes from core.jobs.pipeline.run (cached like any other run)."""
 
 from __future__ import annotations
 
@@ -8,111 +8,138 @@ import json
 
 import streamlit as st
 
-from core import ARCHITECTURES, get_preset, lab, load_image, sample_images
-from core.curve import iter_curve
+from core import ARCHITECTURES, get_preset, load_image, sample_images
+from core.jobs import Callbacks
+from core.report import (
+    JACOBIAN_CSV_FIELDS,
+    LAB_CSV_FIELDS,
+    jacobian_figure,
+    jacobian_title,
+    lab_figure,
+    lab_grid,
+    lab_title,
+    table_csv,
+)
+from core.studies import (
+    ACTIVATIONS,
+    add_clarity,
+    default_jacobian_stops,
+    iter_curve,
+    iter_jacobian,
+    iter_mlp_lab,
+    jacobian_sizes,
+    plan_mlp,
+)
 from ui import live, models, pickers
 from ui.errors import errors
+from ui.state import PageState
 
 MSIZES = [8, 12, 16, 24, 32]
 WIDTHS, DEPTHS = ["0.25", "0.5", "1", "1.5", "2", "3", "4", "8"], ["1", "2", "3", "4"]
 
 
-def image_at(P: str, name: str, size: int):
+def image_at(page: PageState, name: str, size: int):
     """The chosen image at `size` px: a shipped sample, or the upload."""
     if name in sample_images():
         return load_image(sample_images()[name], size)
-    return pickers.read_upload_image(st.session_state[P + "image_file"], size)
+    return pickers.read_upload_image(page["image_file"], size)
 
 
-def progress(bar, what: str):
-    """An `on_config`/`on_layer` hook that moves `bar`."""
-    return lambda d, t, item: bar.progress(d / t, text=f"{what} {getattr(item, 'title', item)} ({d + 1} of {t})"
-                                           if item else "done")
+def progress(bar, what: str, titles: dict | None = None) -> Callbacks:
+    """Callbacks whose `stop` moves `bar`, naming the layer, or the model by `titles` (name -> title) when given."""
+    def stop(d, t, name, layer):
+        item = titles.get(name, name) if titles else layer
+        bar.progress(d / t, text=f"{what} {item} ({d + 1} of {t})" if layer else "done")
+
+    return Callbacks(stop=stop)
 
 
-def show(P: str, figure, table: list, fields: list, settings: dict, stem: str):
+def show(page: PageState, figure, table: list, fields: list, settings: dict, stem: str):
     """A lab result: the chart, the table and its JSON and CSV downloads."""
     st.plotly_chart(figure, width="stretch")
     st.dataframe([{k: t.get(k) for k in fields} for t in table], hide_index=True)
     c1, c2, _ = st.columns([1, 1, 4])
     c1.download_button(f"{stem}.json", json.dumps({**settings, "rows": table}, indent=2), f"{stem}.json",
-                       key=f"{P}{stem}_json")
-    c2.download_button(f"{stem}.csv", lab.table_csv(table, fields), f"{stem}.csv", key=f"{P}{stem}_csv")
+                       key=page.key(f"{stem}_json"))
+    c2.download_button(f"{stem}.csv", table_csv(table, fields), f"{stem}.csv", key=page.key(f"{stem}_csv"))
 
 
-def mlp_tab(P: str, name: str | None) -> None:
+def mlp_tab(page: PageState, name: str | None) -> None:
     """Untrained MLPs on a small grey image: reconstructions, exact rank and condition number per network."""
     c = st.columns(3)
-    widths = c[0].multiselect("Width (× the input)", WIDTHS, key=P + "widths")
-    acts = c[1].multiselect("Activation", list(lab.ACTIVATIONS), key=P + "acts", format_func=lab.ACTIVATIONS.get)
-    depths = c[2].multiselect("Depth (hidden layers)", DEPTHS, key=P + "depths")
+    widths = c[0].multiselect("Width (× the input)", WIDTHS, key=page.key("widths"))
+    acts = c[1].multiselect("Activation", list(ACTIVATIONS), key=page.key("acts"), format_func=ACTIVATIONS.get)
+    depths = c[2].multiselect("Depth (hidden layers)", DEPTHS, key=page.key("depths"))
     c = st.columns(6)
-    seeds = c[0].slider("Seeds", 1, 4, key=P + "seeds")
-    iters = c[1].number_input("Step budget", 50, 5000, step=50, key=P + "iters")
-    msize = c[2].select_slider("Grey image side (px)", MSIZES, key=P + "msize")
-    init_seed = c[3].number_input("Init seed", 0, 10_000, key=P + "init_seed", help="the networks' random weights")
-    early = c[4].toggle("Early stop", key=P + "early",
+    seeds = c[0].slider("Seeds", 1, 4, key=page.key("seeds"))
+    iters = c[1].number_input("Step budget", 50, 5000, step=50, key=page.key("iters"))
+    msize = c[2].select_slider("Grey image side (px)", MSIZES, key=page.key("msize"))
+    init_seed = c[3].number_input("Init seed", 0, 10_000, key=page.key("init_seed"), help="the networks' random weights")
+    early = c[4].toggle("Early stop", key=page.key("early"),
                         help="off: the whole budget (ill-conditioned networks keep improving)")
-    blur = c[5].toggle("Blur prior", key=P + "blur", help="the default recipe's blur fills what the network leaves "
+    blur = c[5].toggle("Blur prior", key=page.key("blur"), help="the default recipe's blur fills what the network leaves "
                        "undetermined with smooth content: it hides lost rank")
     n = len(widths) * len(acts) * len(depths)
     st.caption(f"{n} untrained networks on a {msize}×{msize} grey image ({msize * msize} inputs), {seeds} seeds, "
                f"up to {iters} Adam steps. At 16 px 0.1-1.5 s per network on a 2-core CPU (1.5 s: a run that never "
                "converges uses the whole budget): the defaults take about 10 s.")
-    if st.button("Run", type="primary", key=P + "mlp_run", disabled=not n or name is None):
+    if st.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None):
         bar = st.progress(0.0, text="starting…")
         with errors("lab: "):
-            img = image_at(P, name, msize)
+            img = image_at(page, name, msize)
             cfg = {"kind": "mlp", "image": name, "size": msize, "widths": [float(w) for w in widths],
                    "activations": acts, "depths": [int(d) for d in depths], "seeds": list(range(seeds)),
                    "iters": int(iters), "init_seed": int(init_seed), "blur": blur, "early_stop": early}
-            rows = list(lab.iter_mlp_lab(img, cfg["widths"], acts, cfg["depths"], cfg["seeds"], cfg["iters"],
-                                         cfg["init_seed"], "cpu", blur=blur, early_stop=early, cache=live.disk_cache(),
-                                         on_config=progress(bar, "inverting")))
-            st.session_state[P + "mlp"] = {"rows": rows, "original": img, "settings": cfg}
-    if shown := st.session_state.get(P + "mlp"):
+            titles = {c.name: c.title for c in plan_mlp(cfg["widths"], acts, cfg["depths"], msize)}
+            rows = list(iter_mlp_lab(img, cfg["widths"], acts, cfg["depths"], seeds=cfg["seeds"],
+                                         iters=cfg["iters"], init_seed=cfg["init_seed"], device="cpu", blur=blur,
+                                         early_stop=early, cache=live.disk_cache(),
+                                         callbacks=progress(bar, "inverting", titles)))
+            page["mlp"] = {"rows": rows, "original": img, "settings": cfg}
+    if shown := page.get("mlp"):
         table = [r.to_json() for r in shown["rows"]]
-        show(P, lab.lab_figure(table, lab.lab_title(shown["settings"])), table, lab.CSV_FIELDS, shown["settings"], "lab")
-        st.image(lab.lab_grid(shown["rows"], shown["original"]), caption="seed 0's reconstruction per network (red "
+        show(page, lab_figure(table, lab_title(shown["settings"])), table, LAB_CSV_FIELDS,
+             shown["settings"], "lab")
+        st.image(lab_grid(shown["rows"], shown["original"]), caption="seed 0's reconstruction per network (red "
                  "dashed frame: not converged); 'pinv' rows: a linear network's exact pseudo-inverse answer")
 
 
-def cnn_tab(P: str, name: str | None) -> None:
+def cnn_tab(page: PageState, name: str | None) -> None:
     """A CNN's float64 Jacobian at chosen depth stops, with the clarity curve beside it."""
     c = st.columns([2, 1, 1])
-    arch = c[0].selectbox("Model", list(ARCHITECTURES), key=P + "cmodel", format_func=models.model_label)
-    ck = c[1].radio("Checkpoint", ["untrained", "trained"], key=P + "cckpt", horizontal=True)
-    sizes = lab.jacobian_sizes(ARCHITECTURES[arch])
-    if st.session_state.get(P + "csize") not in sizes:
-        st.session_state[P + "csize"] = min(sizes, key=lambda s: abs(s - 16))
-    csize = c[2].select_slider("Image size (px)", sizes, key=P + "csize")
+    arch = c[0].selectbox("Model", list(ARCHITECTURES), key=page.key("cmodel"), format_func=models.model_label)
+    ck = c[1].radio("Checkpoint", ["untrained", "trained"], key=page.key("cckpt"), horizontal=True)
+    sizes = jacobian_sizes(ARCHITECTURES[arch])
+    if page.get("csize") not in sizes:
+        page["csize"] = min(sizes, key=lambda s: abs(s - 16))
+    csize = c[2].select_slider("Image size (px)", sizes, key=page.key("csize"))
     stops = dict(models.stops_of(arch))
-    if st.session_state.get(P + "cstops_for") != arch or not isinstance(st.session_state.get(P + "cstops"), list):
-        st.session_state[P + "cstops"] = ([n for n in st.session_state.get(P + "cstops") or [] if n in stops]
-                                          or lab.default_jacobian_stops(list(stops)))
-        st.session_state[P + "cstops_for"] = arch
-    chosen = st.multiselect("Depth stops", list(stops), key=P + "cstops", format_func=lambda n: f"{stops[n]} · {n}")
+    if page.get("cstops_for") != arch or not isinstance(page.get("cstops"), list):
+        page["cstops"] = ([n for n in page.get("cstops") or [] if n in stops]
+                                          or default_jacobian_stops(ARCHITECTURES[arch], list(stops)))
+        page["cstops_for"] = arch
+    chosen = st.multiselect("Depth stops", list(stops), key=page.key("cstops"), format_func=lambda n: f"{stops[n]} · {n}")
     c = st.columns(2)
-    with_clarity = c[0].toggle("Clarity curve too (default preset, 2 seeds)", key=P + "cclarity")
-    citers = c[1].number_input("Clarity step budget", 10, 2000, key=P + "citers")
+    with_clarity = c[0].toggle("Clarity curve too (default preset, 2 seeds)", key=page.key("cclarity"))
+    citers = c[1].number_input("Clarity step budget", 10, 2000, key=page.key("citers"))
     st.caption("Jacobians in float64 on the CPU. On a 2-core CPU the defaults (ResNet-18, 16 px, 4 stops, clarity) "
                "take about 10 s; at 32 px conv1 (16384 × 3072) takes about 25 s, max-pool 20 s, layer2 12 s, layer4 "
                "5 s; at 64 px layer2 alone 5 minutes (the cost grows with the 4th to 6th power of the side).")
-    trained_ok = ck != "trained" or models.trained_panel(arch, P + "c")
-    if st.button("Run", type="primary", key=P + "cnn_run", disabled=not chosen or not trained_ok or name is None):
+    trained_ok = ck != "trained" or models.trained_panel(arch, page.key("c"))
+    if st.button("Run", type="primary", key=page.key("cnn_run"), disabled=not chosen or not trained_ok or name is None):
         bar = st.progress(0.0, text="starting…")
         with errors("jacobian: "):
-            model, img = models.get_model(arch, ck, csize)[0], image_at(P, name, csize)
-            rows = list(lab.iter_jacobian(model, img, [n for n in stops if n in chosen],
-                                          on_layer=progress(bar, "Jacobian at")))
+            model, img = models.get_model(arch, ck, csize)[0], image_at(page, name, csize)
+            rows = list(iter_jacobian(model, img, [n for n in stops if n in chosen],
+                                          callbacks=progress(bar, "Jacobian at")))
             if with_clarity:
-                lab.add_clarity(rows, iter_curve(arch, img, [ck], [r.layer for r in rows], [0, 1],
-                                                 get_preset("default", iters=int(citers)), "auto", models=[model],
-                                                 cache=live.disk_cache(), on_stop=lambda d, t, _ck, node:
-                                                 progress(bar, "clarity at")(d, t, node)))
+                add_clarity(rows, iter_curve(arch, img, [ck], [r.layer for r in rows], seeds=[0, 1],
+                                                 preset=get_preset("default", iters=int(citers)), device="auto",
+                                                 models=[model], cache=live.disk_cache(),
+                                                 callbacks=progress(bar, "clarity at")))
             settings = {"kind": "jacobian", "model": arch, "checkpoint": ck, "size": csize, "image": name}
-            st.session_state[P + "cnn"] = {"rows": rows, "settings": {**settings, "dtype": "float64"}}
-    if shown := st.session_state.get(P + "cnn"):
+            page["cnn"] = {"rows": rows, "settings": {**settings, "dtype": "float64"}}
+    if shown := page.get("cnn"):
         table = [r.to_json() for r in shown["rows"]]
-        show(P, lab.jacobian_figure(table, lab.jacobian_title(shown["settings"])), table, lab.JACOBIAN_CSV_FIELDS,
-             shown["settings"], "jacobian")
+        show(page, jacobian_figure(table, jacobian_title(shown["settings"])), table,
+             JACOBIAN_CSV_FIELDS, shown["settings"], "jacobian")

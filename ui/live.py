@@ -2,7 +2,7 @@
 
 While a run goes, its `Inversion` sits in `st.session_state[state_key]`, so a rerun (the Stop
 button, a changed widget, another page) keeps what it computed (`salvage`). Every result comes
-from `core.jobs.run`; a Continue is the shown run's spec continued (`RunSpec.then`), kept in the
+from `core.jobs.pipeline.run`; a Continue is the shown run's spec continued (`RunSpec.then`), kept in the
 link as `cont=`, so the link reproduces the continued result.
 """
 
@@ -16,14 +16,12 @@ from typing import Callable
 import streamlit as st
 
 from core import DivergenceError, UserError
-from core.devices import describe, resolve_device
+from core.devices import describe, is_oom, resolve_device
 from core.engine import InversionResult
-from core.estimate import human, measure, suggest_cheaper
-from core.jobs import Callbacks, default_cache, run
+from core.images import upscale
+from core.jobs import Callbacks, default_cache, human, measure, run, suggest_cheaper
 from core.report import trajectory_figure
-from core.speed import is_oom
-from ui.state import Field, join
-from ui.views import upscale
+from ui.state import Field, PageState, join
 
 log = logging.getLogger("inversion.app")
 AUTO_RUN_S = 5.0  # a first visit or a link runs by itself only when cached or at most this long
@@ -112,10 +110,10 @@ def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
 
 def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
             every: int | None = None, live: dict | None = None):
-    """Run `spec` through `core.jobs.run` with this page's live view.
+    """Run `spec` through `core.jobs.pipeline.run` with this page's live view.
 
     Args:
-        spec, image, model: as for `core.jobs.run`.
+        spec, image, model: as for `core.jobs.pipeline.run`.
         view: the live placeholders (None: progress only through notes).
         state_key: where the running `Inversion` is kept for `salvage` and Continue.
         meta: what the page needs to show the result again (kept with the run).
@@ -124,7 +122,7 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
             part-way, or the finished run a continued `spec` continues.
 
     Returns:
-        The `core.jobs.Job`, or None when the run diverged (the message and last finite images are shown).
+        The `core.jobs.pipeline.Job`, or None when the run diverged (the message and last finite images are shown).
     """
     meta = dict(meta or {})
     cb = _callbacks(view, state_key, meta)
@@ -228,7 +226,7 @@ def estimate(pick, box):
     return est
 
 
-def cheaper_offer(pick, est, sizes, box, prefix: str, min_size: int):
+def cheaper_offer(pick, est, sizes, box, page: PageState, min_size: int):
     """When the run would take minutes, one click to a setting that fits about 20 s."""
     slow = 60 if resolve_device(pick.device).type == "cpu" else 120
     if est is None or est.seconds <= slow:
@@ -238,10 +236,10 @@ def cheaper_offer(pick, est, sizes, box, prefix: str, min_size: int):
     if cheaper and cheaper["size"] in sizes:
         def apply(values):
             for k, v in values.items():
-                st.session_state[prefix + k] = v
+                page[k] = v
 
         box.button(f"Use {cheaper['size']} px, {cheaper['seeds']} seeds, {cheaper['iters']} iterations "
-                   f"({human(cheaper['seconds'])})", key=prefix + "cheaper", on_click=apply,
+                   f"({human(cheaper['seconds'])})", key=page.key("cheaper"), on_click=apply,
                    args=({k: cheaper[k] for k in ("size", "seeds", "iters")},))
 
 
@@ -251,8 +249,8 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
     so Stopping (a rerun) keeps every finished one.
 
     Args:
-        make_rows: `make_rows(on_stop, callbacks)` -> the rows' iterator (`core.curve.iter_curve`,
-            `core.compare.iter_compare`), given the hooks that draw the progress.
+        make_rows: `make_rows(callbacks)` -> the rows' iterator (`core.studies.curve.iter_curve`,
+            `core.studies.compare.iter_compare`), given the hooks (`Callbacks`, `stop` included) that draw the progress.
         seeds, total: the runs' seeds, and how many rows will come.
         view: the page's kept view; `figure(rows as JSON)` draws the chart so far.
     """
@@ -265,8 +263,8 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
             overall.progress(done / total_, text=f"{name} · {layer} ({done + 1} of {total_})")
 
     cb = Callbacks(snapshot=step_view.progress, progress=step_view.progress, note=st.warning,
-                   wait=step_view.waiting)
-    for row in make_rows(on_stop, cb):
+                   wait=step_view.waiting, stop=on_stop)
+    for row in make_rows(cb):
         view["rows"].append(row)
         partial.plotly_chart(figure([r.to_json() for r in view["rows"]]), width="stretch")
     step_view.clear()
@@ -277,13 +275,13 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
 
 def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,
               view: dict, box, batch_stops: str = "auto") -> None:
-    """Run (or read from the cache) every (checkpoint, stop) through `core.curve.iter_curve`, shown by `stream`.
+    """Run (or read from the cache) every (checkpoint, stop) through `core.studies.curve.iter_curve`, shown by `stream`.
     With `batch_stops` on, a checkpoint's rows arrive together and Stop keeps every finished checkpoint."""
-    from core.curve import iter_curve
     from core.report import curve_figure
+    from core.studies import iter_curve
 
-    stream(lambda on_stop, cb: iter_curve(arch, image, checkpoints, nodes, seeds, preset, device, on_stop=on_stop,
-                                          models=models_, cache=disk_cache(), callbacks=cb, batch_stops=batch_stops),
+    stream(lambda cb: iter_curve(arch, image, checkpoints, nodes, seeds=seeds, preset=preset, device=device,
+                                 models=models_, cache=disk_cache(), callbacks=cb, batch_stops=batch_stops),
            seeds, len(nodes) * len(checkpoints), view, box,
            lambda rows: curve_figure(rows, "clarity", "clarity so far"))
 
@@ -299,11 +297,11 @@ def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image,
         return False
 
 
-def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: str | None = None):
+def start(pick, page: PageState, box, present: bool = False, more: int = 0, note: str | None = None):
     """Run the page's pick in `box`, or with `more` > 0 go on with the shown result: finish it if it was
     stopped, else continue it by `more` steps (`RunSpec.then`). The result is kept in
-    `st.session_state[prefix + "result"]` with what the page needs to show it again, and a continuation in
-    `prefix + "cont"` (the link's `cont=`).
+    `page["result"]` with what the page needs to show it again, and a continuation in
+    `page.key("cont")` (the link's `cont=`).
 
     Returns:
         The spec that ran (`pick.spec`, or its continuation), or None when nothing finished."""
@@ -312,27 +310,27 @@ def start(pick, prefix: str, box, present: bool = False, more: int = 0, note: st
 
     spec, going_on = pick.spec, None
     if more:
-        shown = st.session_state[prefix + "result"]["result"]
-        going_on = finished_run(prefix + "live", spec, shown)
+        shown = page["result"]["result"]
+        going_on = finished_run(page.key("live"), spec, shown)
         if not shown.stopped_early:
             spec = spec.then(more)
-    before = st.session_state.get(prefix + "cont")
+    before = page.get("cont")
     meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
-            "cont_key": prefix + "cont", "cont_before": before}
+            "cont_key": page.key("cont"), "cont_before": before}
     if note:
         box.caption(note)
-    st.session_state[prefix + "cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
-    st.session_state[prefix + "live"] = {"run": None, "meta": meta}  # a Stop before any step restores them
+    page["cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
+    page["live"] = {"run": None, "meta": meta}  # a Stop before any step restores them
     if going_on is not None:  # it changes in place: never again the finished run it was
-        st.session_state.pop(prefix + "live_done", None)
+        page.pop("live_done", None)
     job = None
     with box, errors("run: "):
         view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
-        job = execute(spec, pick.image, pick.model, view, prefix + "live", meta, live=going_on)
+        job = execute(spec, pick.image, pick.model, view, page.key("live"), meta, live=going_on)
     if job is None:  # it failed (the message is shown): the settings stay those of the shown result
-        st.session_state[prefix + "cont"] = before
+        page["cont"] = before
         return None
-    st.session_state[prefix + "result"] = {**meta, "result": job.result, "notes": list(job.notes)}
+    page["result"] = {**meta, "result": job.result, "notes": list(job.notes)}
     return spec
 
 
@@ -347,15 +345,15 @@ def _steps_list(raw: str) -> list[int]:
 CONT = Field("cont", [], _steps_list, join)
 
 
-def continuation(prefix: str, pick) -> None:
+def continuation(page: PageState, pick) -> None:
     """Put the page's continuation (`CONT`, from the link or a Continue) on `pick.spec`; drop it once any other
     setting has changed, since it continued another run."""
     if pick.spec is None:
         return
     base = pick.spec.key()
-    if st.session_state.setdefault(prefix + "cont_base", base) != base:
-        st.session_state[prefix + "cont"] = []
-        st.session_state[prefix + "cont_base"] = base
-    steps = st.session_state.get(prefix + "cont") or []
+    if st.session_state.setdefault(page.key("cont_base"), base) != base:
+        page["cont"] = []
+        page["cont_base"] = base
+    steps = page.get("cont") or []
     if steps:
         pick.spec = pick.spec.replace(continued=tuple(int(x) for x in steps))

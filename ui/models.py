@@ -1,6 +1,6 @@
 """Models for the pages: loaded once per process (`st.cache_resource`), uploads read safely, stop lists.
 
-Weights are frozen and shared between sessions; core's model lock (core/modellock.py) makes that safe.
+Weights are frozen and shared between sessions; core's model lock (core/models/lock.py) makes that safe.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 from core import ARCHITECTURES, UserError, depth_stops, download_trained, load_model, stop_shapes, trained_status
-from core.runcache import file_hash
+from core.jobs import file_hash
 
 CHECKPOINT_SUFFIXES = ["pth", "pt", "safetensors", "bin"]
 MAX_UPLOAD_MB = 200  # = server.maxUploadSize in .streamlit/config.toml; checked here too (AppTest, other configs)
@@ -175,7 +174,3 @@ def download_reason(exc: Exception) -> str:
         return text
     where = text.split("copy the file to ", 1)[1] if "copy the file to " in text else "torch's hub cache"
     return f"{cause}. Offline, copy the weights file to {where} and reload."
-
-
-def on_gpu() -> bool:
-    return torch.cuda.is_available()

@@ -1,6 +1,6 @@
 """The pickers every page shares: model, checkpoint, depth, recipe, device, run size and image.
 
-Each picker reads and writes `st.session_state[prefix + field]`, so `ui.state` can put every
+Each picker reads and writes `page[field]`, so `ui.state` can put every
 setting in the URL. `inversion` draws the whole set for a one-layer run and returns a `Pick`
 with the loaded model and the run's `RunSpec` (or the reasons it cannot run yet).
 """
@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from core import ARCHITECTURES, PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
-from core.curve import BATCH_STOPS
 from core.devices import describe, resolve_device
-from core.jobs import RunSpec
+from core.jobs import SETTINGS, RunSettings, RunSpec
+from core.studies import BATCH_STOPS
 from ui import models
 from ui.errors import errors
-from ui.state import Field, choice, integer, number
+from ui.state import Field, PageState, choice, limits, setting
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "tif", "tiff", "bmp", "webp"]
 ON_GPU = torch.cuda.is_available()
@@ -60,13 +60,21 @@ def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Fiel
         Field("layer", None),
         Field("node", ""),
         Field("image", defaults["image"]),
-        Field("seeds", defaults["seeds"], integer(min_seeds, 8)),
-        Field("iters", defaults["iters"], integer(10, 5000)),
-        Field("size", defaults["size"], integer(16, 1024)),
-        Field("preset", defaults["preset"], choice(PRESETS)),
-        Field("device", defaults["device"], choice(device_options())),
-        Field("init_seed", 0, integer(0, 10_000)),
-        Field("lr", 0.0, number(0.0, 1e4), dump=lambda v: f"{float(v):g}"),
+        *run_fields(defaults, min_seeds),
+    ]
+
+
+def run_fields(defaults: dict, min_seeds: int = 1) -> list[Field]:
+    """The URL fields of the run settings every page shares (seeds, iters, size, preset, device, init seed,
+    lr), with the declared types and limits (`core.jobs.SETTINGS`: the CLI's) and this page's defaults."""
+    return [
+        setting("seeds", defaults["seeds"], lo=min_seeds),
+        setting("iters", defaults["iters"]),
+        setting("size", defaults["size"]),
+        Field("preset", defaults.get("preset", "default"), choice(PRESETS)),
+        Field("device", defaults.get("device", "auto"), choice(device_options())),
+        setting("init_seed", 0),
+        setting("lr", 0.0),
     ]
 
 
@@ -94,70 +102,70 @@ class Pick:
         return self.spec is not None
 
 
-def model_picker(prefix: str) -> str:
-    return st.selectbox("Model", list(ARCHITECTURES), key=prefix + "model", format_func=models.model_label)
+def model_picker(page: PageState) -> str:
+    return st.selectbox("Model", list(ARCHITECTURES), key=page.key("model"), format_func=models.model_label)
 
 
-def layer_slider(prefix: str, arch: str, notices, from_link: bool) -> tuple[str, dict]:
+def layer_slider(page: PageState, arch: str, notices, from_link: bool) -> tuple[str, dict]:
     """The depth slider over the model's stops; a link's unknown layer is replaced by the default, with a notice."""
     stops = models.stops_of(arch)
     nodes, labels = [n for n, _ in stops], dict(stops)
-    asked = st.session_state.get(prefix + "layer")
+    asked = page.get("layer")
     if asked not in nodes:
-        st.session_state[prefix + "layer"] = models.default_layer(arch)
+        page["layer"] = models.default_layer(arch)
         if from_link and asked:
             notices.warning(f"ignored the link's layer={asked!r}: {arch} has no depth stop of that name (any other "
-                            f"graph node goes in Advanced); showing {st.session_state[prefix + 'layer']}")
-    layer = st.select_slider("Depth (forward order)", nodes, key=prefix + "layer",
+                            f"graph node goes in Advanced); showing {page['layer']}")
+    layer = st.select_slider("Depth (forward order)", nodes, key=page.key("layer"),
                              format_func=lambda n: f"{labels[n]} · {n}")
     return layer, labels
 
 
-def stops_picker(prefix: str, arch: str, defaults: list[str] | None = None) -> list[str]:
+def stops_picker(page: PageState, arch: str, defaults: list[str] | None = None) -> list[str]:
     """An "all stops" toggle and a multiselect of the model's depth stops (a link's unknown names dropped);
     returns the chosen stops in forward order. `defaults`: the first choice for this model (else about six
     spread over the depth)."""
     stops = models.stops_of(arch)
     nodes, labels = [n for n, _ in stops], dict(stops)
-    key = prefix + "stops"
-    if st.session_state.get(prefix + "stops_for") != arch or not isinstance(st.session_state.get(key), list):
+    key = page.key("stops")
+    if page.get("stops_for") != arch or not isinstance(st.session_state.get(key), list):
         kept = [n for n in (st.session_state.get(key) or []) if n in nodes]
         st.session_state[key] = kept or [n for n in (defaults or []) if n in nodes] or nodes[:: max(1, len(nodes) // 6)][:6]
-        st.session_state[prefix + "stops_for"] = arch
+        page["stops_for"] = arch
     st.session_state[key] = [n for n in st.session_state[key] if n in nodes]
-    every = st.toggle(f"All {len(nodes)} depth stops", key=prefix + "all")
+    every = st.toggle(f"All {len(nodes)} depth stops", key=page.key("all"))
     chosen = st.multiselect("Depth stops", nodes, key=key, disabled=every, format_func=lambda n: f"{labels[n]} · {n}")
     return nodes if every else [n for n in nodes if n in chosen]
 
 
-def fix_size(prefix: str, arch: str, notices) -> list[int]:
+def fix_size(page: PageState, arch: str, notices) -> list[int]:
     sizes = models.sizes_for(arch)
-    if st.session_state.get(prefix + "size") not in sizes:
-        want = st.session_state.get(prefix + "size") or 64
-        st.session_state[prefix + "size"] = min(sizes, key=lambda s: abs(s - want))
-        notices.warning(models.size_notice(arch, want, st.session_state[prefix + "size"], sizes))
+    if page.get("size") not in sizes:
+        want = page.get("size") or 64
+        page["size"] = min(sizes, key=lambda s: abs(s - want))
+        notices.warning(models.size_notice(arch, want, page["size"], sizes))
     return sizes
 
 
-def recipe(prefix: str):
+def recipe(page: PageState):
     """Preset, device, init seed and learning rate (the Advanced expander's common part)."""
-    name = st.selectbox("Preset", list(PRESETS), key=prefix + "preset",
+    name = st.selectbox("Preset", list(PRESETS), key=page.key("preset"),
                         help="default: Adam, relative L1, image kept in [0, 1] (converges everywhere); "
                              "paper: the paper's plain steps and blur schedule")
-    device = st.selectbox("Device", device_options(), key=prefix + "device")
-    init_seed = st.number_input("Untrained init seed", 0, 10_000, key=prefix + "init_seed",
-                                help="the seed of the untrained network's random weights")
-    lr = st.number_input("Starting learning rate (0 = the preset's)", 0.0, 1e4, step=0.01, format="%g",
-                         key=prefix + "lr", help="overrides the preset's lr_start; lr_end keeps the preset's ratio")
+    device = st.selectbox("Device", device_options(), key=page.key("device"))
+    init_seed = st.number_input("Untrained init seed", *limits("init_seed"), key=page.key("init_seed"),
+                                help=SETTINGS["init_seed"].help)
+    lr = st.number_input("Starting learning rate (0 = the preset's)", *limits("lr"), step=0.01, format="%g",
+                         key=page.key("lr"), help="overrides the preset's lr_start; lr_end keeps the preset's ratio")
     return name, device, int(init_seed), float(lr)
 
 
 _BATCH_TEXT = {"auto": "auto (GPU: one batch)", "on": "in one batch", "off": "one by one"}
 
 
-def batch_stops_picker(prefix: str) -> str:
-    """How a curve runs its stops (`core.curve.iter_curve`'s batch_stops): same results, different speed."""
-    return st.selectbox("Run the stops", BATCH_STOPS, key=prefix + "batch", format_func=_BATCH_TEXT.get,
+def batch_stops_picker(page: PageState) -> str:
+    """How a curve runs its stops (`core.studies.curve.iter_curve`'s batch_stops): same results, different speed."""
+    return st.selectbox("Run the stops", BATCH_STOPS, key=page.key("batch"), format_func=_BATCH_TEXT.get,
                         help="One batch sends every stop's seeds of a checkpoint through the network together: the "
                              "same results (checked to 1e-3), 2.5x sooner for small CPU runs (BENCHMARKS.md), but "
                              "a checkpoint's rows appear together when its last stop finishes. Auto: one batch on a "
@@ -166,8 +174,7 @@ def batch_stops_picker(prefix: str) -> str:
 
 def preset_with_lr(name: str, iters: int, lr: float = 0.0):
     """The preset with `iters`, and `lr` (> 0) as its starting learning rate (lr_end keeps its ratio), as the CLI's --lr."""
-    preset = get_preset(name, iters=int(iters))
-    return preset.with_lr(float(lr)) if lr and lr > 0 else preset
+    return RunSettings(preset=name, iters=int(iters), lr=float(lr) or None).recipe()
 
 
 def lr_warning(name: str, lr: float) -> str | None:
@@ -178,13 +185,12 @@ def lr_warning(name: str, lr: float) -> str | None:
     return None
 
 
-def run_size(prefix: str, sizes: list[int], min_seeds: int = 1, box=None):
+def run_size(page: PageState, sizes: list[int], min_seeds: int = 1, box=None):
     """Seeds, iterations and image size."""
     box = box or st
-    seeds_n = box.slider("Seeds", min_seeds, 8, key=prefix + "seeds")
-    iters = box.number_input("Iterations", 10, 5000, step=10, key=prefix + "iters",
-                             help="the step budget; the default preset stops sooner once every seed has converged")
-    size = box.select_slider("Image size (px)", sizes, key=prefix + "size")
+    seeds_n = box.slider("Seeds", *limits("seeds", min_seeds), key=page.key("seeds"), help=SETTINGS["seeds"].help)
+    iters = box.number_input("Iterations", *limits("iters"), step=10, key=page.key("iters"), help=SETTINGS["iters"].help)
+    size = box.select_slider("Image size (px)", sizes, key=page.key("size"))
     return int(seeds_n), int(iters), int(size)
 
 
@@ -225,12 +231,12 @@ def read_upload_image(up, size: int) -> torch.Tensor:
     return load_image(up.getvalue(), size, name=up.name)
 
 
-def inversion(prefix: str, from_link: bool, notices, controls, image_box, upload: bool = True,
+def inversion(page: PageState, from_link: bool, notices, controls, image_box, upload: bool = True,
               min_seeds: int = 1) -> Pick:
     """Draw the sidebar (model, checkpoint, depth, Advanced) and the run's controls; load the model; build the spec.
 
     Args:
-        prefix: the page's session-state prefix.
+        page: the page's state (`ui.state.PageState`): its keys and URL fields.
         from_link: whether this render took settings from the URL (a link's bad layer gets a notice).
         notices: where corrections of the settings are shown.
         controls: the container for seeds, iterations and size.
@@ -244,37 +250,37 @@ def inversion(prefix: str, from_link: bool, notices, controls, image_box, upload
     problems: list[str] = []
     with st.sidebar:
         st.header("Model")
-        arch = model_picker(prefix)
+        arch = model_picker(page)
         cks = ["untrained", "trained"] + (["upload"] if upload else [])
-        ckpt = st.radio("Checkpoint", cks, key=prefix + "ckpt", horizontal=True,
+        ckpt = st.radio("Checkpoint", cks, key=page.key("ckpt"), horizontal=True,
                         help="untrained: the architecture's random initialisation; trained: ImageNet weights; "
                              "upload: your own state dict (.pth/.pt/.safetensors/.bin, read as tensors only)")
         up = None
         if ckpt == "upload":
-            up = st.file_uploader("State dict (.pth, .pt, .safetensors, .bin)", key=prefix + "ckfile")
-        trained_ok = ckpt != "trained" or models.trained_panel(arch, prefix)
+            up = st.file_uploader("State dict (.pth, .pt, .safetensors, .bin)", key=page.key("ckfile"))
+        trained_ok = ckpt != "trained" or models.trained_panel(arch, page.prefix)
         if not trained_ok:
             problems.append(f"the trained {arch} weights are not on this machine (see the sidebar)")
-        sizes = fix_size(prefix, arch, notices)
-        layer, labels = layer_slider(prefix, arch, notices, from_link)
-        shapes = models.shapes_of(arch, st.session_state[prefix + "size"])
+        sizes = fix_size(page, arch, notices)
+        layer, labels = layer_slider(page, arch, notices, from_link)
+        shapes = models.shapes_of(arch, page["size"])
         nodes = list(labels)
         st.caption(f"Stop {nodes.index(layer) + 1} of {len(nodes)}: **{labels[layer]}** (`{layer}`)"
                    + (f", embedding shape {shapes[layer]}" if layer in shapes else ""))
         with st.expander("Advanced"):
-            node = st.text_input("Any graph node (overrides the depth slider)", key=prefix + "node",
+            node = st.text_input("Any graph node (overrides the depth slider)", key=page.key("node"),
                                  placeholder="e.g. blocks.2.0.conv_pw").strip()
-            preset_name, device, init_seed, lr = recipe(prefix)
+            preset_name, device, init_seed, lr = recipe(page)
         st.caption(f"Device: **{device_text(device)}**")
     with controls:
-        seeds_n, iters, size = run_size(prefix, sizes, min_seeds)
+        seeds_n, iters, size = run_size(page, sizes, min_seeds)
     preset = preset_with_lr(preset_name, iters, lr)
     warn = lr_warning(preset_name, lr)
     if warn:
         notices.warning(warn)
     pick = Pick(arch, ckpt, node or layer, preset, device, list(range(seeds_n)), size)
     with image_box, errors("image: "):
-        pick.image, pick.image_name = image_picker(prefix + "image", size)
+        pick.image, pick.image_name = image_picker(page.key("image"), size)
     if pick.image is None:
         problems.append("choose or upload an image")
     if trained_ok:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from core.errors import UserError
+from core.jobs import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,30 @@ class Field:
     default: Any
     parse: Callable[[str], Any] = str
     dump: Callable[[Any], str] = str
+
+
+def setting(name: str, default: Any = None, lo: float | None = None, hi: float | None = None) -> Field:
+    """The URL field of the declared run setting `name` (`core.jobs.SETTINGS`): the CLI's type and limits.
+
+    Args:
+        name: the setting (also the query parameter).
+        default: this page's default (None: the setting's).
+        lo, hi: tighter limits for this page (e.g. at least 2 seeds to compare them).
+    """
+    declared = SETTINGS[name]
+
+    def parse(raw: str):
+        value = declared.parse(raw)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(raw)
+        return value
+    return Field(name, declared.default if default is None else default, parse, declared.dump)
+
+
+def limits(name: str, lo: float | None = None) -> tuple:
+    """(min, max) of the declared setting `name`, for its widget, so a widget holds what a link may say."""
+    declared = SETTINGS[name]
+    return (declared.lo if lo is None else lo), declared.hi
 
 
 def choice(options) -> Callable[[str], str]:
@@ -131,3 +156,50 @@ def sync(prefix: str, fields: list[Field]) -> None:
     """`remember` and `publish` together: call after the page's widgets are drawn."""
     remember(prefix, fields)
     publish(prefix, fields)
+
+
+class PageState:
+    """One page's state: its widget keys (`prefix` + a field's name) and its URL fields, in one object.
+
+    Pages and pickers say `page.key("seeds")` and `page["seeds"]` instead of spelling `prefix + "seeds"`, so a
+    page's keys cannot drift apart and a helper takes one argument for all of them.
+
+    Args:
+        prefix: the page's widget-key prefix ("inv_"); keys stay what links and tests know.
+        fields: the page's URL fields (`Field`s); more state may live under other names.
+
+    Example:
+        >>> page = PageState("cur_", FIELDS)
+        >>> warnings, from_link = page.bind()
+        >>> st.slider("Seeds", 1, 64, key=page.key("seeds")); ...; page.sync()
+    """
+
+    def __init__(self, prefix: str, fields: list[Field] = ()):
+        self.prefix, self.fields = prefix, list(fields)
+
+    def key(self, name: str) -> str:
+        """The session-state key (and widget key) of `name` on this page."""
+        return self.prefix + name
+
+    def __getitem__(self, name: str) -> Any:
+        return st.session_state[self.key(name)]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        st.session_state[self.key(name)] = value
+
+    def __contains__(self, name: str) -> bool:
+        return self.key(name) in st.session_state
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return st.session_state.get(self.key(name), default)
+
+    def pop(self, name: str, default: Any = None) -> Any:
+        return st.session_state.pop(self.key(name), default)
+
+    def bind(self) -> tuple[list[str], bool]:
+        """`bind` this page's fields: call before its widgets are drawn."""
+        return bind(self.prefix, self.fields)
+
+    def sync(self) -> None:
+        """`sync` this page's fields: call after its widgets are drawn."""
+        sync(self.prefix, self.fields)

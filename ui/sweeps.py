@@ -8,10 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.sweep import Sweep, read_results, run_sweep, summarize, summary_figure
+from core.images import upscale
+from core.report import summary_figure, write_sweep
+from core.studies import Sweep, read_results, run_sweep, summarize
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
-from ui.views import upscale
+from ui.state import PageState
 
 PAGE_LIMIT = 48  # runs a page starts itself; more belong on the command line
 
@@ -57,6 +59,7 @@ def start(sweep: Sweep, out: Path, box) -> None:
 
     outcome = run_sweep(sweep, out, "local", cache=disk_cache(), progress=progress, on_start=on_start,
                         load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    write_sweep(outcome, sweep, out)
     bar.progress(1.0, text=f"{len(outcome.rows)} rows: {outcome.done_before} done before, {outcome.ran} run now "
                            f"({outcome.runs_per_second:.2f} runs/s), {outcome.failed} failed")
     for path, why in outcome.skipped:
@@ -65,7 +68,7 @@ def start(sweep: Sweep, out: Path, box) -> None:
         box.warning(note)
 
 
-def show(frame, prefix: str) -> None:
+def show(frame, page: PageState) -> None:
     """Mean ± 95% interval curves, the summary table, and every image's reconstruction at a chosen point."""
     summary = summarize(frame.to_dict("records"))
     n_images = frame["image"].nunique()
@@ -76,7 +79,7 @@ def show(frame, prefix: str) -> None:
         st.warning(f"{errors} runs failed (kept out of the means): see the table's error column.")
     st.dataframe(summary, width="stretch")
     points = {f"{s['model']} · {s['checkpoint']} · {s['label']} ({s['layer']})": s for s in summary}
-    pick = st.selectbox("Drill down: every image at one point", list(points), key=prefix + "point")
+    pick = st.selectbox("Drill down: every image at one point", list(points), key=page.key("point"))
     s = points[pick]
     rows = frame[(frame["model"] == s["model"]) & (frame["checkpoint"] == s["checkpoint"])
                  & (frame["layer"] == s["layer"])]
@@ -97,9 +100,9 @@ def show(frame, prefix: str) -> None:
         st.caption(f"{missing} of {len(rows)} runs are not in this machine's run cache (made elsewhere): their "
                    "numbers are in the table, their pictures are not.")
     st.download_button("Results (parquet)", frame.to_parquet(index=False), "results.parquet",
-                       "application/octet-stream", key=prefix + "dl_parquet")
+                       "application/octet-stream", key=page.key("dl_parquet"))
     st.download_button("Summary (CSV)", __import__("pandas").DataFrame(summary).to_csv(index=False), "summary.csv",
-                       "text/csv", key=prefix + "dl_csv")
+                       "text/csv", key=page.key("dl_csv"))
 
 
 def load(choice: str | None, upload) -> tuple[object, str] | None:

@@ -9,24 +9,28 @@ import json
 
 import streamlit as st
 import torch
-from PIL import Image
 
-from core.classify import predict
-from core.engine import InversionResult
-from core.images import to_pil
-from core.report import (METRICS, curve_csv, curve_figure, distance_figures, distances_csv, gallery, png_bytes,
-                         result_grid, run_title, trajectory_csv, trajectory_figure, unconverged_text)
-from core.verdict import reading
+from core.engine import InversionResult, reading
+from core.images import upscale
+from core.models import predict
+from core.report import (
+    METRICS,
+    curve_csv,
+    curve_figure,
+    distance_figures,
+    distances_csv,
+    gallery,
+    png_bytes,
+    result_grid,
+    run_title,
+    trajectory_csv,
+    trajectory_figure,
+    unconverged_text,
+)
 from ui.errors import errors
+from ui.state import PageState
 
 PRESENT_PX = 256  # reconstructions in presentation mode (a projector at 1280x720)
-
-
-def upscale(img: torch.Tensor, target: int = 160) -> Image.Image:
-    """Nearest-neighbour enlargement by a whole factor (pixels stay pixels)."""
-    pil = to_pil(img)
-    k = max(1, -(-target // pil.width))
-    return pil.resize((pil.width * k, pil.height * k), Image.NEAREST) if k > 1 else pil
 
 
 def steps_text(result: InversionResult) -> str:
@@ -159,11 +163,11 @@ def distances(result: InversionResult, key: str):
                            "text/csv", key=f"{key}_dist")
 
 
-def curve(view: dict, prefix: str):
+def curve(view: dict, page: PageState):
     """A finished (or partial) curve: chart, unconverged list, gallery, one cell's seeds, table, downloads."""
     rows, b = view["rows"], view["base"]
     table = [r.to_json() for r in rows]
-    metric = st.selectbox("Metric", list(METRICS), key=prefix + "metric", format_func=lambda m: METRICS[m])
+    metric = st.selectbox("Metric", list(METRICS), key=page.key("metric"), format_func=lambda m: METRICS[m])
     title = (f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {view['image']} · "
              f"{b['preset']['name']} preset")
     st.plotly_chart(curve_figure(table, metric, title), width="stretch")
@@ -177,7 +181,7 @@ def curve(view: dict, prefix: str):
     gal = gallery(rows, view["original"], title=title, max_columns=5)  # bands of 5: cells stay >= 96 px on screen
     st.image(gal)
     cells = {f"{r.checkpoint} · {r.label} ({r.layer})": r for r in rows}
-    pick = st.selectbox("See every seed of a cell", list(cells), key=prefix + "cell")
+    pick = st.selectbox("See every seed of a cell", list(cells), key=page.key("cell"))
     r = cells.get(pick) or rows[0]
     m = r.result.metrics
     st.image([upscale(r.result.original, 192)] + [upscale(im, 192) for im in r.result.images],
@@ -186,22 +190,22 @@ def curve(view: dict, prefix: str):
     with st.expander("Table"):
         st.dataframe(table, width="stretch")
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Curve (CSV)", curve_csv(table), "curve.csv", "text/csv", key=prefix + "csv")
+    d1.download_button("Curve (CSV)", curve_csv(table), "curve.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
-                       "curve.json", "application/json", key=prefix + "json")
+                       "curve.json", "application/json", key=page.key("json"))
     d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)), "gallery.png",
-                       "image/png", key=prefix + "gal")
+                       "image/png", key=page.key("gal"))
 
 
-def comparison(shown: dict, base: dict, prefix: str) -> None:
+def comparison(shown: dict, base: dict, page: PageState) -> None:
     """A finished comparison (Compare models page): the chart against relative depth, what did not converge, the
     gallery aligned by relative depth, the table and downloads; notes when the settings (`base`) changed since."""
-    from core.compare import compare_figure, compare_gallery, compare_title, unconverged_text
+    from core.report import compare_figure, compare_gallery, compare_title
 
     table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])
     if shown["base"] != base:
         st.info("Showing the last comparison; the settings have changed since. Press Run comparison for the new ones.")
-    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=prefix + "chart")
+    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=page.key("chart"))
     bad = unconverged_text(table)
     if bad:
         st.warning(f"Not converged, borderline or degenerate (hollow on the chart, framed in red below): {bad}")
@@ -212,8 +216,8 @@ def comparison(shown: dict, base: dict, prefix: str) -> None:
     with st.expander("Table"):
         st.dataframe(table, width="stretch")
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=prefix + "csv")
+    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
-                       indent=1), "compare.json", "application/json", key=prefix + "json")
+                       indent=1), "compare.json", "application/json", key=page.key("json"))
     d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
-                       "gallery.png", "image/png", key=prefix + "gal")
+                       "gallery.png", "image/png", key=page.key("gal"))
