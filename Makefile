@@ -1,5 +1,6 @@
 # make run  : set up .venv if needed, then start the app on http://127.0.0.1:8501
-# make test : set up .venv (with test tools and the optional Ray, which CI tests) if needed, then run the whole test suite
+# make test : set up .venv (with test tools and the optional Ray, which CI tests) if needed, check the import
+#             contracts (.importlinter), then run the whole test suite
 # make gpu-check     : the GPU check (benchmarks/gpu.py) with .venv's python if there is one, else $(PYTHON);
 #                      installs nothing (a GPU machine may have no network): see benchmarks/GPU_CHECK.md
 # make gpu-check-dry : the same rehearsed on the CPU at tiny sizes (writes only to benchmarks/_scratch/)
@@ -26,6 +27,7 @@ run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev-installed
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
