@@ -11,11 +11,11 @@ from ui.nav import page_setup
 from ui.state import Field, choice, items, join
 
 present = page_setup("Manifold")
-GPU, KINDS = pickers.ON_GPU, [*KINDS, "upload"]
+GPU, CHOICES = pickers.ON_GPU, [*KINDS, "upload"]  # generated inputs, then an upload
 FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
           Field("cks", ["untrained", "trained"], items(["untrained", "trained"]), join),
           Field("layers", None, items(), join),
-          Field("inputs", list(KINDS) if GPU else ["noise", "disc"], items(KINDS), join),
+          Field("inputs", list(KINDS) if GPU else ["noise", "disc"], items(CHOICES), join),
           *pickers.run_fields({"seeds": 4 if GPU else 2, "iters": 300 if GPU else 150, "size": 224 if GPU else 64})]
 page = state.PageState("mf_", FIELDS)
 link_warnings, _ = page.bind()
@@ -41,7 +41,7 @@ with st.sidebar:
         preset_name, device, init_seed, lr = pickers.recipe(page)
     sizes = pickers.fix_size(page, arch, notices)
 c_in, c_run = st.columns([3, 2])
-kinds = c_in.multiselect("Inputs", KINDS, key=page.key("inputs"),
+kinds = c_in.multiselect("Inputs", CHOICES, key=page.key("inputs"),
                          help="; ".join(f"{k}: {t}" for k, t in KIND_TEXT.items()))
 up = c_in.file_uploader("Upload an input image", key=page.key("upfile")) if "upload" in kinds else None
 with c_run:

@@ -76,7 +76,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=SETTINGS["preset"].default,
                    help=f"{', '.join(preset_names())} (default: default; see `presets`)")
     p.add_argument("--lr", type=typed("lr"), default=SETTINGS["lr"].default,
-                   help="starting learning rate (overrides the preset)")
+                   help="starting learning rate (overrides the preset's; 0: the preset's own)")
     p.add_argument("--device", default=SETTINGS["device"].default, help=SETTINGS["device"].help)
     p.add_argument("--init-seed", type=typed("init_seed"), default=SETTINGS["init_seed"].default,
                    help="seed of the untrained initialisation")
