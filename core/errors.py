@@ -27,3 +27,22 @@ class DivergenceError(UserError):
     def __init__(self, message: str, last_snapshot=None):
         super().__init__(message)
         self.last_snapshot = last_snapshot
+
+
+class SweepStopped(UserError):
+    """A sweep lost what ran it (a Ray node, the local raylet, the connection to the cluster, a task out of
+    retries). Its finished runs are stored, so running the same sweep again resumes: only the missing runs run.
+
+    `cause` says what happened in words; `stored` and `total` count the sweep's runs (set once the driver has
+    collected what is stored); `outcome` is the sweep's `Outcome` with the rows it has, for writing them."""
+
+    def __init__(self, cause: str, stored: int | None = None, total: int | None = None, outcome=None,
+                 retried: int = 0):
+        self.cause, self.stored, self.total, self.outcome, self.retried = cause, stored, total, outcome, retried
+        super().__init__(self.say("rerun the same command to resume"))
+
+    def say(self, resume: str) -> str:
+        """The one-line message, ending with how to resume (`resume`: the CLI's or the page's words)."""
+        counts = f"; {self.stored} of {self.total} runs are stored" if self.total is not None else ""
+        missing = f" (it runs only the {self.total - self.stored} missing)" if self.total is not None else ""
+        return f"the sweep stopped: {self.cause}{counts}; {resume}{missing}"

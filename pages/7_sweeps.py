@@ -7,13 +7,13 @@ from core.studies import Sweep
 from ui import state, sweeps
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.state import Field, items, join, limits, setting
+from ui.state import Field, choice, items, join, limits, setting
 
 present = page_setup("Sweeps")
 FIELDS = [Field("file", ""), Field("models", ["resnet18", "efficientnet_lite0"], items(ARCHITECTURES), join),
           Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("layers", "stops"),
           setting("size", 32, hi=512), setting("seeds", 1), setting("iters", 60),
-          Field("out", "page-sweep"), Field("point", "")]
+          Field("out", "page-sweep"), Field("backend", "local", choice(["local", "ray"])), Field("point", "")]
 page = state.PageState("sw_", FIELDS)
 link_warnings, _ = page.bind()
 if not present:
@@ -33,6 +33,8 @@ with tab_run:
     seeds = c2.number_input("Seeds", *limits("seeds"), key=page.key("seeds"))
     iters = c2.number_input("Iterations", *limits("iters"), key=page.key("iters"))
     out = c2.text_input(f"Folder under {sweeps.results_dir()}", key=page.key("out"))
+    backend = c1.radio("Backend", ["local", "ray"], horizontal=True, key=page.key("backend"),
+                       help="ray: a Ray on this machine (pip install -r requirements-sweep.txt)")
     st.code(sweeps.command(models, cks, layers, size, seeds, iters, str(sweeps.results_dir() / out)), language="bash")
     sweep = None
     with errors("sweep: "):
@@ -44,10 +46,11 @@ with tab_run:
             st.info(f"{n} runs is more than this page starts ({sweeps.PAGE_LIMIT}): run the command above (resumable, "
                     "and on Ray if need be), then open its results.parquet here.")
             sweep = None
-    if st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None) and sweep is not None:
-        with errors("sweep: "):
-            sweeps.start(sweep, sweeps.results_dir() / out, st.container())
-            page["file"] = f"{out}/results.parquet"
+    clicked = st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None)
+    with errors("sweep: "):  # a lost Ray node: the message, and Resume (the same sweep, only its missing runs)
+        wrote = sweeps.run_or_resume(sweep, out, backend, clicked, page)
+        if wrote is not None:
+            page["file"] = f"{wrote}/results.parquet"
 with tab_open:
     files = sweeps.found()
     if page.get("file") not in [""] + files:

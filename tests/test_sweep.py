@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -160,6 +165,7 @@ def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
                        cache=RunCache(tmp_path / "cache_ray"), workers=2, batch_size=2, fault_marker=str(marker))
     assert marker.exists(), "the fault was not injected: no worker was killed"
     assert remote.ran == 6 and remote.failed == 0
+    assert remote.retried >= 2 and remote.retried % 2 == 0  # the killed task's image (2 stops) came back on a retry
     a = read_results(tmp_path / "local" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
     b = read_results(tmp_path / "ray" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
     assert len(b) == 6 and list(a["key"]) == list(b["key"])  # the same specs
@@ -204,3 +210,203 @@ def test_sweeps_page_runs_a_small_sweep_and_drills_down(tmp_path, monkeypatch):
     ok(at)
     assert any("belong" in i.value or "more than this page starts" in i.value for i in at.info)
     assert at.button(key="sw_run").disabled
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_lost_ray_node_stops_with_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    """Kill the raylet of the sweep's own local Ray mid-sweep (found among the CLI process's children, so only
+    this test's Ray session): one `error:` line with the cause and the count, then the rerun adds only the missing
+    runs and gives the table of an uninterrupted (local) sweep."""
+    pytest.importorskip("ray")
+    psutil = pytest.importorskip("psutil")  # Ray ships it
+    images = make_images(tmp_path / "imgs", n=4)
+    out, ledger = tmp_path / "ray", tmp_path / "ray" / "runs.jsonl"
+    args = ["sweep", "--images", str(images), "--models", "resnet18", "--layers", "layer1,layer3", "--size", "32",
+            "--seeds", "1", "--iters", "30", "--threads", "1", "--quiet"]
+    cmd = [sys.executable, "-m", "core", *args, "--out", str(out), "--backend", "ray", "--workers", "1", "--batch", "1"]
+    env = {**os.environ, "INVERSION_CACHE_DIR": str(tmp_path / "cache"),
+           # the GCS declares a silent node dead after 3 missed 1 s checks (Ray's default: 5 of 3 s)
+           "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+    env.pop("CORE_DEBUG", None)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kids = []
+    try:
+        deadline = time.monotonic() + 240
+        while not (ledger.exists() and ledger.read_text().strip()):  # a first run is stored: mid-sweep
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        raylets = [k for k in kids if k.name() == "raylet"]
+        assert len(raylets) == 1, [k.name() for k in kids]
+        raylets[0].kill()
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for k in kids:
+            if k.is_running() and k.status() != psutil.STATUS_ZOMBIE:
+                k.kill()
+    lines = stderr.strip().splitlines()
+    assert proc.returncode == 2 and not stdout.strip(), (stdout, stderr)
+    assert lines[0] == "4 images, 8 runs: 0 done, 8 to run (ray backend)" and len(lines) == 2, stderr
+    stored = len(ledger.read_text().splitlines())
+    assert 1 <= stored < 8
+    assert lines[1] == ("error: the sweep stopped: this machine's Ray node died (its raylet stopped: killed, out of "
+                        f"memory or crashed); {stored} of 8 runs are stored; rerun the same command to resume (it "
+                        f"runs only the {8 - stored} missing)"), lines[1]
+    assert len(read_results(out / "results.parquet")) == stored  # what finished is written too
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr
+    assert f"8 runs: {stored} done, {8 - stored} to run" in again.stderr and "Traceback" not in again.stderr
+    assert f"({stored} done before, {8 - stored} run now" in again.stdout
+    entries = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert len(entries) == 8 and len({(e["key"], e["image"]) for e in entries}) == 8  # none computed twice
+    monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "cache_local"))
+    assert main([*args, "--out", str(tmp_path / "local")]) == 0
+    capsys.readouterr()
+    a = read_results(tmp_path / "local" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    b = read_results(out / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
+    assert list(a["key"]) == list(b["key"]) and b["error"].isna().all()
+    for col in ("clarity", "ssim_mean", "embedding_l2_mean"):
+        assert (a[col] - b[col]).abs().max() <= 1e-4, col
+
+
+def test_each_way_of_losing_ray_is_named_in_words():
+    """`lost_cause`: the one mapping from Ray's exceptions to words; a task's own error is not the cluster's."""
+    ray = pytest.importorskip("ray")
+    from core.errors import SweepStopped
+    from core.studies import MAX_RETRIES, lost_cause
+
+    E, at, tries = ray.exceptions, "10.0.0.1:6379", f"{MAX_RETRIES + 1} tries"
+    cases = [
+        (E.LocalRayletDiedError(), "this machine's Ray node died (its raylet stopped: killed, out of memory or crashed)"),
+        (E.NodeDiedError("node 10.0.0.7 is dead"), "a Ray node died or became unreachable and a task on it ran out "
+                                                    f"of retries ({tries}; node 10.0.0.7 is dead)"),
+        (E.WorkerCrashedError(), f"a Ray task ran out of retries: its worker died on all {tries} (killed, out of "
+                                 "memory or crashed)"),
+        (E.OutOfMemoryError("low memory"), "a Ray task was killed for lack of memory on its node and ran out of "
+                                           "retries"),
+        (E.ObjectLostError("ab" * 14, None, ""), "a finished Ray task's result was lost with its node"),
+        (E.RaySystemError("raylet connection lost", "line 1\nline 2"),
+         f"Ray failed on the Ray cluster at {at} (System error: raylet connection lost traceback: line 1 line 2)"),
+        (E.RpcError("failed to connect to all addresses", rpc_code=14),
+         f"lost the connection to the Ray cluster at {at} (failed to connect to all addresses)"),
+        (ConnectionError(f"Failed to connect to Ray cluster at {at}"),
+         f"lost the connection to the Ray cluster at {at} (Failed to connect to Ray cluster at {at})"),
+    ]
+    for exc, words in cases:
+        assert lost_cause(exc, at) == words, type(exc).__name__
+    assert lost_cause(ConnectionError("GCS gone"), None) == "lost the connection to the local Ray (GCS gone)"
+    own = E.RayTaskError("_batch", "Traceback ...", ConnectionError("no network")).as_instanceof_cause()
+    assert isinstance(own, ConnectionError) and lost_cause(own, at) is None  # the task's code raised: a bug
+    assert lost_cause(ValueError("x"), at) is None and lost_cause(KeyboardInterrupt(), at) is None
+    stopped = SweepStopped(lost_cause(E.WorkerCrashedError()), 3, 8)
+    assert str(stopped) == (f"the sweep stopped: {lost_cause(E.WorkerCrashedError())}; 3 of 8 runs are stored; "
+                            "rerun the same command to resume (it runs only the 5 missing)")
+    assert "\n" not in str(stopped) and str(SweepStopped("x")) == "the sweep stopped: x; rerun the same command to resume"
+
+
+def test_sweeps_page_says_why_a_sweep_stopped_and_resumes_it(tmp_path, monkeypatch):
+    """A Ray sweep started on the page loses its node half way (a stand-in for Ray: half the runs, then
+    `SweepStopped`): the page says so and offers Resume, which runs only the missing runs."""
+    pytest.importorskip("streamlit")
+    from app_helpers import app, errors, ok
+
+    from core.errors import SweepStopped
+    from core.studies import sweep as sweep_module
+
+    calls = []
+
+    def lost_half_way(todo, finished, **kw):
+        calls.append(len(todo))
+        first = len(calls) == 1
+        sweep_module._run_local(todo[:2] if first else todo, finished, None, kw["threads"], kw["batch_stops"])
+        if first:
+            raise SweepStopped("this machine's Ray node died (its raylet stopped: killed, out of memory or crashed)")
+        return 1
+
+    monkeypatch.setattr(sweep_module, "run_ray", lost_half_way)
+    monkeypatch.setenv("INVERSION_SWEEPS_DIR", str(tmp_path / "sweeps"))
+    at = app()
+    at.run()
+    at.switch_page("pages/7_sweeps.py")
+    at.query_params.clear()
+    for k, v in {"models": "resnet18", "cks": "untrained", "layers": "layer1", "size": "32", "seeds": "1",
+                 "iters": "8", "out": "lost", "backend": "ray"}.items():
+        at.query_params[k] = v
+    at.run()
+    ok(at)
+    at.button(key="sw_run").click()
+    at.run()
+    ok(at)
+    assert calls == [4] and len(at.error) == 1, errors(at)
+    assert at.error[0].value == ("sweep: the sweep stopped: this machine's Ray node died (its raylet stopped: killed, "
+                                 "out of memory or crashed); 2 of 4 runs are stored; Resume runs the same sweep again "
+                                 "(it runs only the 2 missing)")
+    assert len(read_results(tmp_path / "sweeps" / "lost" / "results.parquet")) == 2  # what was computed is kept
+    assert at.selectbox(key="sw_file").value == "lost/results.parquet"  # and open in the other tab
+    at.run()  # any rerun keeps the message and the offer
+    assert len(at.error) == 1 and at.button(key="sw_resume")
+    at.button(key="sw_resume").click()
+    at.run()
+    ok(at)
+    assert calls == [4, 2] and not at.error, errors(at)  # only the missing runs
+    assert len(read_results(tmp_path / "sweeps" / "lost" / "results.parquet")) == 4
+    assert at.selectbox(key="sw_file").value == "lost/results.parquet"
+    assert not [b for b in at.button if b.key == "sw_resume"]
+
+
+def test_a_task_out_of_retries_lets_the_others_finish_then_stops(tmp_path, monkeypatch):
+    """The Ray driver's bookkeeping, on a stand-in for Ray whose second task comes back out of retries (a real
+    WorkerCrashedError) and whose first came back from a retry: the others finish and are stored, the sweep
+    stops with the cause and the count, and the same sweep again runs only the lost task's runs."""
+    ray = pytest.importorskip("ray")
+    from core.errors import SweepStopped
+    from core.studies import sweep_ray
+
+    class Ref:
+        def __init__(self, i, args):
+            self.i, self.args = i, args
+
+    class StandIn:  # ray.init/wait/get/remote as run_ray uses them, in this process
+        exceptions = ray.exceptions
+
+        def __init__(self, lose, retried):
+            self.lose, self.retried, self.submitted = lose, retried, []
+
+        def is_initialized(self):
+            return True
+
+        def remote(self, **options):
+            assert options["max_retries"] == sweep_ray.MAX_RETRIES and options["retry_exceptions"] is False
+            stand_in = self
+
+            class Remote:
+                def remote(self, *args):
+                    stand_in.submitted.append(Ref(len(stand_in.submitted), args))
+                    return stand_in.submitted[-1]
+            return lambda fn: Remote()
+
+        def wait(self, refs, num_returns=1):
+            return refs[:num_returns], refs[num_returns:]
+
+        def get(self, ref):
+            if ref.i in self.lose:
+                raise ray.exceptions.WorkerCrashedError()
+            attempt, rows = sweep_ray._batch(*ref.args)
+            return (1 if ref.i in self.retried else attempt), rows
+
+    images = make_images(tmp_path / "imgs", n=3)
+    cache = RunCache(tmp_path / "cache")
+    monkeypatch.setattr(sweep_ray, "_import_ray", lambda: StandIn(lose={1}, retried={0}))
+    with pytest.raises(SweepStopped) as stopped:
+        run_only(tiny(images), tmp_path / "out", backend="ray", cache=cache, batch_size=2)
+    exc = stopped.value
+    assert (exc.stored, exc.total, exc.retried, exc.outcome.retried, len(exc.outcome.rows)) == (4, 6, 2, 2, 4)
+    assert exc.cause == sweep_ray.lost_cause(ray.exceptions.WorkerCrashedError()) and "4 of 6 runs" in str(exc)
+    monkeypatch.setattr(sweep_ray, "_import_ray", lambda: StandIn(lose=set(), retried=set()))
+    again = run_only(tiny(images), tmp_path / "out", backend="ray", cache=cache, batch_size=2)
+    assert (again.done_before, again.ran, len(again.rows), again.retried) == (4, 2, 6, 0)

@@ -1,4 +1,5 @@
-"""The Sweeps page's parts: where results live, a small sweep with progress, the drill-down to images."""
+"""The Sweeps page's parts: where results live, a small sweep with progress (and Resume after a lost Ray node),
+the drill-down to images."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import streamlit as st
 
 from core.images import upscale
 from core.report import summary_figure, write_sweep
-from core.studies import Sweep, read_results, run_sweep, summarize
+from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
 from ui.state import PageState
@@ -46,8 +47,9 @@ def count(sweep: Sweep) -> int:
     return len(sweep.images) * len(sweep.checkpoints) * sum(per_model)
 
 
-def start(sweep: Sweep, out: Path, box) -> None:
-    """Run `sweep` on the local backend with a progress bar; finished runs stay in the cache if stopped."""
+def start(sweep: Sweep, out: Path, box, backend: str = "local") -> None:
+    """Run `sweep` on `backend` (local, or a Ray on this machine) with a progress bar; finished runs stay in the
+    cache if stopped. A `SweepStopped` (a lost Ray node) propagates after what finished is written."""
     bar = box.progress(0.0, text="planning…")
 
     def on_start(tasks, todo):
@@ -57,15 +59,50 @@ def start(sweep: Sweep, out: Path, box) -> None:
         bar.progress(done / max(1, total), text=f"{done} of {total} · {task.image.name} · {task.spec.model} "
                                                 f"{task.spec.checkpoint} {task.spec.layer}")
 
-    outcome = run_sweep(sweep, out, "local", cache=disk_cache(), progress=progress, on_start=on_start,
-                        load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    try:
+        outcome = run_sweep(sweep, out, backend, cache=disk_cache(), progress=progress, on_start=on_start,
+                            load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    except SweepStopped as exc:
+        if exc.outcome is not None and exc.outcome.rows:
+            write_sweep(exc.outcome, sweep, out)  # what was computed stays openable
+        bar.empty()
+        raise
     write_sweep(outcome, sweep, out)
+    retried = f", {outcome.retried} retried after a lost worker or node" if outcome.retried else ""
     bar.progress(1.0, text=f"{len(outcome.rows)} rows: {outcome.done_before} done before, {outcome.ran} run now "
-                           f"({outcome.runs_per_second:.2f} runs/s), {outcome.failed} failed")
+                           f"({outcome.runs_per_second:.2f} runs/s), {outcome.failed} failed{retried}")
     for path, why in outcome.skipped:
         box.warning(f"skipped {path}: {why}")
     for note in outcome.notes:
         box.warning(note)
+
+
+def run_or_resume(sweep: Sweep | None, out: str, backend: str, clicked: bool, page: PageState) -> str | None:
+    """Run `sweep` into `results_dir() / out` when Run was `clicked`. A sweep that stops (a lost Ray node or
+    connection) leaves its message and a Resume button on the page until the next run: Resume runs the same
+    sweep again, which runs only the missing runs. Returns the folder (`out`) whose results this call wrote."""
+    box = st.container()
+    job = (sweep, out, backend) if clicked and sweep is not None else None
+    stopped = page.get("stopped")  # (job, message) of the sweep that stopped, kept across reruns
+    if job is None and stopped is not None:
+        note, slot = box.empty(), box.empty()
+        note.error(stopped[1])
+        if not slot.button("Resume the sweep", type="primary", key=page.key("resume")):
+            return None
+        note.empty()
+        slot.empty()
+        job = stopped[0]
+    if job is None:
+        return None
+    page.pop("stopped")
+    try:
+        start(job[0], results_dir() / job[1], box, job[2])
+    except SweepStopped as exc:
+        page["stopped"] = (job, "sweep: " + exc.say("Resume runs the same sweep again"))
+        if exc.outcome is not None and exc.outcome.rows:
+            page["file"] = f"{job[1]}/results.parquet"  # what was computed, in the other tab
+        st.rerun()  # draws the message and Resume
+    return job[1]
 
 
 def show(frame, page: PageState) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core.cli.args import batch_option, seeds_option, size_option, typed
 from core.devices import resolve_device
-from core.errors import UserError
+from core.errors import SweepStopped, UserError
 from core.jobs.settings import RunSettings
 from core.report.sweep import write_sweep
 from core.studies.sweep import Sweep, run_sweep
@@ -75,7 +76,15 @@ def run(args: argparse.Namespace) -> None:
     try:
         outcome = run_sweep(sweep, args.out, args.backend, progress=progress, address=args.address,
                             workers=args.workers, gpus_per_run=args.gpus_per_run, batch_size=args.batch,
-                            retry_failed=args.retry_failed, on_start=on_start)
+                            retry_failed=args.retry_failed, on_start=on_start,
+                            quiet=not os.environ.get("CORE_DEBUG"))
+    except SweepStopped as exc:  # a lost node or connection: keep what finished; main prints the one line
+        if bar["bar"] is not None:
+            bar["bar"].close()
+            bar["bar"] = None
+        if exc.outcome is not None and exc.outcome.rows:
+            write_sweep(exc.outcome, sweep, args.out)
+        raise
     finally:
         if bar["bar"] is not None:
             bar["bar"].close()
@@ -84,8 +93,9 @@ def run(args: argparse.Namespace) -> None:
         print(note, file=sys.stderr)
     errors = [r for r in outcome.rows if r.get("error")]
     rate = f", {outcome.runs_per_second:.2f} runs/s" if outcome.ran else ""
+    retried = f", {outcome.retried} retried after a lost worker or node" if outcome.retried else ""
     print(f"{len(outcome.rows)} rows ({outcome.done_before} done before, {outcome.ran} run now{rate}, "
-          f"{len(errors)} failed) in {outcome.seconds:.1f}s on {args.backend} -> {args.out}")
+          f"{len(errors)} failed{retried}) in {outcome.seconds:.1f}s on {args.backend} -> {args.out}")
     for r in errors[:5]:
         print(f"  failed: {r['image']} {r['model']} {r['checkpoint']} {r['layer']}: {r['error']}")
     if outcome.interrupted:

@@ -28,19 +28,22 @@ from core.studies.sweep import (
     IMAGE_SUFFIXES, COLUMNS, SUMMARY_COLUMNS, find_images, Sweep, Outcome, Ledger, run_sweep, collect, bootstrap_ci,
     summarize, read_results
 )
+from core.studies.sweep_ray import MAX_RETRIES, lost_cause
+from core.errors import SweepStopped
 
 __all__ = [
     "ACTIVATIONS", "BATCH_STOPS", "BN", "BN_LAYERS", "CK_ORDER", "COLUMNS", "CompareRow", "CurveRow",
     "DEFAULT_ACTIVATIONS", "DEFAULT_DEPTHS", "DEFAULT_WIDTHS", "Describer", "Descriptor", "EPS64", "GROUPS",
     "IMAGE_SUFFIXES", "JACOBIAN_SIZES", "JUDGE", "JUDGE_DESC", "JacobianRow", "KINDS", "KIND_TEXT", "LAB_ITERS",
-    "LAB_SIZE", "LabMLP", "Ledger", "Line", "MAX_BINS", "MAX_DEPTH", "MAX_JACOBIAN_MB", "MAX_WIDTH", "MLPConfig",
+    "LAB_SIZE", "LabMLP", "Ledger", "Line", "MAX_BINS", "MAX_DEPTH", "MAX_JACOBIAN_MB", "MAX_RETRIES", "MAX_WIDTH",
+    "MLPConfig",
     "MLPRow", "ManifoldRow", "NATURAL_SLOPE", "Outcome", "SLOPE", "SLOPE_FIT", "SUMMARY_COLUMNS", "Spectrum",
-    "Sweep", "SweepImage", "TOP_K", "Task", "add_clarity", "align", "auc", "batched", "bootstrap_ci", "build_mlp",
+    "Sweep", "SweepImage", "SweepStopped", "TOP_K", "Task", "add_clarity", "align", "auc", "batched", "bootstrap_ci", "build_mlp",
     "by_image", "by_input", "check_sizes", "clarity_curve", "collect", "common_sizes", "default_bins",
     "default_jacobian_stops", "default_layers", "default_size", "embedding_node", "execute", "execute_stops",
     "expand_inputs", "find_images", "finite_mean", "gap", "grey_image", "iter_compare", "iter_curve",
     "iter_jacobian", "iter_manifold", "iter_mlp_lab", "jacobian_matrix", "jacobian_sizes", "lab_preset",
-    "layer_jacobian", "layers_for", "layers_of", "linear_pinv", "load_inputs", "make_input", "mlp_architecture",
+    "layer_jacobian", "layers_for", "layers_of", "linear_pinv", "load_inputs", "lost_cause", "make_input", "mlp_architecture",
     "mlp_lab", "natural_gaps", "parse_models", "pink_noise", "plan_compare", "plan_mlp", "radial_power",
     "read_results", "relative_depth", "resolve_layers", "row_of", "run_sweep", "spectral_slope", "spectrum_of",
     "spread", "summarize", "validate", "worker_name"

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from core.devices import cpu_cores, resolve_device
-from core.errors import UserError
+from core.errors import SweepStopped, UserError
 from core.images import load_image, sample_images
 from core.jobs.cache import image_hash
 from core.jobs.pipeline import default_cache
@@ -210,6 +210,7 @@ class Outcome:
     skipped: list[tuple[str, str]]
     notes: list[str]
     interrupted: bool = False
+    retried: int = 0  # runs that came back from a Ray task retried after a lost worker or node
 
     @property
     def runs_per_second(self) -> float:
@@ -248,7 +249,7 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
               progress: Callable[[int, int, Task | None], None] | None = None, load=None,
               address: str | None = None, workers: int | None = None, gpus_per_run: float = 0.0,
               batch_size: int = 8, fault_marker: str | None = None, retry_failed: bool = False,
-              on_start: Callable[[int, int], None] | None = None) -> Outcome:
+              on_start: Callable[[int, int], None] | None = None, quiet: bool = True) -> Outcome:
     """Run every task the cache lacks on `backend`, then collect a row per task from the cache.
 
     Args:
@@ -265,10 +266,16 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
             Ray, GPUs each run declares (fractions share a GPU), runs per Ray task.
         fault_marker: tests only: the first Ray task to find this path missing creates it and kills its worker.
         retry_failed: run again the tasks that failed with a user error last time (default: keep their error).
+        quiet: Ray's own messages stay in its logs (False shows them; `core.studies.sweep_ray._quiet`).
 
     Returns:
         An `Outcome`, also when the sweep is interrupted (Ctrl-C; `interrupted` is then True): nothing finished
         is lost, and its rows can be written like any other.
+
+    Raises:
+        SweepStopped: Ray lost the node, the connection or a task's retries; it says why and how many runs are
+            stored, and carries the `Outcome` of what finished (`exc.outcome`). Running the same sweep again
+            resumes: only the missing runs run.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -281,8 +288,8 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
     done_before = len(tasks) - len(todo)
     if on_start:
         on_start(len(tasks), len(todo))
-    ran = failed = 0
-    interrupted = False
+    ran = failed = retried = 0
+    interrupted, stopped = False, None
 
     def finished(task: Task, result, error, seconds, device, worker):
         nonlocal ran, failed
@@ -301,16 +308,21 @@ def run_sweep(sweep: Sweep, out: str | os.PathLike, backend: str = "local", cach
         if backend == "local":
             _run_local(todo, finished, load, sweep.threads, sweep.batch_stops)
         elif backend == "ray":
-            run_ray(todo, finished, address=address, workers=workers, gpus_per_run=gpus_per_run,
-                    batch_size=batch_size, fault_marker=fault_marker, threads=sweep.threads,
-                    batch_stops=sweep.batch_stops)
+            retried = run_ray(todo, finished, address=address, workers=workers, gpus_per_run=gpus_per_run,
+                              batch_size=batch_size, fault_marker=fault_marker, threads=sweep.threads,
+                              batch_stops=sweep.batch_stops, quiet=quiet)
         else:
             raise UserError(f"unknown backend {backend!r}: use local or ray")
     except KeyboardInterrupt:
         interrupted = True
+    except SweepStopped as exc:
+        stopped, retried = exc, exc.retried
     rows = collect(tasks, cache, ledger)
-    return Outcome(rows, done_before, ran, failed, time.perf_counter() - t0, backend, sweep.skipped, sweep.notes,
-                   interrupted)
+    outcome = Outcome(rows, done_before, ran, failed, time.perf_counter() - t0, backend, sweep.skipped, sweep.notes,
+                      interrupted, retried)
+    if stopped is not None:
+        raise SweepStopped(stopped.cause, len(rows), len(tasks), outcome, retried) from None
+    return outcome
 
 
 def _run_local(todo: list[Task], finished, load=None, threads: int = 1, batch_stops: str = "off") -> None:
