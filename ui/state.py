@@ -70,15 +70,6 @@ def integer(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def number(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        v = float(raw)
-        if not lo <= v <= hi:
-            raise ValueError(raw)
-        return v
-    return parse
-
-
 def flag(raw: str) -> bool:
     if raw.lower() in ("1", "true", "yes", "on"):
         return True

@@ -191,7 +191,6 @@ def cmd_jacobian(args) -> None:
                 "rank_tolerance": "sigma_max * max(m, n) * eps(float64)", "k": args.k,
                 "torch_threads": torch.get_num_threads(), "seconds": round(jac_s, 3)}
     if args.clarity:
-        from core.devices import describe, resolve_device
         from core.recipe.presets import get_preset
         from core.studies.curve import iter_curve
 

@@ -80,17 +80,12 @@ class Setting:
             if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ValueError(f"{self.name} must be 1 or 0 (got {raw!r})")
             return self.check(low in ("1", "true", "yes", "on"))
-        if self.kind is int:
+        if self.kind in (int, float):
             try:
-                value = int(raw)
+                value = self.kind(raw)
             except ValueError:
-                raise ValueError(f"{self.name} must be a whole number (got {raw!r})") from None
-            return self.check(value)
-        if self.kind is float:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{self.name} must be a number (got {raw!r})") from None
+                what = "a whole number" if self.kind is int else "a number"
+                raise ValueError(f"{self.name} must be {what} (got {raw!r})") from None
             return self.check(value)
         return self.check(raw)
 
@@ -173,14 +168,6 @@ class RunSettings:
         object.__setattr__(self, "seeds", tuple(check_seeds(list(self.seeds))))
         if self.lr == 0:
             object.__setattr__(self, "lr", None)
-
-    @staticmethod
-    def seed_range(n: int) -> tuple[int, ...]:
-        """Seeds 0 … n−1, for a front end that asks for a count (checked against the seeds' limits)."""
-        try:
-            return tuple(range(SETTINGS["seeds"].check(n)))
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
 
     def recipe(self) -> Preset:
         """The run's preset: the named one with this budget, stopping rule and starting learning rate."""

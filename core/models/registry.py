@@ -10,8 +10,8 @@ of timm's `_registry` (`@register_model` with pretrained configs) and torchvisio
 * `weights` makes the `core.models.weights.WeightSource`: where the trained file lives, how to download
   it, the input normalisation it expects and its class names;
 * `feature_extraction` names the graph-cutting flavour `core.models.encoder` uses;
-* the per-architecture defaults of the studies (`quick_stops`, `deep_layers`, `jacobian_stops`,
-  `default_layer`) are data here too.
+* the per-architecture defaults of the studies (`cpu_stops`, `deep_layers`, `jacobian_stops`) are data
+  here too.
 
 The curated entries live in `core.models.zoo`; adding a model is one `register(Architecture(...))` call
 (or `@register_model(...)` on a builder).
