@@ -70,8 +70,6 @@ class Callbacks:
 
 def default_cache():
     """The project's run cache (`core.jobs.cache.default_dir`) with the shipped examples as a read-only fallback."""
-
-
     return RunCache(fallbacks=[EXAMPLES])
 
 
