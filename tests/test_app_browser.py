@@ -208,6 +208,47 @@ def test_presentation_mode_fits_a_1280x720_projector(server):
             browser.close()
 
 
+def _cells(page) -> list[dict]:
+    return [b for b in _boxes(page, '[data-testid="stImageContainer"]')
+            if b["text"].startswith("original") or b["text"].startswith("seed ")]
+
+
+def test_invert_keeps_its_images_on_the_first_1280x720_screen(server):
+    """Normal mode at 1280x720: the first visit's side-by-side example (original, both rows of seeds, captions)
+    and a run's live images are inside the first viewport, without scrolling."""
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{server}/", timeout=60_000)
+            page.get_by_text("Reading, untrained").first.wait_for(timeout=180_000)
+            wait_idle(page)
+            page.wait_for_timeout(500)
+            cells = _cells(page)
+            assert [b["text"].split(" ·")[0].strip() for b in cells] == ["original", "seed 0", "seed 1", "seed 0",
+                                                                         "seed 1"], cells
+            for b in cells:
+                assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["w"] <= 1280 and b["y"] + b["h"] <= 720, b
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(OUT / "browser_invert_first_visit_1280x720.png"))
+            # during a run: a longer one of the same link, its live images in view while it runs
+            page.goto(f"{server}/?{TINY.replace('iters=20', 'iters=3000')}", timeout=60_000)
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text(re.compile(r"step \d+ of 3000")).first.wait_for(timeout=120_000)
+            page.wait_for_timeout(1500)
+            live = [b for b in _cells(page) if "step" in b["text"]]
+            assert live, "the live images are shown"
+            for b in live:
+                assert b["y"] >= 0 and b["y"] + b["h"] <= 720, b
+            page.screenshot(path=str(OUT / "browser_invert_running_1280x720.png"))
+            page.get_by_role("button", name="Stop", exact=True).click()
+        finally:
+            browser.close()
+
+
 @pytest.mark.parametrize("path,title", [("/", "Invert a layer"), ("/curve", "Clarity curve"),
                                         ("/nonunique", "Non-uniqueness"), ("/lab", "Invertibility lab"),
                                         ("/manifold", "Manifold"), ("/compare", "Compare models"),

@@ -158,7 +158,7 @@ def test_a_continued_run_is_in_its_link():
     again = open_link(None, url(at))
     linked = again.session_state["inv_result"]["result"]
     assert linked.steps_done == shown.steps_done and (linked.images == shown.images).all()
-    assert any("in the cache" in s.value for s in again.success)
+    assert any("In the cache" in s.value for s in again.caption)
     again.number_input(key="inv_more").set_value(10)
     again.button(key="inv_continue").click().run()  # no run in this session's memory: computed again first
     ok(again)
@@ -203,7 +203,7 @@ def test_a_stopped_run_finishes_as_if_never_stopped(monkeypatch):
     assert not finished.stopped_early and "cont" not in url(at)
     assert finished.steps_done > stopped.steps_done and finished.metrics["stop_reason"] in ("budget", "converged")
     fresh = open_link(None, query)  # the same spec: now from the cache
-    assert any("in the cache" in s.value for s in fresh.success)
+    assert any("In the cache" in s.value for s in fresh.caption)
     assert (fresh.session_state["inv_result"]["result"].images == finished.images).all()
 
 

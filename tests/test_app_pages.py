@@ -32,11 +32,66 @@ def test_landing_page_shows_a_finished_example_without_clicking():
     row = result_images(at)
     assert row is not None, "the first visit shows a finished example"
     assert len(row.captions) == 1 + 2  # original + default CPU seeds
-    assert all("SSIM" in c and "m_i" in c and "m_g" in c for c in row.captions[1:])
-    assert " cat (" in row.captions[0]  # trained Lite0 sees a cat (tiger/Egyptian/tabby at 64 px)
-    assert {m.label for m in at.metric} >= {"clarity", "m_r", "‖a′ − a‖₂", "spread", "m_g/m_r"}
-    assert any(m.value.startswith("**Reading:**") for m in at.markdown)
+    assert all("SSIM" in c for c in row.captions[1:])
+    # trained beside untrained: a second row of the same seeds under the first, and the difference in clarity
+    rows = [im for im in at.get("image") if im.captions and len(im.captions) == 3]
+    assert len(rows) == 2 and rows[1].captions[0].strip() == "" and rows[1].captions[1].startswith("seed 0")
+    heads = [m.value for m in at.markdown if m.value.startswith("**trained**") or m.value.startswith("**untrained**")]
+    assert len(heads) == 2 and all("clarity" in h for h in heads), heads
+    assert any(m.value.startswith("**At ") and "against" in m.value for m in at.markdown)
+    assert sum(m.value.startswith("**Reading, ") for m in at.markdown) == 2
     assert at.query_params["model"] in ("efficientnet_lite0", ["efficientnet_lite0"])  # the view is in the URL
+    assert at.query_params["vs"] in ("untrained", ["untrained"])  # the pair is in the link
+    assert not at.button(key="inv_stop").value and at.button(key="inv_stop").disabled  # nothing runs: no Stop
+    assert not at.button(key="inv_continue").disabled  # the shown run can be continued
+
+
+def test_a_side_by_side_link_reproduces_both_rows_and_one_checkpoint_links_stay_single():
+    """vs= in a link gives the same two rows; a link without it shows one checkpoint (as links always did)."""
+    at = app({**TINY, "vs": "reinit"})
+    at.run()
+    ok(at)
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    heads = [m.value for m in at.markdown if m.value.startswith("**untrained")]
+    assert len(heads) == 2 and "init seed 1" in heads[1], heads
+    sentence = [m.value for m in at.markdown if m.value.startswith("**At ")]
+    assert sentence and "untrained" in sentence[0]
+    again = app(dict(at.query_params))
+    again.run()
+    ok(again)
+    assert [m.value for m in again.markdown if m.value.startswith("**untrained")] == heads  # from the cache
+    single = app(TINY)
+    single.run()
+    ok(single)
+    assert not [m.value for m in single.markdown if m.value.startswith("**At ")]
+
+
+def test_switching_to_a_model_without_trained_weights_never_strands_run(monkeypatch):
+    """Trained weights this machine lacks: on a model switch (or a link) the checkpoint falls back to untrained
+    with a notice, so Run stays enabled; picking trained then offers the download."""
+    from core import ARCHITECTURES, trained_status
+
+    missing = [a for a in ARCHITECTURES if not trained_status(a)["cached"]]
+    if not missing:
+        pytest.skip("every architecture's trained weights are on this machine")
+    at = app({"model": missing[0], "ckpt": "trained", "size": "32", "seeds": "1", "iters": "5"})
+    at.run()
+    ok(at)
+    assert at.radio(key="inv_ckpt").value == "untrained"
+    assert any("not on this machine" in i.value for i in at.info)
+    assert not at.button(key="inv_run").disabled
+    at2 = app()
+    at2.run()
+    at2.selectbox(key="inv_model").select(missing[0])
+    at2.run()
+    ok(at2)
+    assert at2.radio(key="inv_ckpt").value == "untrained" and not at2.button(key="inv_run").disabled
+    assert at2.radio(key="inv_vs").value in ("reinit", "none")  # never untrained against itself
+    at2.radio(key="inv_ckpt").set_value("trained")
+    at2.run()
+    assert at2.button(key="inv_run").disabled and any(b.key.endswith("_download") for b in at2.button)
 
 
 def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
@@ -66,7 +121,7 @@ def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
     at.run()
     ok(at)
     assert not at.error, errors(at)
-    assert any("in the cache" in s.value for s in at.success)
+    assert any("In the cache" in s.value for s in at.caption)
     r = at.session_state["inv_result"]["result"]
     assert r.seeds == [0, 1, 2] and len(r.metrics["ssim"]) == 3
 
@@ -260,6 +315,10 @@ def test_shipped_example_matches_the_current_defaults():
                       get_preset(d["preset"], iters=d["iters"]), d["device"])
     shipped = RunCache(Path(__file__).resolve().parent.parent / "assets" / "examples").get(spec.key())
     assert shipped is not None, "the defaults changed: run `python -m ui.make_example`"
+    beside = RunSpec.of(load_model(d["model"], "untrained", size), spec.layer, load_image(sample_images()[d["image"]],
+                        size), list(range(d["seeds"])), get_preset(d["preset"], iters=d["iters"]), d["device"])
+    assert RunCache(Path(__file__).resolve().parent.parent / "assets" / "examples").get(beside.key()) is not None, \
+        "the first visit's untrained row is not shipped: run `python -m ui.make_example`"
     assert len(shipped.seeds) == d["seeds"] and not shipped.stopped_early
     # a finished run: its whole budget, or fewer steps because the stopping rule found it converged
     assert shipped.steps_done == d["iters"] or (shipped.steps_done < d["iters"]
@@ -283,6 +342,9 @@ def test_missing_trained_weights_are_explained_with_their_size():
     at = app({**TINY, "ckpt": "trained"})
     at.run()
     ok(at)
+    assert at.radio(key="inv_ckpt").value == "untrained"  # the link's choice cannot run here: the page falls back
+    at.radio(key="inv_ckpt").set_value("trained")  # picked on purpose: what is missing, and the download
+    at.run()
     text = " ".join(w.value for w in at.warning)
     assert "not on this machine" in text and "45 MB" in text and "resnet18-f37072fd.pth" in text
     assert any("Download trained resnet18" in b.label for b in at.button)
@@ -332,6 +394,8 @@ def test_a_failed_download_says_why_in_words_and_leaves_no_progress_bar(monkeypa
     monkeypatch.setattr(models, "download_trained", offline)
     at = app({**TINY, "ckpt": "trained"})
     at.run()
+    at.radio(key="inv_ckpt").set_value("trained")  # the link fell back to untrained; picked on purpose
+    at.run()
     at.button(key="inv__download").click()
     at.run()
     ok(at)
@@ -365,3 +429,19 @@ def test_a_rejected_upload_names_the_new_file_not_the_previous_one():
     at.run()
     ok(at)
     assert "readme.txt" in errors(at)
+
+
+def test_the_presentation_toggle_puts_the_mode_in_the_link_on_every_page():
+    """The sidebar's toggle and ?mode=present say the same: the link of a presented page presents it."""
+    at = app(TINY)
+    at.run()
+    at.toggle(key="present").set_value(True)
+    at.run()
+    ok(at)
+    assert at.query_params.get("mode") in ("present", ["present"])
+    at.switch_page("pages/3_about.py")
+    at.run()
+    assert at.query_params.get("mode") in ("present", ["present"])
+    at.toggle(key="present").set_value(False)
+    at.run()
+    assert "mode" not in at.query_params

@@ -356,3 +356,18 @@ def test_load_model_documents_args_returns_and_an_example():
     doc = load_model.__doc__
     for section in ("Args:", "Returns:", "Raises:", "Example:", "checkpoint:", "image_size:", ">>> "):
         assert section in doc
+
+
+@pytest.mark.parametrize("data", [b"\x80\x02t.", b"\x80\x02a.", b"\x80\x02u.", b"hello, not a checkpoint\n"])
+def test_an_unreadable_checkpoint_says_so_in_words_not_the_unpicklers(tmp_path, data):
+    """Malformed bytes made torch's loader raise IndexError("pop from empty list"), and that text reached the page."""
+    from core import UserError
+    from core.models.checkpoints import read_state_dict
+
+    path = tmp_path / "x.pth"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as err:
+        read_state_dict(path)
+    text = str(err.value)
+    assert "unreadable" in text and "not a readable PyTorch file" in text
+    assert not any(raw in text for raw in ("pop from empty list", "index out of range", "(101)", "()")), text

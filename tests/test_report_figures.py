@@ -217,7 +217,7 @@ def curve_rows(n_stops: int = 22, checkpoints=("untrained", "trained"), half: bo
     return rows
 
 
-def test_curve_x_axis_is_depth_with_thinned_short_labels():
+def test_curve_x_axis_is_depth_with_thinned_full_labels():
     rows = curve_rows()
     fig = curve_figure(rows, "clarity", "t")
     lines = [t for t in fig.data if t.mode == "lines+markers"]
@@ -228,7 +228,11 @@ def test_curve_x_axis_is_depth_with_thinned_short_labels():
     depths = sorted({r["depth"] for r in rows})
     assert ax.tickmode == "array" and len(ax.tickvals) <= 12
     assert ax.tickvals[0] == depths[0] and ax.tickvals[-1] == depths[-1]
-    assert all(len(t) <= 18 for t in ax.ticktext) and any(t.endswith("…") for t in ax.ticktext)
+    # every label in full, on two lines of at most 18 characters ("stage 0 block one<br>with a long name")
+    assert all(len(line) <= 18 for t in ax.ticktext for line in t.split("<br>"))
+    assert not any("…" in t for t in ax.ticktext) and ax.automargin
+    assert ax.ticktext[0] == "stage 0 block one<br>with a long name"
+    assert {t.replace("<br>", " ") for t in ax.ticktext} <= {r["label"] for r in rows}
     assert ax.tickangle is None or ax.tickangle >= -30
     assert ax.range[0] < depths[0] and ax.range[1] > depths[-1]
     # hover: label and node name
@@ -241,7 +245,7 @@ def test_curve_few_stops_are_all_labelled_flat():
     rows = curve_rows(n_stops=4, half=False)
     fig = curve_figure(rows, "ssim_mean")
     assert list(fig.layout.xaxis.tickvals) == [0.0, 1.0, 2.0, 3.0] and not fig.layout.xaxis.tickangle
-    assert list(fig.layout.xaxis.ticktext)[0] == "stage 0 block one…"
+    assert list(fig.layout.xaxis.ticktext)[0] == "stage 0 block one<br>with a long name"
 
 
 def test_curve_keeps_band_hollow_markers_and_reference():
@@ -441,3 +445,86 @@ def test_grids_draw_with_the_bitmap_fallback_font(monkeypatch):
     assert result_grid(r, title="résumé · ≤ 3 steps · ✓ … ‖a′−a‖₂").width >= 3 * 128
     rows = [Row("untrained", f"l{d}", d, "stage → block ✓", fake_result(k=1, conv=[d != 1])) for d in range(3)]
     assert gallery(rows, image(0), title="≤ 200 steps").width >= 4 * 128
+
+
+# --------------------------------------------------------------------------- long labels survive
+
+
+LONG = [("conv_stem", "stem conv"), ("bn1", "stem conv + BN + ReLU6"), ("encoder.layers.encoder_layer_11",
+        "encoder block 12"), ("global_pool", "global average pool"), ("bn2", "head conv + BN + ReLU6")]
+
+
+def drawn_text(monkeypatch) -> list[str]:
+    """Every string the grids draw, in order (PIL's ImageDraw.text, recorded)."""
+    from PIL import ImageDraw
+
+    seen: list[str] = []
+    real = ImageDraw.ImageDraw.text
+
+    def record(self, xy, text, *args, **kwargs):
+        seen.append(str(text))
+        return real(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", record)
+    return seen
+
+
+def joined(lines: list[str]) -> str:
+    """Consecutive drawn lines as one text, so a label wrapped onto two lines reads whole."""
+    return " ".join(lines).replace(". ", ".").replace("_ ", "_")
+
+
+def test_tick_label_wraps_instead_of_cutting():
+    from core.report.text import tick_label, wrap_words
+
+    assert tick_label("stem conv + BN + ReLU6") == "stem conv + BN +<br>ReLU6"
+    assert tick_label("encoder.layers.encoder_layer_11") == "encoder.layers.<br>encoder_layer_11"  # at the dots
+    assert tick_label("logits") == "logits"
+    assert all(len(line) <= 18 for line in tick_label("a very long label that cannot fit two lines").split("<br>"))
+    # past two lines a node name loses its middle, not its specific end
+    one = wrap_words("features.12.conv.3.block.deep.inside.module.xyz_abc", lambda t: len(t) <= 18, max_lines=1)
+    assert len(one) == 1 and one[0].startswith("features") and one[0].endswith("xyz_abc") and "…" in one[0]
+
+
+def test_compare_gallery_draws_long_labels_and_nodes_in_full(monkeypatch):
+    from core.report.compare import compare_gallery
+    from core.studies.compare import CompareRow
+
+    rows = [CompareRow(m, len(LONG), Row(ck, node, d, label, fake_result(k=1, conv=[d != 1])))
+            for m in ("efficientnet_lite0", "resnet18") for ck in ("untrained", "trained")
+            for d, (node, label) in enumerate(LONG)]
+    seen = drawn_text(monkeypatch)
+    compare_gallery(rows, image(0), bins=[(d + 1) / len(LONG) for d in range(len(LONG))], title="t")  # every stop
+    assert not any("…" in t for t in seen), [t for t in seen if "…" in t]
+    text = joined(seen)
+    for node, label in LONG:
+        assert label in text and node in text, (label, node)
+    assert "efficientnet_lite0 · untrained" in text  # the row names too
+
+
+def test_gallery_and_lab_grid_row_names_wrap_rather_than_cut(monkeypatch):
+    seen = drawn_text(monkeypatch)
+    rows = [Row(ck, node, d, label, fake_result(k=1)) for ck in ("untrained", "a_checkpoint_with_a_long_name.pth")
+            for d, (node, label) in enumerate(LONG)]
+    gallery(rows, image(0))
+    labelled_grid([[image(0), image(1)]], ["original", "width 0.5x"],
+                  ["leaky_relu, depth 4: pinv"], side=120)  # wider than the margin: two lines
+    assert not any("…" in t for t in seen), [t for t in seen if "…" in t]
+    text = joined(seen)
+    assert "a_checkpoint_with_a_long_name.pth" in text
+    assert "leaky_relu, depth 4: pinv" in text
+    for node, label in LONG:
+        assert label in text and node in text, (label, node)
+
+
+def test_lab_jacobian_axis_labels_in_full():
+    from core.report.lab import jacobian_figure
+
+    rows = [{"layer": node, "label": label, "depth": float(d), "output_dim": 10, "rank": 5, "input_dim": 12,
+             "sigma_max": 2.0, "sigma_min": 0.1, "seconds": 0.5, "rank_fraction": 0.4, "dim_ratio": 1.2,
+             "log10_condition": 1.3} for d, (node, label) in enumerate(LONG)]
+    fig = jacobian_figure(rows, "t")
+    ax = fig.layout.xaxis2  # the bottom panel carries the ticks
+    assert [t.replace("<br>", " ") for t in ax.ticktext] == [label for _, label in LONG]
+    assert "stem conv + BN +<br>ReLU6" in ax.ticktext and ax.automargin
+    assert not any("…" in t for t in ax.ticktext)

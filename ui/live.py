@@ -19,7 +19,7 @@ from core import DivergenceError, UserError
 from core.devices import describe, is_oom, resolve_device
 from core.engine import InversionResult
 from core.images import upscale
-from core.jobs import Callbacks, default_cache, human, measure, run, suggest_cheaper
+from core.jobs import Callbacks, default_cache, human, measure, queue_for, run, suggest_cheaper
 from core.report import trajectory_figure
 from ui.state import Field, PageState, join
 
@@ -51,6 +51,13 @@ def cached(spec) -> InversionResult | None:
         return None
 
 
+def remaining(elapsed_s: float, step: int, total: int) -> float | None:
+    """Seconds left at the pace of the steps done so far (None before there is a pace to go by)."""
+    if step < 2 or total <= step or elapsed_s <= 0:
+        return None
+    return elapsed_s / step * (total - step)
+
+
 class LiveView:
     """Placeholders that a running inversion refreshes: queue/progress, images, m_g/m_i chart.
 
@@ -72,11 +79,16 @@ class LiveView:
     def note(self, text: str):
         st.warning(text)
 
+    def left(self, snap) -> str:
+        """" · about 12 s left": the time the steps still to do take at the pace of the steps done so far."""
+        secs = remaining(snap.seconds, snap.step, snap.total)
+        return "" if secs is None else f" · {human(secs).replace('under a second', 'a second')} left"
+
     def progress(self, snap):
         """Only the progress bar (a batch of a split run: its snapshots hold some of the seeds)."""
         self.status.empty()
         self.bar.progress(min(1.0, snap.step / snap.total), text=f"step {snap.step} of {snap.total} · "
-                                                                 f"{snap.seconds:.1f} s")
+                                                                 f"{snap.seconds:.1f} s{self.left(snap)}")
 
     def update(self, snap):
         self.status.empty()
@@ -85,7 +97,8 @@ class LiveView:
         self.mi.append(snap.input_l2)
         mg = sum(snap.embedding_l2) / len(snap.embedding_l2)
         self.bar.progress(min(1.0, snap.step / snap.total), text=f"step {snap.step} of {snap.total} · "
-                                                                 f"mean m_g {mg:.3g} · {snap.seconds:.1f} s")
+                                                                 f"mean m_g {mg:.3g} · {snap.seconds:.1f} s"
+                                                                 f"{self.left(snap)}")
         if self.images is not None:
             self.images.image([upscale(im, self.size) for im in snap.images], width=self.size,
                               caption=[f"seed {s} · step {snap.step}" for s in self.seeds])
@@ -109,7 +122,7 @@ def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
 
 
 def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
-            every: int | None = None, live: dict | None = None):
+            every: int | None = None, live: dict | None = None, queue: bool = True):
     """Run `spec` through `core.jobs.pipeline.run` with this page's live view.
 
     Args:
@@ -120,6 +133,7 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
         every: steps between snapshots.
         live: `{"run": Inversion}` to go on from, if still in memory (`finished_run`): the shown run stopped
             part-way, or the finished run a continued `spec` continues.
+        queue: False when the caller holds the device's queue already (`core.jobs.device_slot`).
 
     Returns:
         The `core.jobs.pipeline.Job`, or None when the run diverged (the message and last finite images are shown).
@@ -127,7 +141,8 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
     meta = dict(meta or {})
     cb = _callbacks(view, state_key, meta)
     try:
-        job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every, live=(live or {}).get("run"))
+        job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every, live=(live or {}).get("run"),
+                  queue=queue)
     except DivergenceError as exc:
         st.session_state.pop(state_key, None)
         if view:
@@ -153,9 +168,14 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
     if kept is not None and not job.cached:
         st.session_state[state_key + "_done"] = {"run": kept["run"], "key": spec.key(), "steps": job.result.steps_done}
     if job.batches and len(job.batches) > 1:
-        st.info(f"finished in {len(job.batches)} batches of at most {max(len(c) for c in job.batches)} seeds"
-                + (" on the CPU (the GPU had too little memory)" if job.fell_back_to_cpu else "") + ".")
+        st.info(batches_text(job) + ".")
     return job
+
+
+def batches_text(job) -> str:
+    """"finished in 2 batches of at most 1 seeds": a run split to fit the device's memory says so with its result."""
+    return (f"finished in {len(job.batches)} batches of at most {max(len(c) for c in job.batches)} seeds"
+            + (" on the CPU (the GPU had too little memory)" if job.fell_back_to_cpu else ""))
 
 
 def finished_run(state_key: str, spec, result) -> dict | None:
@@ -196,7 +216,7 @@ def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
         return None
 
 
-@st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=64)
+@st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=64, ttl=60)
 def _estimate(key: str, layer: str, size: int, seeds: int, preset_json: str, device: str, _model):
     from core import get_preset
 
@@ -204,9 +224,10 @@ def _estimate(key: str, layer: str, size: int, seeds: int, preset_json: str, dev
     return measure(_model, layer, size, seeds, preset, device)
 
 
-def estimate(pick, box):
-    """Measure a few real steps of the pick's run and show the time it will take (at most: early stop may end
-    sooner); returns the Estimate, or None (cached, out of memory, or it failed)."""
+def estimate(pick, box, runs: int = 1):
+    """Measure a few real steps of the pick's run (again after a minute: the load changes) and show the time it
+    will take (at most: early stop may end sooner), for `runs` such runs (a side-by-side pair: 2) and the runs
+    queued ahead on the device; returns the one run's Estimate, or None (out of memory, or it failed)."""
     spec = pick.spec
     try:
         est = _estimate(spec.key(), spec.layer, spec.size, len(spec.seeds), json.dumps(spec.preset.to_dict()),
@@ -220,8 +241,12 @@ def estimate(pick, box):
     where = describe(resolve_device(pick.device))
     if spec.continued:  # the run it continues is computed again first, unless still in memory
         est = est.scaled(iters=spec.steps)
-    early = " (at most: the run stops sooner once every seed has converged)" if spec.preset.early_stop else ""
-    box.caption(f"Estimated time on {where}: **{human(est.seconds)}**{early}; "
+    early = " at most (early stop may end it sooner)" if spec.preset.early_stop else ""
+    both = f" for the {runs} rows" if runs > 1 else ""
+    ahead = queue_for(str(resolve_device(pick.device))).state()
+    busy = ahead["running"] + ahead["waiting"]
+    queue_note = f", after the {busy} run{'s' if busy > 1 else ''} already on the device" if busy else ""
+    box.caption(f"Estimated on {where} now: **{human(est.seconds * runs)}**{both}{early}{queue_note}; "
                 f"{est.step_s * 1000:.0f} ms per step, measured.")
     return est
 
@@ -297,23 +322,40 @@ def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image,
         return False
 
 
+def stopped(entry: dict | None) -> bool:
+    """Whether the shown result (or its side-by-side row) was stopped part-way: then the page offers Finish."""
+    if not entry:
+        return False
+    return bool(entry["result"].stopped_early or ((entry.get("vs") or {}).get("result") is not None
+                                                  and entry["vs"]["result"].stopped_early))
+
+
 def start(pick, page: PageState, box, present: bool = False, more: int = 0, note: str | None = None):
-    """Run the page's pick in `box`, or with `more` > 0 go on with the shown result: finish it if it was
-    stopped, else continue it by `more` steps (`RunSpec.then`). The result is kept in
-    `page["result"]` with what the page needs to show it again, and a continuation in
-    `page.key("cont")` (the link's `cont=`).
+    """Run the page's pick in `box` (and, with a side-by-side checkpoint, `pick.vs_spec` after it, in the same
+    queue slot), or with `more` > 0 go on with the shown result: finish what was stopped, else continue every
+    row by `more` steps (`RunSpec.then`). The result is kept in `page["result"]` (the second row in its "vs")
+    with what the page needs to show it again, and a continuation in `page.key("cont")` (the link's `cont=`).
 
     Returns:
         The spec that ran (`pick.spec`, or its continuation), or None when nothing finished."""
-    from ui.errors import errors
-    from ui.views import PRESENT_PX
+    from contextlib import nullcontext
 
-    spec, going_on = pick.spec, None
-    if more:
-        shown = page["result"]["result"]
-        going_on = finished_run(page.key("live"), spec, shown)
-        if not shown.stopped_early:
+    from core.jobs import device_slot
+    from ui.errors import errors
+    from ui.views import PAIR_PRESENT_PX, PAIR_PX, PRESENT_PX, run_row
+
+    shown = page.get("result") if more else None
+    finishing = stopped(shown)
+    rows = [("live", pick.spec, pick.model, pick.ck_display, (shown or {}).get("result"))]
+    if pick.vs_spec is not None:
+        rows.append(("vs_live", pick.vs_spec, pick.vs_model, pick.vs_display, ((shown or {}).get("vs") or {}).get("result")))
+    plan = []
+    for state, spec, model, display, was in rows:
+        going_on = finished_run(page.key(state), spec, was) if was is not None else None
+        if more and not finishing:
             spec = spec.then(more)
+        plan.append((state, spec, model, display, going_on))
+    spec = plan[0][1]
     before = page.get("cont")
     meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
             "cont_key": page.key("cont"), "cont_before": before}
@@ -321,17 +363,67 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, note
         box.caption(note)
     page["cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
     page["live"] = {"run": None, "meta": meta}  # a Stop before any step restores them
-    if going_on is not None:  # it changes in place: never again the finished run it was
-        page.pop("live_done", None)
+    for state, _, _, _, going_on in plan:
+        if going_on is not None:  # it changes in place: never again the finished run it was
+            page.pop(state + "_done", None)
+    px = (PAIR_PRESENT_PX if present else PAIR_PX) if len(plan) > 1 else (PRESENT_PX if present else 128)
+    computes = any(cached(s) is None for _, s, _, _, _ in plan)
+    waiting = box.empty()
+    wait_cb = Callbacks(wait=lambda pos, n: waiting.info(
+        f"The device is busy with another run: you are number {pos} of {n} in the queue. Your run starts by itself."))
     job = None
     with box, errors("run: "):
-        view = LiveView(pick.seeds, container=box, size=PRESENT_PX if present else 128)
-        job = execute(spec, pick.image, pick.model, view, page.key("live"), meta, live=going_on)
+        with device_slot(spec, wait_cb) if computes and len(plan) > 1 else nullcontext():
+            waiting.empty()
+            done_slot = box.empty()
+            for i, (state, row_spec, model, display, going_on) in enumerate(plan):
+                row_meta = meta if i == 0 else {"key": row_spec.key(), "ck_display": display}
+                view = LiveView(pick.seeds, container=box, size=px)
+                if len(plan) > 1:
+                    view.status.caption(f"Row {i + 1} of 2: **{display}**")
+                row_job = execute(row_spec, pick.image, model, view, page.key(state), row_meta, live=going_on,
+                                  queue=len(plan) == 1)
+                if row_job is None:
+                    break
+                notes = list(row_job.notes) + [batches_text(row_job)] * bool(row_job.batches and len(row_job.batches) > 1)
+                if i == 0:
+                    job = row_job
+                    page["result"] = {**meta, "result": row_job.result, "notes": notes}
+                    if len(plan) > 1:  # the first row stays in view while the second runs
+                        with done_slot.container():
+                            run_row(row_job.result, display, True, px)
+                else:
+                    page["result"]["vs"] = {**row_meta, "result": row_job.result, "notes": notes}
+            done_slot.empty()
     if job is None:  # it failed (the message is shown): the settings stay those of the shown result
         page["cont"] = before
         return None
-    page["result"] = {**meta, "result": job.result, "notes": list(job.notes)}
     return spec
+
+
+class Notices:
+    """A page's notices box that remembers what it said, so the rerun that follows a run (`carry`) shows the same
+    corrections of the link (an ignored value, a checkpoint fallback) instead of dropping them silently."""
+
+    def __init__(self, box, page: PageState):
+        self.box, self.page, self.said = box, page, []
+        for kind, text in page.pop("carried_notes", None) or []:
+            self._say(kind, text)
+
+    def _say(self, kind: str, text: str):
+        if (kind, text) not in self.said:
+            self.said.append((kind, text))
+            getattr(self.box, kind)(text)
+
+    def warning(self, text: str):
+        self._say("warning", text)
+
+    def info(self, text: str):
+        self._say("info", text)
+
+    def carry(self):
+        """Keep what was said for the next rerun of this page."""
+        self.page["carried_notes"] = list(self.said)
 
 
 def _steps_list(raw: str) -> list[int]:

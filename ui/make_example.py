@@ -1,7 +1,8 @@
 """Refresh the shipped first example: `python -m ui.make_example`.
 
 Runs the landing page exactly as a first visitor would (Streamlit's AppTest, default settings,
-a fresh cache), then copies the finished run's cache entry into assets/examples/, where the
+a fresh cache), then copies the finished runs' cache entries (trained, and the untrained row it is
+compared with) into assets/examples/, where the
 app finds it before computing anything. Rerun after changing the defaults, a preset, or the
 engine; tests/test_app_pages.py checks that the shipped entry matches the current defaults.
 """
@@ -20,22 +21,30 @@ def main() -> int:
     os.environ["INVERSION_CACHE_DIR"] = str(tmp)
     from streamlit.testing.v1 import AppTest
 
+    dest_root = ROOT / "assets" / "examples"
+    old = Path(tempfile.mkdtemp(prefix="example-old-")) / "examples"
+    if dest_root.exists():  # computed afresh, not read from the example being replaced
+        shutil.move(str(dest_root), old)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.run()
     if at.exception or at.error:
         print("the landing page failed:", [e.value for e in at.exception] + [e.value for e in at.error])
+        if old.exists():
+            shutil.move(str(old), dest_root)
         return 1
     entries = list(tmp.rglob("*.pt"))
-    if len(entries) != 1:
-        print(f"expected one new cache entry, found {len(entries)}")
+    if len(entries) != 2:
+        print(f"expected two new cache entries (the side-by-side pair), found {len(entries)}")
+        if old.exists():
+            shutil.move(str(old), dest_root)
         return 1
-    dest_root = ROOT / "assets" / "examples"
-    shutil.rmtree(dest_root, ignore_errors=True)
-    dest = dest_root / entries[0].relative_to(tmp)
-    dest.parent.mkdir(parents=True)
-    shutil.copyfile(entries[0], dest)
+    shutil.rmtree(old.parent, ignore_errors=True)
+    for entry in entries:
+        dest = dest_root / entry.relative_to(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry, dest)
+        print(f"wrote {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} kB)")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} kB)")
     return 0
 
 

@@ -109,6 +109,11 @@ def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
     return f"size {want} px {why}: using {new} px"
 
 
+def trained_status_cached(arch: str) -> bool:
+    """Whether `arch`'s trained weights are on this machine now (a checkpoint picker offers them first then)."""
+    return bool(trained_status(arch)["cached"])
+
+
 def trained_panel(arch: str, key: str, box=None) -> bool:
     """Whether trained weights are usable now; otherwise say so, how to get them, and offer the download.
 

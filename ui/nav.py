@@ -38,6 +38,17 @@ _NARROW_CSS = """
 </style>
 """
 
+# the default 6rem above the content pushed the results below a 1280x720 screen; the header bar stays (transparent)
+# multiselect chips show the whole "stage 2 block 1 · blocks.1.0" instead of cutting it
+_NORMAL_CSS = """
+<style>
+  .block-container, [data-testid="stMainBlockContainer"] {padding-top: 2.2rem !important;}
+  [data-testid="stHeader"] {background: transparent;}
+  span[data-baseweb="tag"] {max-width: none !important;}
+  span[data-baseweb="tag"] span {max-width: none !important; overflow: visible !important;}
+</style>
+"""
+
 _PRESENT_CSS = """
 <style>
   .block-container {padding-top: 1.2rem; padding-left: 1rem; padding-right: 1rem; padding-bottom: 1rem;}
@@ -75,5 +86,10 @@ def page_setup(title: str) -> bool:
         st.toggle("Presentation mode", key="present",
                   help="results first, reconstructions at 256 px, sidebar collapsed on load (link: ?mode=present)")
         st.caption("Feature inversion explorer · Badger 2022, *Depth and Representation in Vision Models*")
-    st.markdown(_NARROW_CSS + (_PRESENT_CSS if present else ""), unsafe_allow_html=True)
+    # the toggle and the link say the same on every page (pages with settings write it again in `state.publish`)
+    if present and st.query_params.get("mode") != "present":
+        st.query_params["mode"] = "present"
+    elif not present and "mode" in st.query_params:
+        del st.query_params["mode"]
+    st.markdown(_NARROW_CSS + (_PRESENT_CSS if present else _NORMAL_CSS), unsafe_allow_html=True)
     return present

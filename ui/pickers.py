@@ -28,6 +28,11 @@ DEFAULTS = {
     "model": "efficientnet_lite0", "ckpt": "trained", "image": "chelsea", "preset": "default", "device": "auto",
     "seeds": 4 if ON_GPU else 2, "iters": 300 if ON_GPU else 150, "size": 128 if ON_GPU else 64,
 }
+CHECKPOINTS = ["untrained", "trained", "upload"]
+# "compare with": the same run on a second checkpoint; "reinit" = untrained with the next init seed
+VS = ["none", "untrained", "trained", "reinit", "upload"]
+VS_TEXT = {"none": "nothing", "untrained": "untrained", "trained": "trained", "reinit": "another init",
+           "upload": "a file"}
 
 
 def device_options() -> list[str]:
@@ -52,11 +57,13 @@ def plural(n: int, word: str) -> str:
 
 
 def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Field]:
-    """The URL fields of a one-layer run (Invert, Non-uniqueness): every setting, advanced ones included."""
+    """The URL fields of a one-layer run (Invert, Non-uniqueness): every setting, advanced ones included; `vs`
+    (the side-by-side checkpoint) where `defaults` has one."""
     cks = ["untrained", "trained"] + (["upload"] if upload else [])
     return [
         Field("model", defaults["model"], choice(ARCHITECTURES)),
         Field("ckpt", defaults["ckpt"], choice(cks)),
+        *([Field("vs", defaults["vs"], choice(VS))] if "vs" in defaults else []),
         Field("layer", None),
         Field("node", ""),
         Field("image", defaults["image"]),
@@ -96,6 +103,11 @@ class Pick:
     ck_display: str | None = None
     spec: RunSpec | None = None
     problems: list[str] = field(default_factory=list)
+    vs: str = "none"  # the side-by-side checkpoint (`VS`)
+    vs_model: object = None
+    vs_ck_id: str | None = None
+    vs_display: str | None = None
+    vs_spec: RunSpec | None = None  # `spec` on the second checkpoint (set by `with_vs` once `spec` is final)
 
     @property
     def ready(self) -> bool:
@@ -201,15 +213,20 @@ def _thumb(path: str) -> Image.Image:
     return img
 
 
-def image_picker(key: str, size: int, box=None):
-    """Bundled samples as thumbnails plus an upload; returns (image tensor, name) or raises UserError."""
+def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
+    """Bundled samples as thumbnails plus an upload; returns (image tensor, name) or raises UserError.
+    A link's unknown image name is replaced by the first sample with a notice in `notices`."""
     box = box or st.container()
     samples = sample_images()
-    if st.session_state.get(key) not in list(samples) + ["upload…"]:
+    asked = st.session_state.get(key)
+    if asked not in list(samples) + ["upload…"]:
         st.session_state[key] = next(iter(samples))
+        if asked and notices is not None:
+            notices.warning(f"ignored the link's image={asked!r}: not one of the samples ({', '.join(samples)}); "
+                            f"showing {st.session_state[key]}. An uploaded image is not in a link: upload it again.")
     cols = box.columns(len(samples))
     for col, (name, path) in zip(cols, samples.items()):
-        col.image(_thumb(str(path)), caption=name, width=72)
+        col.image(_thumb(str(path)), caption=name, width=thumb)
     choice_ = box.radio("Image", list(samples) + ["upload…"], key=key, horizontal=True)
     if choice_ == "upload…":
         # no `type=` filter: the browser would refuse another file silently and keep showing the previous
@@ -231,56 +248,132 @@ def read_upload_image(up, size: int) -> torch.Tensor:
     return load_image(up.getvalue(), size, name=up.name)
 
 
-def inversion(page: PageState, from_link: bool, notices, controls, image_box, upload: bool = True,
+def vs_options(ckpt: str) -> list[str]:
+    """What a run on `ckpt` can be compared with: never itself; another init only for untrained weights."""
+    out = ["none", "untrained" if ckpt != "untrained" else "reinit", *(["trained"] if ckpt != "trained" else [])]
+    return out + (["upload"] if ckpt != "upload" else [])
+
+
+def runnable_checkpoints(page: PageState, arch: str, notices, vs: bool, note: bool = True) -> None:
+    """Before the checkpoint pickers are drawn: when the model changed (or a link named it), trained weights this
+    machine lacks fall back to untrained, with a notice and the download still one click away; `vs` follows so it
+    never compares a checkpoint with itself. A user who picks trained afterwards gets the download offer."""
+    if page.get("ck_arch") != arch:
+        page["ck_arch"], page["ck_note"] = arch, None
+        missing = not models.trained_status_cached(arch)
+        if page.get("ckpt") == "trained" and missing:
+            page["ckpt"] = "untrained"
+            page["ck_note"] = (f"{models.model_label(arch)}: its trained weights are not on this machine, so this "
+                               "shows the **untrained** checkpoint. Pick *trained* in the sidebar to download them.")
+        if vs and page.get("vs") == "trained" and missing:
+            page["vs"] = "reinit" if page.get("ckpt") == "untrained" else "untrained"
+    if note and page.get("ck_note") and page.get("ckpt") == "untrained":  # shown until the model changes
+        notices.info(page["ck_note"])
+    if vs:
+        options = vs_options(page.get("ckpt") or "untrained")
+        if page.get("vs") not in options:  # the checkpoint itself, or another init of trained weights
+            swap = {"untrained": "trained", "trained": "untrained", "reinit": "untrained", "upload": "none"}
+            want = swap.get(page.get("vs"), "none")
+            if want == "trained" and not models.trained_status_cached(arch):
+                want = "reinit"
+            page["vs"] = want if want in options else "none"
+
+
+def _vs_model(pick: "Pick", arch: str, size: int, init_seed: int, up_vs, problems: list[str], key: str) -> None:
+    """Load the side-by-side checkpoint into `pick` (or say in `problems` why it cannot run)."""
+    if pick.vs == "trained" and not models.trained_panel(arch, key + "vs"):
+        problems.append(f"the trained {arch} weights to compare with are not on this machine (see the sidebar)")
+        return
+    ck, seed = ("untrained", init_seed + 1) if pick.vs == "reinit" else (pick.vs, init_seed)
+    with errors("compare with: "):
+        pick.vs_model, pick.vs_ck_id, pick.vs_display = models.get_model(arch, ck, size, seed, up_vs)
+        if pick.vs == "reinit":
+            pick.vs_display = f"untrained (init seed {seed})"
+    if pick.vs_model is None:
+        problems.append("the checkpoint to compare with could not be loaded (see the message above)")
+
+
+def with_vs(pick: "Pick") -> None:
+    """Set `pick.vs_spec`: the final `pick.spec` (its continuation included) on the second checkpoint."""
+    pick.vs_spec = None
+    if pick.spec is None or pick.vs_model is None:
+        return
+    base = RunSpec.of(pick.vs_model, pick.spec.layer, pick.image, pick.seeds, pick.preset, pick.device,
+                      checkpoint=pick.vs_ck_id)
+    pick.vs_spec = base.replace(continued=pick.spec.continued)
+
+
+def inversion(page: PageState, from_link: bool, notices, controls=None, image_box=None, upload: bool = True,
               min_seeds: int = 1) -> Pick:
-    """Draw the sidebar (model, checkpoint, depth, Advanced) and the run's controls; load the model; build the spec.
+    """Draw the sidebar (model, checkpoint, compare with, depth, image, run size, Advanced); load the model(s);
+    build the spec.
 
     Args:
-        page: the page's state (`ui.state.PageState`): its keys and URL fields.
+        page: the page's state (`ui.state.PageState`): its keys and URL fields (with a `vs` field: the
+            side-by-side checkpoint picker too).
         from_link: whether this render took settings from the URL (a link's bad layer gets a notice).
         notices: where corrections of the settings are shown.
-        controls: the container for seeds, iterations and size.
-        image_box: the container for the image picker.
+        controls: the container for seeds, iterations and size (None: the sidebar).
+        image_box: the container for the image picker (None: the sidebar).
         upload: offer an uploaded checkpoint.
         min_seeds: the seeds slider's minimum.
 
     Returns:
-        A `Pick`; `pick.spec` is None and `pick.problems` say why when something is missing or wrong.
+        A `Pick`; `pick.spec` is None and `pick.problems` say why when something is missing or wrong. With a
+        side-by-side checkpoint, call `with_vs(pick)` once `pick.spec` is final.
     """
     problems: list[str] = []
+    has_vs = any(f.name == "vs" for f in page.fields)
     with st.sidebar:
         st.header("Model")
         arch = model_picker(page)
+        runnable_checkpoints(page, arch, notices, has_vs)
         cks = ["untrained", "trained"] + (["upload"] if upload else [])
         ckpt = st.radio("Checkpoint", cks, key=page.key("ckpt"), horizontal=True,
                         help="untrained: the architecture's random initialisation; trained: ImageNet weights; "
                              "upload: your own state dict (.pth/.pt/.safetensors/.bin, read as tensors only)")
-        up = None
+        up = up_vs = None
         if ckpt == "upload":
             up = st.file_uploader("State dict (.pth, .pt, .safetensors, .bin)", key=page.key("ckfile"))
         trained_ok = ckpt != "trained" or models.trained_panel(arch, page.prefix)
         if not trained_ok:
             problems.append(f"the trained {arch} weights are not on this machine (see the sidebar)")
+        vs = "none"
+        if has_vs:
+            runnable_checkpoints(page, arch, notices, True, note=False)  # the checkpoint may have just changed
+            vs = st.radio("Compare with", vs_options(ckpt), key=page.key("vs"), horizontal=True,
+                          format_func=VS_TEXT.get,
+                          help="the same image, depth, seeds and recipe on a second checkpoint, shown under the "
+                               "first with the difference in clarity; another init: untrained with the next init seed")
+            if vs == "upload":
+                up_vs = st.file_uploader("State dict to compare with", key=page.key("vsfile"))
         sizes = fix_size(page, arch, notices)
         layer, labels = layer_slider(page, arch, notices, from_link)
         shapes = models.shapes_of(arch, page["size"])
         nodes = list(labels)
         st.caption(f"Stop {nodes.index(layer) + 1} of {len(nodes)}: **{labels[layer]}** (`{layer}`)"
                    + (f", embedding shape {shapes[layer]}" if layer in shapes else ""))
+        image_slot = st.container() if image_box is None else image_box  # drawn below, once the size is known
+    with controls or st.sidebar:
+        if controls is None:
+            st.header("Run")
+        seeds_n, iters, size = run_size(page, sizes, min_seeds)
+    with st.sidebar:
         with st.expander("Advanced"):
             node = st.text_input("Any graph node (overrides the depth slider)", key=page.key("node"),
                                  placeholder="e.g. blocks.2.0.conv_pw").strip()
             preset_name, device, init_seed, lr = recipe(page)
         st.caption(f"Device: **{device_text(device)}**")
-    with controls:
-        seeds_n, iters, size = run_size(page, sizes, min_seeds)
     preset = preset_with_lr(preset_name, iters, lr)
     warn = lr_warning(preset_name, lr)
     if warn:
         notices.warning(warn)
-    pick = Pick(arch, ckpt, node or layer, preset, device, list(range(seeds_n)), size)
-    with image_box, errors("image: "):
-        pick.image, pick.image_name = image_picker(page.key("image"), size)
+    pick = Pick(arch, ckpt, node or layer, preset, device, list(range(seeds_n)), size, vs=vs)
+    with image_slot, errors("image: "):
+        if image_box is None:
+            st.header("Image")
+        pick.image, pick.image_name = image_picker(page.key("image"), size, notices=notices,
+                                                   thumb=72 if image_box is not None else 44)
     if pick.image is None:
         problems.append("choose or upload an image")
     if trained_ok:
@@ -288,6 +381,9 @@ def inversion(page: PageState, from_link: bool, notices, controls, image_box, up
             pick.model, pick.ck_id, pick.ck_display = models.get_model(arch, ckpt, size, init_seed, up)
         if pick.model is None:
             problems.append("the checkpoint could not be loaded (see the message above)")
+    if vs != "none":
+        with st.sidebar:
+            _vs_model(pick, arch, size, init_seed, up_vs, problems, page.prefix)
     if pick.model is not None and pick.image is not None:
         with errors("layer: "):
             resolve_layer(pick.model, pick.layer)
@@ -295,5 +391,10 @@ def inversion(page: PageState, from_link: bool, notices, controls, image_box, up
                                    checkpoint=pick.ck_id)
         if pick.spec is None:
             problems.append(f"{arch} has no graph node {pick.layer!r}")
+    if vs != "none" and pick.vs_model is None and not problems:
+        problems.append("the checkpoint to compare with is not ready")
     pick.problems = problems
+    if pick.vs_model is None:
+        pick.spec = pick.spec if vs == "none" else None
+    with_vs(pick)
     return pick

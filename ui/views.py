@@ -10,7 +10,7 @@ import json
 import streamlit as st
 import torch
 
-from core.engine import InversionResult, reading
+from core.engine import InversionResult, reading, status
 from core.images import upscale
 from core.models import predict
 from core.report import (
@@ -20,6 +20,8 @@ from core.report import (
     distance_figures,
     distances_csv,
     gallery,
+    pair_grid,
+    pair_text,
     png_bytes,
     result_grid,
     run_title,
@@ -31,6 +33,16 @@ from ui.errors import errors
 from ui.state import PageState
 
 PRESENT_PX = 256  # reconstructions in presentation mode (a projector at 1280x720)
+PAIR_PX, PAIR_PRESENT_PX = 144, 192  # two rows (side by side) on one 1280x720 screen, normal and presentation
+
+
+def file_stem(result: InversionResult, ck_display: str | None = None) -> str:
+    """A download's name without its suffix: model, checkpoint, stop and size ("efficientnet_lite0_trained_
+    blocks.1.1_64px"), so files from several runs do not all read `inversion_layer2.png`."""
+    ck = (ck_display or result.checkpoint or "").split(" (")[0]
+    ck = ck.rsplit(".", 1)[0] if ck.endswith((".pt", ".pth", ".bin", ".safetensors")) else ck
+    raw = f"{result.model}_{ck}_{result.layer}_{result.size}px"
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
 
 
 def steps_text(result: InversionResult) -> str:
@@ -128,6 +140,50 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     downloads(result, ck_display, image_name, key)
 
 
+def _row_head(result: InversionResult, ck_display: str | None) -> str:
+    m = result.metrics
+    st_ = status(m)
+    worst = "" if m.get("degenerate") or not m.get("mg_over_mr") else f" · worst m_g/m_r {max(m['mg_over_mr']):.2f}"
+    return (f"**{ck_display or result.checkpoint}** · clarity **{m['clarity']:.2f}**"
+            + ("" if st_ == "converged" else f" · :red[{st_}]") + f"{worst} · {steps_text(result)}")
+
+
+def run_row(result: InversionResult, ck_display: str | None, original: bool, px: int, short: bool = True) -> None:
+    """One checkpoint's row of a side-by-side view: a heading (checkpoint, clarity, status), then the original
+    (first row only) and each seed with its numbers."""
+    st.markdown(_row_head(result, ck_display))
+    m = result.metrics
+    # a second row's first cell is blank (page white), so each seed sits under the same seed of the first row
+    first = upscale(result.original if original else torch.ones(3, 8, 8), px)
+    imgs = [first] + [upscale(im, px) for im in result.images]
+    caps = ["original" if original else " "] + [
+        f"seed {s} · SSIM {m['ssim'][i]:.2f}" + ("" if m["converged"][i] else " · NOT CONVERGED") if short
+        else seed_caption(m, i, s) for i, s in enumerate(result.seeds)]
+    st.image(imgs, caption=caps, width=px)
+
+
+def show_pair(a: InversionResult, b: InversionResult, names: tuple[str | None, str | None], image_name: str = "",
+              key: str = "res", present: bool = False) -> None:
+    """Two checkpoints at one depth, one above the other: their rows, the sentence on the difference in clarity,
+    then each run's reading and numbers, and the two-row grid to download (`core.report.pair_grid`)."""
+    name_a, name_b = names[0] or a.checkpoint, names[1] or b.checkpoint
+    px = PAIR_PRESENT_PX if present else PAIR_PX
+    st.markdown(f"**{pair_text(a, b, name_a, name_b)}**")
+    run_row(a, name_a, True, px)
+    run_row(b, name_b, False, px)
+    for r, name in ((a, name_a), (b, name_b)):
+        st.markdown(f"**Reading, {name}:** {reading(r)}")
+    st.caption(settings_caption(a, name_a, image_name) + f" · compared with {name_b}")
+    grid = pair_grid(a, b, name_a, name_b, title=run_title(a, name_a))
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Side-by-side grid (PNG)", png_bytes(grid), f"inversion_{file_stem(a, name_a)}_vs_"
+                       f"{file_stem(b, name_b).split('_')[1]}.png", "image/png", key=f"{key}_pair_png")
+    for col, r, name, tag in ((d2, a, name_a, "a"), (d3, b, name_b, "b")):
+        data = {**r.to_json(), "checkpoint_display": name, "image": image_name}
+        col.download_button(f"Run, {name} (JSON)", json.dumps(data, indent=1), f"inversion_{file_stem(r, name)}.json",
+                            "application/json", key=f"{key}_pair_json_{tag}")
+
+
 def downloads(result: InversionResult, ck_display, image_name: str, key: str):
     """The labelled grid (PNG, with every setting in its title), the run (JSON) and the trajectories (CSV)."""
     data = result.to_json()
@@ -135,11 +191,12 @@ def downloads(result: InversionResult, ck_display, image_name: str, key: str):
     data["image"] = image_name
     title = run_title(result, ck_display)
     d1, d2, d3 = st.columns(3)
+    stem = file_stem(result, ck_display)
     d1.download_button("Image grid (PNG)", png_bytes(result_grid(result, title=title)),
-                       f"inversion_{result.layer}.png", "image/png", key=f"{key}_png")
-    d2.download_button("Run (JSON)", json.dumps(data, indent=1), f"inversion_{result.layer}.json",
+                       f"inversion_{stem}.png", "image/png", key=f"{key}_png")
+    d2.download_button("Run (JSON)", json.dumps(data, indent=1), f"inversion_{stem}.json",
                        "application/json", key=f"{key}_json")
-    d3.download_button("m_g, m_i per step (CSV)", trajectory_csv(result), f"trajectory_{result.layer}.csv",
+    d3.download_button("m_g, m_i per step (CSV)", trajectory_csv(result), f"trajectory_{stem}.csv",
                        "text/csv", key=f"{key}_traj")
 
 
@@ -159,7 +216,7 @@ def distances(result: InversionResult, key: str):
         st.caption("One colour scale for both, centred at 1× the reference: red = farther apart than a near-copy "
                    "of the image, blue = closer. Seeds red in pixels but blue in the layer are different images "
                    "the layer treats as the same.")
-        st.download_button("Seed distances (CSV)", distances_csv(result), f"distances_{result.layer}.csv",
+        st.download_button("Seed distances (CSV)", distances_csv(result), f"distances_{file_stem(result)}.csv",
                            "text/csv", key=f"{key}_dist")
 
 
@@ -190,11 +247,13 @@ def curve(view: dict, page: PageState):
     with st.expander("Table"):
         st.dataframe(table, width="stretch")
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Curve (CSV)", curve_csv(table), "curve.csv", "text/csv", key=page.key("csv"))
+    cks = "-".join(dict.fromkeys(str(r.checkpoint).split(" (")[0] for r in rows))
+    stem = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in f"{b['model']}_{cks}_{b['size']}px_{view['image']}")
+    d1.download_button("Curve (CSV)", curve_csv(table), f"curve_{stem}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
-                       "curve.json", "application/json", key=page.key("json"))
-    d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)), "gallery.png",
-                       "image/png", key=page.key("gal"))
+                       f"curve_{stem}.json", "application/json", key=page.key("json"))
+    d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)),
+                       f"gallery_{stem}.png", "image/png", key=page.key("gal"))
 
 
 def comparison(shown: dict, base: dict, page: PageState) -> None:
@@ -215,9 +274,12 @@ def comparison(shown: dict, base: dict, page: PageState) -> None:
     st.image(compare_gallery(shown["rows"], shown["original"], title=title, max_columns=6))
     with st.expander("Table"):
         st.dataframe(table, width="stretch")
+    sb = shown["base"]
+    raw = "-".join(sb.get("models") or []) + "_" + "-".join(sb.get("checkpoints") or []) + f"_{sb.get('size', '')}px"
+    stem = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Comparison (CSV)", curve_csv(table), "compare.csv", "text/csv", key=page.key("csv"))
+    d1.download_button("Comparison (CSV)", curve_csv(table), f"compare_{stem}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
-                       indent=1), "compare.json", "application/json", key=page.key("json"))
+                       indent=1), f"compare_{stem}.json", "application/json", key=page.key("json"))
     d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
-                       "gallery.png", "image/png", key=page.key("gal"))
+                       f"compare_gallery_{stem}.png", "image/png", key=page.key("gal"))

@@ -8,7 +8,7 @@ this package owns only the loop and its step API.
 
 from core.engine.stopping import BORDERLINE, DEGENERATE, converged_mask, is_degenerate
 from core.engine.result import InversionResult, Metrics, Snapshot
-from core.engine.verdict import reading, status
+from core.engine.verdict import reading, status, uniqueness
 from core.engine.speed import SpeedOptions, fold_batchnorm, pick_cpu_threads
 from core.engine.hostcopy import HostCopy
 from core.engine.cudagraphs import GraphedEncoder
@@ -18,6 +18,6 @@ from core.engine.multistop import MultiStopEncoder, NotCutPoints, cut_points, ru
 __all__ = [
     "BORDERLINE", "DEGENERATE", "GraphedEncoder", "HostCopy", "Inversion", "InversionResult", "MAX_SEEDS", "Metrics",
     "MultiStopEncoder", "NotCutPoints", "Snapshot", "SpeedOptions", "check_seeds", "converged_mask", "cut_points",
-    "fold_batchnorm", "invert", "is_degenerate", "pick_cpu_threads", "reading", "run_together", "start_images",
+    "fold_batchnorm", "invert", "is_degenerate", "pick_cpu_threads", "reading", "run_together", "start_images", "uniqueness",
     "status",
 ]

@@ -11,12 +11,12 @@ from core.jobs.settings import SETTINGS, RunSettings, Setting, setting
 from core.jobs.queue import QueueTimeout, RunQueue, queue_for
 from core.jobs.memory import activation_bytes, max_batch_for, plan_chunks, run_resilient, seed_step_bytes, split
 from core.jobs.estimate import Estimate, human, measure, suggest_cheaper
-from core.jobs.pipeline import Callbacks, Job, default_cache, lookup, run, run_stops, snapshot_every
+from core.jobs.pipeline import Callbacks, Job, default_cache, device_slot, lookup, run, run_stops, snapshot_every
 
 __all__ = [
     "Callbacks", "Estimate", "Job", "KEY_FORMAT", "QueueTimeout", "RunCache", "RunQueue", "RunSettings", "RunSpec",
     "SETTINGS", "Setting", "setting",
-    "activation_bytes", "default_cache", "file_hash", "human", "image_hash", "library_versions", "lookup",
+    "activation_bytes", "default_cache", "device_slot", "file_hash", "human", "image_hash", "library_versions", "lookup",
     "max_batch_for", "measure", "plan_chunks", "queue_for", "run", "run_resilient", "run_stops", "seed_step_bytes",
     "snapshot_every", "split", "suggest_cheaper",
 ]

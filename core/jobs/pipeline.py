@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -149,6 +149,20 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
                       fell_back_to_cpu=info.fell_back_to_cpu)
     _store(cache, job, cb)
     return job
+
+
+@contextmanager
+def device_slot(spec: RunSpec, callbacks: Callbacks | None = None):
+    """Hold the device queue of `spec` for several runs in a row (a side-by-side pair of checkpoints): another
+    session's run waits until all are done, and the runs inside pass `queue=False` to `run`.
+
+    Args:
+        spec: any of the runs (their device is the same).
+        callbacks: `wait(position, waiting)` is called while queued.
+    """
+    cb = callbacks or Callbacks()
+    with queue_for(str(resolve_device(spec.device))).slot(label=spec.key()[:8] + "+", on_wait=cb.wait) as ticket:
+        yield ticket
 
 
 def snapshot_every(every: int | None, steps: int) -> int:

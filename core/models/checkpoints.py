@@ -129,9 +129,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 ) from None
             raise UserError(f"checkpoint {path.name!r} is unreadable: not a readable PyTorch file, damaged or "
                             f"not a checkpoint ({_short(reason)})") from None
-        except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        except (EOFError, ValueError, AttributeError, KeyError, IndexError):
+            # the unpickler's own words ("pop from empty list", "index out of range") mean nothing to a user
             raise UserError(f"checkpoint {path.name!r} is unreadable: not a readable PyTorch file, damaged or "
-                            f"truncated ({_short(exc)})") from None
+                            "truncated (it does not hold a saved state dict)") from None
+        except (RuntimeError, OSError) as exc:
+            why = "its zip archive is incomplete" if "PytorchStreamReader" in str(exc) else _short(exc)
+            raise UserError(f"checkpoint {path.name!r} is unreadable: not a readable PyTorch file, damaged or "
+                            f"truncated ({why})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

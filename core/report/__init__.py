@@ -5,7 +5,7 @@ one module per run kind or study (`files` for a run and a curve, `compare`, `lab
 
 from core.report.text import (
     METRICS, PALETTE, MAX_TICKS, TICK_CHARS, run_title, curve_title, row_value, unconverged, unconverged_text,
-    short_label, thin_ticks
+    short_label, thin_ticks, tick_label, wrap_words
 )
 from core.report.draw import (
     CELL, png_bytes, get_font, is_scalable, has_glyph, check_marks, drawable, text_width, truncate_text, wrap_text,
@@ -28,6 +28,7 @@ from core.report.manifold import (
     manifold_figure, manifold_title, manifold_json, write_manifold
 )
 from core.report.sweep import summary_figure, write_sweep
+from core.report.pair import pair_grid, pair_text
 
 __all__ = [
     "CELL", "Cell", "DASHES", "JACOBIAN_CSV_FIELDS", "LAB_CSV_FIELDS", "MAX_RATIO_DECADES", "MAX_TICKS", "METRICS",
@@ -36,9 +37,9 @@ __all__ = [
     "dashed_frame", "distance_figures", "distances_csv", "drawable", "gallery", "get_font", "has_glyph",
     "is_reference", "is_scalable", "jacobian_figure", "jacobian_title", "lab_figure", "lab_grid", "lab_title",
     "labelled_grid", "log_ticks", "manifold_captions", "manifold_cell_caption", "manifold_figure", "manifold_grid",
-    "manifold_json", "manifold_order", "manifold_title", "png_bytes", "render_rows", "result_grid", "row_value",
+    "manifold_json", "manifold_order", "manifold_title", "pair_grid", "pair_text", "png_bytes", "render_rows", "result_grid", "row_value",
     "run_title", "seed_band", "short_label", "summary_figure", "summary_lines", "table_csv", "text_width",
-    "thin_ticks", "trajectory_csv", "trajectory_figure", "truncate_text", "unconverged", "unconverged_text",
-    "validation_table", "wrap_text", "write_compare", "write_curve", "write_inversion", "write_jacobian",
+    "thin_ticks", "tick_label", "trajectory_csv", "trajectory_figure", "truncate_text", "unconverged", "unconverged_text",
+    "validation_table", "wrap_text", "wrap_words", "write_compare", "write_curve", "write_inversion", "write_jacobian",
     "write_lab", "write_manifold", "write_sweep"
 ]

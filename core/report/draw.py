@@ -1,5 +1,6 @@
-"""Drawing on PIL images: fonts and glyph fitting, wrapped and truncated captions, and labelled grids of
-images (the exported PNGs of every study).
+"""Drawing on PIL images: fonts and glyph fitting, wrapped captions, and labelled grids of images (the exported
+PNGs of every study). Captions and row names wrap onto more lines rather than lose their end: a label such as
+"stem conv + BN + ReLU6" or a node such as "encoder.layers.encoder_layer_11" is drawn in full.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from core.images import to_pil
+from core.report.text import wrap_words
 
 CELL = 128  # smallest side of an image cell in the exported grids, px
 
@@ -87,25 +89,10 @@ def truncate_text(draw, text: str, font, width: float) -> str:
 
 
 def wrap_text(draw, text: str, font, width: float, max_lines: int = 2) -> list[str]:
-    """`text` in at most `max_lines` lines of `width` px: broken at " · " first, then at spaces; the last line is
-    cut with "…" when the text does not fit."""
-    lines: list[str] = []
-    for seg in str(text).split(" · "):
-        if lines and text_width(draw, f"{lines[-1]} · {seg}", font) <= width:
-            lines[-1] = f"{lines[-1]} · {seg}"
-            continue
-        cur = ""
-        for word in seg.split(" "):
-            cand = f"{cur} {word}" if cur else word
-            if cur and text_width(draw, cand, font) > width:
-                lines.append(cur)
-                cur = word
-            else:
-                cur = cand
-        lines.append(cur)
-    if len(lines) > max_lines:
-        lines = lines[: max_lines - 1] + [" ".join(lines[max_lines - 1:])]
-    return [truncate_text(draw, ln, font, width) for ln in lines]
+    """`text` in at most `max_lines` lines of `width` px (`core.report.text.wrap_words`): broken at " · " first,
+    then at spaces, a node or file name too long for a line after ".", "_", "-" or "/"; only what does not fit
+    in `max_lines` is shortened with "…" (prose at its end, a node name in its middle)."""
+    return wrap_words(str(text), lambda line: text_width(draw, line, font) <= width, max_lines)
 
 
 @dataclass
@@ -143,7 +130,12 @@ def render_rows(rows: list[tuple[str, list[Cell], bool]], scale: int, title: str
         side = (min(220, int(max(text_width(scratch, n, font) for n, _, _ in rows)) + 2 * pad) if named else 0)
     n_cols = max(len(cells) for _, cells, _ in rows)
     width = side + pad + n_cols * (w + pad)
-    cap_lines = max((len(c.lines) for _, cells, _ in rows for c in cells), default=0)
+    # every caption line wraps onto up to three lines of the cell's width ("at 0.60 · encoder.layers.encoder_layer_11"
+    # takes three at 128 px): a long label or node stays whole
+    wrapped = {(i, j): [(ln, colour) for text, colour in c.lines for ln in wrap_text(scratch, text, font, w, 3)]
+               for i, (_, cells, _) in enumerate(rows) for j, c in enumerate(cells)}
+    names = [wrap_text(scratch, name, font, side - 2 * pad, max_lines=3) if name else [] for name, _, _ in rows]
+    cap_lines = max((len(v) for v in wrapped.values()), default=0)
     cap_h = cap_lines * line_h + (4 if cap_lines else 0)
     title_lines = wrap_text(scratch, title, tfont, width - 2 * pad, max_lines=3) if title else []
     title_h = (len(title_lines) * (title_px + 6) + 6) if title_lines else 0
@@ -155,13 +147,13 @@ def render_rows(rows: list[tuple[str, list[Cell], bool]], scale: int, title: str
         draw.text((pad, 6 + k * (title_px + 6)), drawable(line, tfont), fill="black", font=tfont)
     boxes: dict[tuple[int, int], tuple[int, int]] = {}
     y = title_h + pad
-    for i, (name, cells, sep) in enumerate(rows):
+    for i, (_, cells, sep) in enumerate(rows):
         if sep:
             draw.line([(pad, y + gap // 2 - 2), (width - pad, y + gap // 2 - 2)], fill="#cccccc", width=1)
             y += gap
-        if name:
-            draw.text((pad, y + h // 2 - line_h // 2), drawable(truncate_text(draw, name, font, side - 2 * pad), font),
-                      fill="black", font=font)
+        top = y + h // 2 - len(names[i]) * line_h // 2  # the name's lines centred on the row's images
+        for k, line in enumerate(names[i]):
+            draw.text((pad, top + k * line_h), drawable(line, font), fill="black", font=font)
         for j, c in enumerate(cells):
             x = side + pad + j * (w + pad)
             boxes[(i, j)] = (x, y)
@@ -172,9 +164,8 @@ def render_rows(rows: list[tuple[str, list[Cell], bool]], scale: int, title: str
                 canvas.paste(tile, (x, y))
             if c.frame:
                 dashed_frame(draw, x - 2, y - 2, w + 3, h + 3)
-            for k, (text, colour) in enumerate(c.lines):
-                draw.text((x + 1, y + h + 3 + k * line_h), drawable(truncate_text(draw, text, font, w), font),
-                          fill=colour, font=font)
+            for k, (text, colour) in enumerate(wrapped[(i, j)]):
+                draw.text((x + 1, y + h + 3 + k * line_h), drawable(text, font), fill=colour, font=font)
         y += row_h
     return canvas, w, boxes
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from core.report.text import METRICS, PALETTE, row_value, short_checkpoint, short_label, thin_ticks
+from core.report.text import METRICS, PALETTE, row_value, short_checkpoint, thin_ticks, tick_label
 
 if TYPE_CHECKING:  # hints only: importing these would pull in the models
     from core.engine.result import InversionResult
@@ -27,9 +27,9 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
     """Metric against depth, one line per checkpoint, with a band over seeds.
 
     The x axis is the stop's numeric depth (forward order; graph nodes between two stops sit at
-    +0.5), labelled with the stops' short labels (at most 12 labelled ticks, the first and last
-    always). A hollow marker is a point that did not converge (borderline, not converged or
-    degenerate).
+    +0.5), labelled with the stops' labels in full, on two lines where long (`core.report.text.tick_label`;
+    at most 12 labelled ticks, the first and last always). A hollow marker is a point that did not
+    converge (borderline, not converged or degenerate).
 
     Args:
         rows: curve rows (`CurveRow.to_json()`): "checkpoint", "layer", "label", "depth", the metric, "status".
@@ -74,12 +74,13 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
         fig.add_hline(y=1.0, line_dash="dot", annotation_text="m_g = m_r")
     shown = thin_ticks(depths)
     xaxis = {"title": "depth stop (forward order)", "tickmode": "array", "tickvals": shown,
-             "ticktext": [short_label(labels[d][0]) for d in shown], "tickangle": -30 if len(shown) > 6 else 0,
+             "ticktext": [tick_label(labels[d][0]) for d in shown], "tickangle": -30 if len(shown) > 6 else 0,
              "showgrid": False, "zeroline": False, "automargin": True}
     if depths:
         xaxis["range"] = [depths[0] - 0.5, depths[-1] + 0.5]
     # a slanted first label reaches left of the plot, and plotly drops a label that leaves the figure: room for it
-    left = max(60, int(6 * len(xaxis["ticktext"][0]) * 0.87) + 16) if xaxis["tickangle"] and shown else 60
+    first = max(len(line) for line in xaxis["ticktext"][0].split("<br>")) if shown else 0  # its longest line
+    left = max(60, int(6 * first * 0.87) + 16) if xaxis["tickangle"] and shown else 60
     fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": METRICS.get(metric, metric)},
                       template="plotly_white", legend={"orientation": "h", "y": 1.08},
                       margin={"l": left, "r": 20, "t": 60, "b": 90})

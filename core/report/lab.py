@@ -16,7 +16,7 @@ import torch
 
 from core.atomic import atomic_write
 from core.report.draw import labelled_grid, png_bytes
-from core.report.text import short_label, thin_ticks
+from core.report.text import thin_ticks, tick_label
 from core.studies.lab import ACTIVATIONS, JacobianRow, MLPRow, grey_image
 
 __all__ = ["lab_figure", "LAB_CSV_FIELDS", "table_csv", "lab_title", "lab_grid", "write_lab", "jacobian_figure",
@@ -226,8 +226,9 @@ def jacobian_figure(rows: Sequence[dict], title: str | None = None):
                   row=2, col=1)
     shown = thin_ticks(xs)
     labels = {r["depth"]: r.get("label") or r["layer"] for r in rows}
-    fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=[short_label(labels[d]) for d in shown],
-                     tickangle=-30 if len(shown) > 6 else 0, row=2, col=1,
+    # labels in full, on two lines where long ("stem conv + BN +<br>ReLU6"); automargin makes room for them
+    fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=[tick_label(labels[d]) for d in shown],
+                     tickangle=-30 if len(shown) > 6 else 0, automargin=True, row=2, col=1,
                      title="depth stop (forward order)")
     fig.update_yaxes(range=[-0.03, 1.05], title="fraction", row=1, col=1)
     fig.update_yaxes(title="log10 cond", row=2, col=1)

@@ -4,7 +4,8 @@ list of points that did not converge.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import re
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from core.models.checkpoints import short_checkpoint
 
@@ -27,7 +28,7 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 MAX_TICKS = 12  # most labelled stops on the curve's x axis
 
 
-TICK_CHARS = 18  # longest stop label on the curve's x axis
+TICK_CHARS = 18  # longest line of a stop label on the x axes (a label takes two lines; `tick_label`)
 
 
 def run_title(result: "InversionResult", checkpoint_display: str | None = None) -> str:
@@ -123,8 +124,93 @@ def unconverged_text(rows: Sequence[dict]) -> str | None:
 
 
 def short_label(text: str, most: int = TICK_CHARS) -> str:
+    """`text` cut with "…" to `most` characters (one line; `tick_label` wraps instead of cutting)."""
     text = str(text)
     return text if len(text) <= most else text[: most - 1].rstrip() + "…"
+
+
+_PIECES = re.compile(r"[^._/\-]+[._/\-]*|[._/\-]+")  # "encoder.layers.x_1" -> "encoder.", "layers.", "x_1"
+
+
+def _pieces(word: str, fits: Callable[[str], bool]) -> list[str]:
+    """A word too long for a line, in pieces that fit: broken after ".", "_", "-" or "/" (a node name, a file
+    name), and only a piece that still does not fit between characters."""
+    out: list[str] = []
+    for piece in _PIECES.findall(word) or [word]:
+        if fits(piece):
+            out.append(piece)
+            continue
+        cur = ""
+        for ch in piece:
+            if cur and not fits(cur + ch):
+                out.append(cur)
+                cur = ch
+            else:
+                cur += ch
+        out.append(cur)
+    return out
+
+
+def shorten(text: str, fits: Callable[[str], bool]) -> str:
+    """`text`, shortened with "…" until `fits` says yes: prose (with spaces) loses its end; one token (a node
+    or file name) its middle, so its start and its most specific end stay ("encoder.lay…encoder_layer_11")."""
+    if fits(text):
+        return text
+    if " " in text.strip():
+        while text and not fits(text + "…"):
+            text = text[:-1]
+        return text.rstrip() + "…"
+    head, tail = text[: (len(text) + 1) // 2], text[(len(text) + 1) // 2:]
+    while (head or tail) and not fits(head + "…" + tail):
+        if len(head) > len(tail):
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return head + "…" + tail
+
+
+def wrap_words(text: str, fits: Callable[[str], bool], max_lines: int = 2) -> list[str]:
+    """`text` in at most `max_lines` lines that each `fits`: broken at " · " first, then at spaces, a word too long
+    for a line after ".", "_", "-" or "/"; whatever is left past the last line is shortened into it (`shorten`).
+
+    Args:
+        text: the label.
+        fits: whether a line fits (a pixel width, a character count).
+        max_lines: most lines.
+
+    Returns:
+        The lines (at least one).
+    """
+    lines: list[str] = []
+    seps: list[str] = []  # what stood in the text before each line: " · ", " " or "" (inside a broken word)
+    for seg in str(text).split(" · "):
+        if lines and fits(f"{lines[-1]} · {seg}"):
+            lines[-1] = f"{lines[-1]} · {seg}"
+            continue
+        cur, sep_cur = "", " · " if lines else ""
+        for w, word in enumerate(seg.split(" ")):
+            parts = [word] if fits(word) else _pieces(word, fits)
+            for k, part in enumerate(parts):
+                sep = "" if k else (" " if w else "")
+                cand = f"{cur}{sep}{part}" if cur else part
+                if cur and not fits(cand):
+                    lines.append(cur)
+                    seps.append(sep_cur)
+                    cur, sep_cur = part, sep
+                else:
+                    cur = cand
+        lines.append(cur)
+        seps.append(sep_cur)
+    if len(lines) > max_lines:
+        rest = lines[max_lines - 1] + "".join(sep + ln for sep, ln in zip(seps[max_lines:], lines[max_lines:]))
+        lines = lines[: max_lines - 1] + [rest]
+    return [shorten(ln, fits) for ln in lines]
+
+
+def tick_label(text: str, most: int = TICK_CHARS, max_lines: int = 2) -> str:
+    """An axis tick's label in full where it fits: up to `max_lines` lines of `most` characters joined by plotly's
+    "<br>" ("Conv3 = layer2<br>(block 2)"), shortened with "…" only past that (`wrap_words`)."""
+    return "<br>".join(wrap_words(str(text), lambda line: len(line) <= most, max_lines))
 
 
 def thin_ticks(xs: Sequence[float], most: int = MAX_TICKS) -> list[float]:
