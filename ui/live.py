@@ -385,7 +385,8 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, note
                                   queue=len(plan) == 1)
                 if row_job is None:
                     break
-                notes = list(row_job.notes) + [batches_text(row_job)] * bool(row_job.batches and len(row_job.batches) > 1)
+                split_run = bool(row_job.batches and len(row_job.batches) > 1)
+                notes = list(row_job.notes) + ([batches_text(row_job)] if split_run else [])
                 if i == 0:
                     job = row_job
                     page["result"] = {**meta, "result": row_job.result, "notes": notes}
