@@ -330,7 +330,11 @@ def test_sweeps_page_says_why_a_sweep_stopped_and_resumes_it(tmp_path, monkeypat
 
     monkeypatch.setattr(sweep_module, "run_ray", lost_half_way)
     monkeypatch.setenv("INVERSION_SWEEPS_DIR", str(tmp_path / "sweeps"))
-    monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "runs"))  # no run of another test counts as stored
+    from core.jobs import RunCache
+    from ui import sweeps as sweeps_ui
+
+    own = RunCache(tmp_path / "runs")  # no run another test stored counts as computed (the page's cache is per process)
+    monkeypatch.setattr(sweeps_ui, "disk_cache", lambda: own)
     at = app()
     at.run()
     at.switch_page("pages/7_sweeps.py")
