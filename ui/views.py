@@ -36,13 +36,17 @@ PRESENT_PX = 256  # reconstructions in presentation mode (a projector at 1280x72
 PAIR_PX, PAIR_PRESENT_PX = 144, 192  # two rows (side by side) on one 1280x720 screen, normal and presentation
 
 
+def safe_name(raw: str) -> str:
+    """`raw` with every character a file name may not hold as "-"."""
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
+
+
 def file_stem(result: InversionResult, ck_display: str | None = None) -> str:
     """A download's name without its suffix: model, checkpoint, stop and size ("efficientnet_lite0_trained_
     blocks.1.1_64px"), so files from several runs do not all read `inversion_layer2.png`."""
     ck = (ck_display or result.checkpoint or "").split(" (")[0]
     ck = ck.rsplit(".", 1)[0] if ck.endswith((".pt", ".pth", ".bin", ".safetensors")) else ck
-    raw = f"{result.model}_{ck}_{result.layer}_{result.size}px"
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
+    return safe_name(f"{result.model}_{ck}_{result.layer}_{result.size}px")
 
 
 def steps_text(result: InversionResult) -> str:
@@ -248,7 +252,7 @@ def curve(view: dict, page: PageState):
         st.dataframe(table, width="stretch")
     d1, d2, d3 = st.columns(3)
     cks = "-".join(dict.fromkeys(str(r.checkpoint).split(" (")[0] for r in rows))
-    stem = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in f"{b['model']}_{cks}_{b['size']}px_{view['image']}")
+    stem = safe_name(f"{b['model']}_{cks}_{b['size']}px_{view['image']}")
     d1.download_button("Curve (CSV)", curve_csv(table), f"curve_{stem}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
                        f"curve_{stem}.json", "application/json", key=page.key("json"))
@@ -276,7 +280,7 @@ def comparison(shown: dict, base: dict, page: PageState) -> None:
         st.dataframe(table, width="stretch")
     sb = shown["base"]
     raw = "-".join(sb.get("models") or []) + "_" + "-".join(sb.get("checkpoints") or []) + f"_{sb.get('size', '')}px"
-    stem = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
+    stem = safe_name(raw)
     d1, d2, d3 = st.columns(3)
     d1.download_button("Comparison (CSV)", curve_csv(table), f"compare_{stem}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},

@@ -31,6 +31,26 @@ __all__ = [
 ]
 
 
+def seed_cells(result: "InversionResult", width: int, original: bool = True) -> list[Cell]:
+    """A run's grid cells: the original (or an empty cell, for a row under another run's), then each seed with
+    "seed s · SSIM 0.42 · converged" wrapped to `width` px ("not converged" in red, with a red dashed frame)."""
+    m = result.metrics or {}
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = get_font(14)
+    cells = [Cell(result.original, [("original", "black")]) if original else Cell(None, [])]
+    ssim, conv = m.get("ssim") or [], m.get("converged") or []
+    for i, (s, img) in enumerate(zip(result.seeds, result.images)):
+        text = f"seed {s}"
+        if i < len(ssim):
+            text += f" · SSIM {ssim[i]:.2f}"
+        ok = bool(conv[i]) if i < len(conv) else None
+        if ok is not None:
+            text += " · converged" if ok else " · not converged"
+        colour = "black" if ok is not False else "#c00000"
+        cells.append(Cell(img, [(ln, colour) for ln in wrap_text(scratch, text, font, width)], ok is False))
+    return cells
+
+
 def result_grid(result: "InversionResult", title: str | None = None, cell: int = CELL) -> Image.Image:
     """The exported picture of one run: the original, then each seed's reconstruction with its caption.
 
@@ -43,22 +63,8 @@ def result_grid(result: "InversionResult", title: str | None = None, cell: int =
         A PIL image: one row, or rows of 4 when there are more than 5 images; under each seed
         "seed s · SSIM 0.42 · converged" (or "not converged", in red, with a red dashed frame).
     """
-    m = result.metrics or {}
-    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     scale = max(1, math.ceil(cell / min(int(s) for s in result.original.shape[-2:])))
-    w = int(result.original.shape[-1]) * scale
-    font = get_font(14)
-    cells = [Cell(result.original, [("original", "black")])]
-    ssim, conv = m.get("ssim") or [], m.get("converged") or []
-    for i, (s, img) in enumerate(zip(result.seeds, result.images)):
-        text = f"seed {s}"
-        if i < len(ssim):
-            text += f" · SSIM {ssim[i]:.2f}"
-        ok = bool(conv[i]) if i < len(conv) else None
-        if ok is not None:
-            text += " · converged" if ok else " · not converged"
-        colour = "black" if ok is not False else "#c00000"
-        cells.append(Cell(img, [(ln, colour) for ln in wrap_text(scratch, text, font, w)], ok is False))
+    cells = seed_cells(result, int(result.original.shape[-1]) * scale)
     per_row = 4 if len(cells) > 5 else len(cells)
     rows = [("", cells[k:k + per_row], False) for k in range(0, len(cells), per_row)]
     title = run_title(result) if title is None else title

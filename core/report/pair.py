@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from core.engine.verdict import status
-from core.report.draw import CELL, Cell, get_font, render_rows, wrap_text
+from core.report.draw import CELL, render_rows
+from core.report.files import seed_cells
 
 if TYPE_CHECKING:  # hints only
     from core.engine.result import InversionResult
@@ -54,19 +55,6 @@ def pair_text(a: "InversionResult", b: "InversionResult", name_a: str, name_b: s
     return text
 
 
-def _row(result: "InversionResult", with_original: bool, scratch, font, width: int) -> list[Cell]:
-    m = result.metrics or {}
-    cells = [Cell(result.original, [("original", "black")])] if with_original else [Cell(None, [])]
-    ssim, conv = m.get("ssim") or [], m.get("converged") or []
-    for i, (s, img) in enumerate(zip(result.seeds, result.images)):
-        ok = bool(conv[i]) if i < len(conv) else None
-        text = f"seed {s}" + (f" · SSIM {ssim[i]:.2f}" if i < len(ssim) else "")
-        text += "" if ok is None else (" · converged" if ok else " · not converged")
-        colour = "black" if ok is not False else "#c00000"
-        cells.append(Cell(img, [(ln, colour) for ln in wrap_text(scratch, text, font, width)], ok is False))
-    return cells
-
-
 def pair_grid(a: "InversionResult", b: "InversionResult", name_a: str, name_b: str, title: str = "",
               cell: int = CELL) -> Image.Image:
     """The exported picture of a side-by-side run: row `name_a` (the original, then its seeds), row `name_b`
@@ -81,11 +69,9 @@ def pair_grid(a: "InversionResult", b: "InversionResult", name_a: str, name_b: s
     Returns:
         A PIL image.
     """
-    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     scale = max(1, math.ceil(cell / min(int(s) for s in a.original.shape[-2:])))
-    font = get_font(14)
     width = int(a.original.shape[-1]) * scale
-    rows = [(f"{name_a} · clarity {a.metrics['clarity']:.2f}", _row(a, True, scratch, font, width), False),
-            (f"{name_b} · clarity {b.metrics['clarity']:.2f}", _row(b, False, scratch, font, width), True)]
-    full = " — ".join(t for t in (title, pair_text(a, b, name_a, name_b)) if t)
+    rows = [(f"{name_a} · clarity {a.metrics['clarity']:.2f}", seed_cells(a, width), False),
+            (f"{name_b} · clarity {b.metrics['clarity']:.2f}", seed_cells(b, width, original=False), True)]
+    full = ". ".join(t for t in (title, pair_text(a, b, name_a, name_b)) if t)  # the grid font may lack "—"
     return render_rows(rows, scale, title=full)[0]
