@@ -45,9 +45,6 @@ live.continuation(page, pick)  # the link's cont= (or this session's Continues):
 pickers.with_vs(pick)
 page.sync()
 
-if page.get("image") == "upload…" and pick.image is not None:
-    notices.info("The image is an upload: the page's link keeps every setting but not the image, so whoever opens "
-                 "it is asked to upload the same file (its runs then come from this server's cache).")
 specs = [s for s in (pick.spec, pick.vs_spec) if s is not None]
 hit = bool(specs) and all(live.cached(s) is not None for s in specs)
 shown = page.get("result")
@@ -89,7 +86,7 @@ if pick.ready and (run_clicked or auto or go_on):
     note = None if not auto or present else ("The link's settings, shown on opening it." if from_link else
                                              "A first example: trained against untrained at one depth. Change "
                                              "anything in the sidebar, then Run.")
-    if live.start(pick, page, target, present, more=int(more) if go_on else 0) is not None:
+    if live.start(pick, page, target, present, more=int(more) if go_on else 0, estimate=est) is not None:
         page["result"]["note"] = note
         notices.carry()
         st.rerun()  # the toolbar above was drawn before the run: draw it (and the link) for this result

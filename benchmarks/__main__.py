@@ -10,6 +10,11 @@ if sys.argv[1:2] == ["batch-stops"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["estimate"]:
+    from benchmarks.estimate import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 from benchmarks.runner import main  # noqa: E402
 
 raise SystemExit(main())

@@ -31,11 +31,13 @@ page.sync()
 
 b1, b2, _ = st.columns([1, 1, 5])
 run_clicked = b1.button("Run", type="primary", key=page.key("run"), disabled=not pick.ready)
-b2.button("Stop", key=page.key("stop"), help="Stops the run and keeps what it computed so far")
+hit = live.cached(pick.spec)
+running = pick.ready and (run_clicked or hit is not None)  # the same settings as a finished run show at once
+b2.button("Stop", key=page.key("stop"), disabled=not running or hit is not None,
+          help="Stops the run and keeps what it computed so far" if running else "nothing is running")
 if not pick.ready:
     st.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings above"]) + ".")
-hit = live.cached(pick.spec)
-if pick.ready and (run_clicked or hit is not None):  # the same settings as a finished run show at once
+if running:
     live.start(pick, page, results if present else st.container(), present)
 
 shown = page.get("result")

@@ -8,6 +8,7 @@ from core.studies import KIND_TEXT, KINDS, default_layers, load_inputs
 from ui import manifold_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
+from ui.notices import ignored_stops, link_values
 from ui.state import Field, choice, items, join
 
 present = page_setup("Manifold")
@@ -18,6 +19,7 @@ FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
           Field("inputs", list(KINDS) if GPU else ["noise", "disc"], items(CHOICES), join),
           *pickers.run_fields({"seeds": 4 if GPU else 2, "iters": 300 if GPU else 150, "size": 224 if GPU else 64})]
 page = state.PageState("mf_", FIELDS)
+link = link_values(page, "layers")  # before bind: checked against the model's stops below
 link_warnings, _ = page.bind()
 if not present:
     st.title("Manifold: what deep layers make of non-natural inputs")
@@ -32,6 +34,8 @@ with st.sidebar:
     arch = pickers.model_picker(page)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
     nodes, labels = [n for n, _ in models.stops_of(arch)], dict(models.stops_of(arch))
+    if note := ignored_stops(link.get("layers"), arch, nodes, "layers"):
+        notices.warning(note)
     if page.get("for") != arch:  # a new model (or a link): keep its valid layers, else the defaults
         page["layers"] = [n for n in page.get("layers") or [] if n in nodes] or \
             default_layers(models.get_model(arch, "untrained", 224)[0])[0 if GPU else 1:]  # CPU: the deep two
@@ -74,5 +78,6 @@ shown = page.get("out")
 if shown and shown["rows"] and shown["validation"]:
     manifold_view.show(shown, base, results if present else st.container(), page)
 elif not run_clicked and not problems:
-    st.info("Press **Run**: the defaults finish in well under a minute on a small CPU.")
+    st.info("Press **Run**: the descriptors are measured on the sample photos first, then every input is inverted at "
+            "every layer and checkpoint; the bar says which run it is on.")
 page.sync()

@@ -8,24 +8,30 @@ from core.studies import iter_compare, plan_compare
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
+from ui.notices import known_only, link_values
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
 present = page_setup("Compare models")
 GPU = pickers.ON_GPU
-FIELDS = [Field("models", ["resnet18", "vgg16", "efficientnet_lite0"], items(ARCHITECTURES), join),
+MODELS = ["resnet18", "vgg16", "efficientnet_lite0"]
+FIELDS = [Field("models", MODELS, items(), join),  # a link's unknown models: named and left out below
           Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("all", GPU, flag, dump_bool),
-          Field("per", 6, integer(2, 12)), Field("image", "chelsea"),
+          Field("per", 6, integer(2, 12)), Field("image", "chelsea"), pickers.IMAGE_ID,
           *pickers.run_fields({"seeds": 4 if GPU else 2, "iters": 200 if GPU else 80, "size": 128 if GPU else 32}),
           Field("batch", "auto", choice(pickers.BATCH_STOPS))]
 page = state.PageState("cmp_", FIELDS)
+link = link_values(page, "models")
 link_warnings, _ = page.bind()
 if not present:
     st.title("Compare models")
     st.caption("Is the clarity curve a property of ResNets or of depth itself? Each model × checkpoint is one line "
                "against relative depth: (stop index + 1) / its number of depth stops, so 0 is the input and 1 the "
                "logits of every model. The band is the spread over seeds; hollow points did not converge.")
+notices = st.container()
 for w in link_warnings:
-    st.warning(w)
+    notices.warning(w)
+known_only(page, "models", link.get("models"), ARCHITECTURES, MODELS, "a model here (`python -m core models` lists them)",
+           notices)
 with st.sidebar:
     st.header("Models")
     chosen = st.multiselect("Models", list(ARCHITECTURES), key=page.key("models"), format_func=models.model_label)
@@ -45,7 +51,7 @@ with c_run:
     seeds_n, iters, size = pickers.run_size(page, sizes)
 image = image_name = None
 with c_img, errors("image: "):
-    image, image_name = pickers.image_picker(page.key("image"), size)
+    image, image_name = pickers.image_picker(page.key("image"), size, notices=notices)
 preset, seeds, lines, skipped = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n)), [], []
 with errors("models: "):
     if chosen and cks:  # every model × checkpoint loaded and checked before any run; missing weights: skipped
@@ -55,14 +61,14 @@ for note in skipped:
     st.info(note[0].upper() + note[1:])
 total = sum(len(line.plan) for line in lines)
 st.caption(f"{pickers.plural(len(lines), 'model × checkpoint line')}, {pickers.plural(total, 'inversion')} of "
-           f"{pickers.plural(seeds_n, 'seed')}, up to {iters} steps at {size} px. On a 2-core CPU the defaults take "
-           "about 40 s; VGG-16's classifier and ViT-B/16 are the slow parts (0.1-0.3 s a step at 32 px), every stop "
-           "of four models at 150 steps takes minutes. Finished stops come from the cache.")
+           f"{pickers.plural(seeds_n, 'seed')}, up to {iters} steps at {size} px. The slowest stops are the large "
+           "dense layers (VGG-16's classifier) and ViT-B/16's blocks; finished stops come from the cache, and Stop "
+           "keeps every finished one.")
 problems = [t for good, t in ((lines, "choose at least one model and checkpoint that load"),
                               (image is not None, "choose or upload an image")) if not good]
 b1, b2, _ = st.columns([2, 1, 4])
 run_clicked = b1.button("Run comparison", type="primary", key=page.key("run"), disabled=bool(problems))
-b2.button("Stop", key=page.key("stop"), help="Stops after keeping every finished stop")
+stop_box = b2.empty()  # Stop is drawn once it is known whether a run starts
 if problems:
     st.info("Run comparison is not available yet: " + "; ".join(problems) + ".")
 base = {"models": list(dict.fromkeys(x.model for x in lines)), "checkpoints": cks, "stops": {x.name: x.nodes for x in
@@ -72,7 +78,10 @@ auto = first and not problems and all(live.curve_cached([x.loaded], [x.checkpoin
                                                         device) for x in lines)
 
 
-if (run_clicked or auto) and not problems:  # rows kept stop by stop: Stop (a rerun) keeps every finished one
+running = (run_clicked or auto) and not problems
+stop_box.button("Stop", key=page.key("stop"), disabled=not running or auto,  # auto: all from the cache
+                help="Stops after keeping every finished stop" if running else "nothing is running")
+if running:  # rows kept stop by stop: Stop (a rerun) keeps every finished one
     view = page["view"] = {"base": base, "rows": [], "original": image, "skipped": skipped}
     with errors("compare: "):
         live.stream(lambda cb: iter_compare(lines, image, seeds=seeds, preset=preset, device=device, callbacks=cb,

@@ -2,19 +2,24 @@
 
 import streamlit as st
 
-from core import ARCHITECTURES, get_preset
+from core import ARCHITECTURES, UserError, get_preset
 from core.studies import Sweep
-from ui import state, sweeps
+from ui import pickers, state, sweeps
 from ui.errors import errors
 from ui.nav import page_setup
+from ui.notices import known_only, link_values
 from ui.state import Field, choice, items, join, limits, setting
 
 present = page_setup("Sweeps")
-FIELDS = [Field("file", ""), Field("models", ["resnet18", "efficientnet_lite0"], items(ARCHITECTURES), join),
-          Field("cks", ["untrained"], items(["untrained", "trained"]), join), Field("layers", "stops"),
-          setting("size", 32, hi=512), setting("seeds", 1), setting("iters", 60),
-          Field("out", "page-sweep"), Field("backend", "local", choice(["local", "ray"])), Field("point", "")]
+# The defaults run here (ui/sweeps.py: Lite0 untrained against trained at three stops, 24 runs); a link's unknown
+# models are named and left out (below), its layers are checked against every chosen model before Run is offered.
+FIELDS = [Field("file", ""), Field("models", sweeps.DEFAULT_MODELS, items(), join),
+          Field("cks", sweeps.DEFAULT_CHECKPOINTS, items(["untrained", "trained"]), join),
+          Field("layers", sweeps.DEFAULT_LAYERS), setting("size", 32, hi=512), setting("seeds", 1),
+          setting("iters", 60), Field("out", "page-sweep"), Field("backend", "local", choice(["local", "ray"])),
+          Field("point", "")]
 page = state.PageState("sw_", FIELDS)
+link = link_values(page, "models")
 link_warnings, _ = page.bind()
 if not present:
     st.title("Sweeps")
@@ -23,6 +28,8 @@ if not present:
                "on Ray: `python -m core sweep` (README).")
 for w in link_warnings:
     st.warning(w)
+known_only(page, "models", link.get("models"), ARCHITECTURES, sweeps.DEFAULT_MODELS,
+           "a model here (`python -m core models` lists them)", st)
 tab_open, tab_run = st.tabs(["Open results", "Run a small sweep"])
 with tab_run:
     c1, c2 = st.columns(2)
@@ -36,16 +43,30 @@ with tab_run:
     backend = c1.radio("Backend", ["local", "ray"], horizontal=True, key=page.key("backend"),
                        help="ray: a Ray on this machine (pip install -r requirements-sweep.txt)")
     st.code(sweeps.command(models, cks, layers, size, seeds, iters, str(sweeps.results_dir() / out)), language="bash")
+    for m in sweeps.left_out(models, cks):
+        st.info(f"{m} × trained is left out: its trained weights are not on this machine (`python -m core download "
+                f"{m}`, or the download offered on the Invert page), so it is not counted below.")
     sweep = None
     with errors("sweep: "):
-        sweep = Sweep.create("samples", models, cks, layers if layers == "stops" else layers.split(","),
-                                     int(size), list(range(int(seeds))), get_preset("default", iters=int(iters)))
-        n = sweeps.count(sweep)
-        st.caption(f"{len(sweep.images)} sample images × {len(models)} models × {len(cks)} checkpoints: {n} runs.")
+        chosen = layers.strip() if layers.strip() == "stops" else [x.strip() for x in layers.split(",") if x.strip()]
+        if not chosen:
+            raise UserError("write 'stops' or at least one layer name")
+        planned = Sweep.create("samples", models, cks, chosen, int(size), list(range(int(seeds))),
+                               get_preset("default", iters=int(iters)))
+        sweeps.check_layers(models, chosen, int(size))  # a layer some model lacks: said now, not at the run
+        n = sweeps.count(planned)
+        per = "every depth stop" if chosen == "stops" else pickers.plural(len(chosen), "layer")
+        st.caption(f"{pickers.plural(len(planned.images), 'sample image')} × {pickers.plural(len(models), 'model')} × "
+                   f"{pickers.plural(len(cks), 'checkpoint')} × {per}: {n} runs of {pickers.plural(int(seeds), 'seed')}"
+                   f", up to {int(iters)} steps at {int(size)} px. The bar counts them; finished runs come from the "
+                   "cache.")
+        if n == 0:
+            raise UserError("nothing to run: every chosen model × checkpoint is left out (see above)")
         if n > sweeps.PAGE_LIMIT:
             st.info(f"{n} runs is more than this page starts ({sweeps.PAGE_LIMIT}): run the command above (resumable, "
                     "and on Ray if need be), then open its results.parquet here.")
-            sweep = None
+        else:
+            sweep = planned  # every check passed: Run sweep is offered
     clicked = st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None)
     with errors("sweep: "):  # a lost Ray node: the message, and Resume (the same sweep, only its missing runs)
         wrote = sweeps.run_or_resume(sweep, out, backend, clicked, page)
@@ -64,5 +85,5 @@ with tab_open:
         if loaded is None:
             st.info("Choose a sweep's results.parquet (or run a small sweep in the other tab).")
         else:
-            sweeps.show(loaded[0], page)
+            sweeps.show(loaded[0], page, loaded[1], uploaded=upload is not None)
 page.sync()

@@ -270,3 +270,56 @@ def test_a_stop_while_a_link_recomputes_what_it_continues(monkeypatch):
     ok(at)
     done = at.session_state["inv_result"]["result"]
     assert not done.stopped_early and done.spec.get("continued") is None and done.steps_done <= 30
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_run_on_an_upload_gets_a_link_that_reproduces_it_on_this_server():
+    tiny = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "seeds": "2", "iters": "12", "size": "32",
+            "preset": "default", "device": "cpu"}
+    at = open_link(None, {**tiny, "image": "chelsea"})
+    at.radio(key="inv_image").set_value("upload…")
+    at.run()
+    at.file_uploader(key="inv_image_file").set_value(("mine.png", _png(1), "image/png"))
+    at.run()
+    ok(at)
+    assert any("on this server only" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    shown = at.session_state["inv_result"]
+    link = url(at)
+    assert link["image"] == "upload…" and len(link["image_id"]) == 16
+    # a fresh session from the link: the same upload, the same run, from this server's cache, without a click
+    again = open_link(None, link)
+    assert not again.error, errors(again)
+    assert any("kept on this server" in i.value and "mine.png" in i.value for i in again.info)
+    got = again.session_state["inv_result"]
+    assert got["key"] == shown["key"] and got["image_name"] == "mine.png"
+    assert (got["result"].images == shown["result"].images).all()
+    # a sample afterwards drops the id from the link (it names a sample again)
+    again.radio(key="inv_image").set_value("coffee")
+    again.run()
+    assert "image_id" not in url(again)
+
+
+def test_a_link_to_an_upload_this_server_lacks_asks_for_the_file():
+    at = open_link(None, {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "size": "32",
+                          "image": "upload…", "image_id": "0123456789abcdef"})
+    text = errors(at)
+    assert "not on this server" in text and "Upload the same file" in text, text
+    assert at.button(key="inv_run").disabled
+    assert "\n" not in text and "Traceback" not in text
+    bad = open_link(None, {"image": "upload…", "image_id": "../../etc"})  # not an id: named, never a path
+    assert any("image_id" in w.value for w in bad.warning), [w.value for w in bad.warning]

@@ -310,9 +310,13 @@ class _View:
 
     def __init__(self, stop: threading.Event | None = None):
         self.stop, self.positions, self.started_at, self.updates = stop, [], None, 0
+        self.aheads = []
 
     def waiting(self, position, waiting):
         self.positions.append((position, waiting))
+
+    def ahead(self, ahead):
+        self.aheads.append(ahead)
 
     def note(self, text):
         pass
@@ -367,6 +371,7 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     while not view_b.positions and time.monotonic() < deadline:
         time.sleep(0.05)
     assert view_b.positions[0] == (1, 1)  # B is told it is first in line, behind A
+    assert view_b.aheads[0].runs == 1 and view_b.aheads[0].unknown == 1  # A gave no estimate: no wait promised
     t_stop = time.monotonic()
     stop.set()  # A's page reruns (Stop button, changed widget, closed tab)
     ta.join(30)

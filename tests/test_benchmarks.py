@@ -46,3 +46,20 @@ def test_tiny_suite_writes_json_and_markdown(tmp_path, capsys):
     assert "| model | layer |" in text and report["device"] in text
     out = capsys.readouterr().out
     assert "engine/paper" in out and str(files[0]) in out
+
+
+def test_the_estimate_benchmark_prints_and_writes_its_numbers(tmp_path, capsys):
+    """`python -m benchmarks estimate`, tiny: one idle run, its numbers in the JSON and the markdown section."""
+    import json
+
+    from benchmarks.estimate import main
+
+    md = tmp_path / "B.md"
+    md.write_text("# Benchmarks\n")
+    assert main(["--runs", "1", "--ways", "idle", "--size", "32", "--iters", "20", "--json", str(tmp_path / "e.json"),
+                 "--markdown", str(md)]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    (run,) = report["ways"][0]["runs"]
+    assert run["actual_s"] > 0 and run["estimate_for_steps_s"] > 0 and run["steps"] >= 1
+    assert report["summary"]["runs"] == 1
+    assert "<!-- estimate:start -->" in md.read_text() and "within 2x" in capsys.readouterr().out

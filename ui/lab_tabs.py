@@ -8,8 +8,8 @@ import json
 
 import streamlit as st
 
-from core import ARCHITECTURES, get_preset, load_image, sample_images
-from core.jobs import Callbacks
+from core import ARCHITECTURES, UserError, get_preset, load_image, sample_images
+from core.jobs import Callbacks, UploadStore
 from core.report import (
     JACOBIAN_CSV_FIELDS,
     LAB_CSV_FIELDS,
@@ -32,6 +32,7 @@ from core.studies import (
 )
 from ui import live, models, pickers
 from ui.errors import errors
+from ui.notices import ignored_stops, stem
 from ui.state import PageState
 
 MSIZES = [8, 12, 16, 24, 32]
@@ -39,10 +40,15 @@ WIDTHS, DEPTHS = ["0.25", "0.5", "1", "1.5", "2", "3", "4", "8"], ["1", "2", "3"
 
 
 def image_at(page: PageState, name: str, size: int):
-    """The chosen image at `size` px: a shipped sample, or the upload."""
+    """The chosen image at `size` px: a shipped sample, the upload, or the upload a link names by id."""
     if name in sample_images():
         return load_image(sample_images()[name], size)
-    return pickers.read_upload_image(page["image_file"], size)
+    if page.get("image_file") is not None:
+        return pickers.read_upload_image(page["image_file"], size)
+    kept = UploadStore().get(page.get("image_id") or "") if page.get("image_id") else None
+    if kept is None:
+        raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
+    return load_image(kept[0], size, name=kept[1])
 
 
 def progress(bar, what: str, titles: dict | None = None) -> Callbacks:
@@ -54,14 +60,17 @@ def progress(bar, what: str, titles: dict | None = None) -> Callbacks:
     return Callbacks(stop=stop)
 
 
-def show(page: PageState, figure, table: list, fields: list, settings: dict, stem: str):
-    """A lab result: the chart, the table and its JSON and CSV downloads."""
+def show(page: PageState, figure, table: list, fields: list, settings: dict, kind: str, name: str):
+    """A lab result: the chart, the table and its JSON and CSV downloads, named `name` (what they hold: model,
+    checkpoint, size, image); `kind` ("lab", "jacobian") keys the buttons."""
     st.plotly_chart(figure, width="stretch")
     st.dataframe([{k: t.get(k) for k in fields} for t in table], hide_index=True)
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button(f"{stem}.json", json.dumps({**settings, "rows": table}, indent=2), f"{stem}.json",
-                       key=page.key(f"{stem}_json"))
-    c2.download_button(f"{stem}.csv", table_csv(table, fields), f"{stem}.csv", key=page.key(f"{stem}_csv"))
+    what = {"lab": "Lab table", "jacobian": "Jacobian table"}.get(kind, kind)
+    c1.download_button(f"{what} (JSON)", json.dumps({**settings, "rows": table}, indent=2), f"{name}.json",
+                       "application/json", key=page.key(f"{kind}_json"))
+    c2.download_button(f"{what} (CSV)", table_csv(table, fields), f"{name}.csv", "text/csv",
+                       key=page.key(f"{kind}_csv"))
 
 
 def mlp_tab(page: PageState, name: str | None) -> None:
@@ -81,8 +90,8 @@ def mlp_tab(page: PageState, name: str | None) -> None:
                        "undetermined with smooth content: it hides lost rank")
     n = len(widths) * len(acts) * len(depths)
     st.caption(f"{n} untrained networks on a {msize}×{msize} grey image ({msize * msize} inputs), {seeds} seeds, "
-               f"up to {iters} Adam steps. At 16 px 0.1-1.5 s per network on a 2-core CPU (1.5 s: a run that never "
-               "converges uses the whole budget): the defaults take about 10 s.")
+               f"up to {iters} Adam steps each: a network that never converges uses the whole budget. The bar names "
+               "the network it is on.")
     if st.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None):
         bar = st.progress(0.0, text="starting…")
         with errors("lab: "):
@@ -98,22 +107,32 @@ def mlp_tab(page: PageState, name: str | None) -> None:
             page["mlp"] = {"rows": rows, "original": img, "settings": cfg}
     if shown := page.get("mlp"):
         table = [r.to_json() for r in shown["rows"]]
-        show(page, lab_figure(table, lab_title(shown["settings"])), table, LAB_CSV_FIELDS,
-             shown["settings"], "lab")
+        cfg = shown["settings"]
+        show(page, lab_figure(table, lab_title(cfg)), table, LAB_CSV_FIELDS, cfg, "lab",
+             stem("lab", "mlp", f"{cfg['size']}px", pickers.plural(len(cfg["seeds"]), "seed").replace(" ", ""),
+                  cfg.get("image") or ""))
         st.image(lab_grid(shown["rows"], shown["original"]), caption="seed 0's reconstruction per network (red "
                  "dashed frame: not converged); 'pinv' rows: a linear network's exact pseudo-inverse answer")
 
 
-def cnn_tab(page: PageState, name: str | None) -> None:
-    """A CNN's float64 Jacobian at chosen depth stops, with the clarity curve beside it."""
+def cnn_tab(page: PageState, name: str | None, link: dict | None = None, notices=None) -> None:
+    """A CNN's float64 Jacobian at chosen depth stops, with the clarity curve beside it. `link`: the link's raw
+    cstops and csize (`ui.notices.link_values`), whose values this model cannot take get a notice in `notices`."""
+    link, notices = link or {}, notices or st
     c = st.columns([2, 1, 1])
     arch = c[0].selectbox("Model", list(ARCHITECTURES), key=page.key("cmodel"), format_func=models.model_label)
     ck = c[1].radio("Checkpoint", ["untrained", "trained"], key=page.key("cckpt"), horizontal=True)
     sizes = jacobian_sizes(ARCHITECTURES[arch])
     if page.get("csize") not in sizes:
-        page["csize"] = min(sizes, key=lambda s: abs(s - 16))
+        asked = page.get("csize")
+        page["csize"] = min(sizes, key=lambda s: abs(s - (asked if isinstance(asked, int) else 16)))
+        if link.get("csize"):
+            notices.warning(f"ignored the link's csize={','.join(link['csize'])!r}: {arch}'s Jacobians are offered at "
+                            f"{', '.join(map(str, sizes))} px; using {page['csize']} px")
     csize = c[2].select_slider("Image size (px)", sizes, key=page.key("csize"))
     stops = dict(models.stops_of(arch))
+    if note := ignored_stops(link.get("cstops"), arch, stops, "cstops"):
+        notices.warning(note)
     if page.get("cstops_for") != arch or not isinstance(page.get("cstops"), list):
         page["cstops"] = ([n for n in page.get("cstops") or [] if n in stops]
                                           or default_jacobian_stops(ARCHITECTURES[arch], list(stops)))
@@ -122,9 +141,10 @@ def cnn_tab(page: PageState, name: str | None) -> None:
     c = st.columns(2)
     with_clarity = c[0].toggle("Clarity curve too (default preset, 2 seeds)", key=page.key("cclarity"))
     citers = c[1].number_input("Clarity step budget", 10, 2000, key=page.key("citers"))
-    st.caption("Jacobians in float64 on the CPU. On a 2-core CPU the defaults (ResNet-18, 16 px, 4 stops, clarity) "
-               "take about 10 s; at 32 px conv1 (16384 × 3072) takes about 25 s, max-pool 20 s, layer2 12 s, layer4 "
-               "5 s; at 64 px layer2 alone 5 minutes (the cost grows with the 4th to 6th power of the side).")
+    st.caption("Jacobians in float64 on the CPU, one stop at a time. The cost grows with about the 4th to 6th power "
+               "of the image side (twice the side: 16 to 64 times as long), most at the early stops (conv1's "
+               "Jacobian at 32 px is 16384 × 3072). Measured times are in the README (Invertibility lab); this "
+               "machine's load changes them.")
     trained_ok = ck != "trained" or models.trained_panel(arch, page.key("c"))
     if st.button("Run", type="primary", key=page.key("cnn_run"), disabled=not chosen or not trained_ok or name is None):
         bar = st.progress(0.0, text="starting…")
@@ -141,5 +161,6 @@ def cnn_tab(page: PageState, name: str | None) -> None:
             page["cnn"] = {"rows": rows, "settings": {**settings, "dtype": "float64"}}
     if shown := page.get("cnn"):
         table = [r.to_json() for r in shown["rows"]]
-        show(page, jacobian_figure(table, jacobian_title(shown["settings"])), table,
-             JACOBIAN_CSV_FIELDS, shown["settings"], "jacobian")
+        cfg = shown["settings"]
+        show(page, jacobian_figure(table, jacobian_title(cfg)), table, JACOBIAN_CSV_FIELDS, cfg, "jacobian",
+             stem("jacobian", cfg["model"], cfg["checkpoint"], f"{cfg['size']}px", cfg.get("image") or ""))

@@ -19,7 +19,8 @@ from core import DivergenceError, UserError
 from core.devices import describe, is_oom, resolve_device
 from core.engine import InversionResult
 from core.images import upscale
-from core.jobs import Callbacks, default_cache, human, measure, queue_for, run, suggest_cheaper
+from core.jobs import (Callbacks, Countdown, calibrated, default_cache, human, measure, queue_for, run, snapshot_every,
+                       suggest_cheaper)
 from core.report import trajectory_figure
 from ui.state import Field, PageState, join
 
@@ -51,11 +52,17 @@ def cached(spec) -> InversionResult | None:
         return None
 
 
-def remaining(elapsed_s: float, step: int, total: int) -> float | None:
-    """Seconds left at the pace of the steps done so far (None before there is a pace to go by)."""
-    if step < 2 or total <= step or elapsed_s <= 0:
-        return None
-    return elapsed_s / step * (total - step)
+def waiting_text(position: int, waiting: int | None, ahead=None) -> str:
+    """"The device is busy…": the place in the queue and, when the runs ahead gave estimates, the wait."""
+    if ahead is not None:
+        known = ahead.runs - ahead.unknown
+        wait = (f" They take {human(ahead.wait_s)} more by their estimates"
+                + (f" (and {ahead.unknown} without one)" if ahead.unknown and known else "") + "."
+                if known else "")
+        return (f"The device is busy: {ahead.runs} run{'s' if ahead.runs != 1 else ''} before yours.{wait} "
+                "Your run starts by itself.")
+    return (f"The device is busy with another run: you are number {position} of {waiting} in the queue. "
+            "Your run starts by itself.")
 
 
 class LiveView:
@@ -63,9 +70,12 @@ class LiveView:
 
     A long run greys the previous result out (`faded`) so no stale numbers read as the new ones."""
 
-    def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128):
+    def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128, estimate=None):
         box = container or st.container()
         self.seeds, self.size = list(seeds), size
+        # the pace of the steps done so far, the estimate's step time standing for it over the first steps
+        self.countdown = Countdown(step_s=estimate.step_s if estimate else None,
+                                   finish_s=estimate.finish_s if estimate else 0.0)
         self.status = box.empty()
         self.bar = box.empty()
         self.images = box.empty() if show_images else None
@@ -73,15 +83,17 @@ class LiveView:
         self.steps, self.mg, self.mi = [], [], []
 
     def waiting(self, position: int, waiting: int):
-        self.status.info(f"The device is busy with another run: you are number {position} of {waiting} "
-                         f"in the queue. Your run starts by itself.")
+        self.status.info(waiting_text(position, waiting))
+
+    def ahead(self, ahead):
+        self.status.info(waiting_text(ahead.runs, None, ahead))
 
     def note(self, text: str):
         st.warning(text)
 
     def left(self, snap) -> str:
         """" · about 12 s left": the time the steps still to do take at the pace of the steps done so far."""
-        secs = remaining(snap.seconds, snap.step, snap.total)
+        secs = self.countdown(snap.seconds, snap.step, snap.total)
         return "" if secs is None else f" · {human(secs).replace('under a second', 'a second')} left"
 
     def progress(self, snap):
@@ -118,11 +130,12 @@ def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
         st.session_state[state_key] = {"run": inv, "meta": meta}
 
     return Callbacks(snapshot=view.update if view else None, progress=view.progress if view else None,
-                     note=(view.note if view else st.warning), wait=view.waiting if view else None, start=start)
+                     note=(view.note if view else st.warning), wait=view.waiting if view else None, start=start,
+                     ahead=view.ahead if view else None)
 
 
 def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
-            every: int | None = None, live: dict | None = None, queue: bool = True):
+            every: int | None = None, live: dict | None = None, queue: bool = True, estimate=None):
     """Run `spec` through `core.jobs.pipeline.run` with this page's live view.
 
     Args:
@@ -134,6 +147,7 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
         live: `{"run": Inversion}` to go on from, if still in memory (`finished_run`): the shown run stopped
             part-way, or the finished run a continued `spec` continues.
         queue: False when the caller holds the device's queue already (`core.jobs.device_slot`).
+        estimate: the run's measured `Estimate` (`estimate`): its thread count, queue seconds and time record.
 
     Returns:
         The `core.jobs.pipeline.Job`, or None when the run diverged (the message and last finite images are shown).
@@ -142,7 +156,7 @@ def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dic
     cb = _callbacks(view, state_key, meta)
     try:
         job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every, live=(live or {}).get("run"),
-                  queue=queue)
+                  queue=queue, estimate=estimate)
     except DivergenceError as exc:
         st.session_state.pop(state_key, None)
         if view:
@@ -221,7 +235,12 @@ def _estimate(key: str, layer: str, size: int, seeds: int, preset_json: str, dev
     from core import get_preset
 
     preset = get_preset("default").replace(**json.loads(preset_json))
-    return measure(_model, layer, size, seeds, preset, device)
+    # the live view draws a snapshot every `snapshot_every` steps (about 50 ms each here: images and chart)
+    return measure(_model, layer, size, seeds, preset, device, every=snapshot_every(None, preset.iters),
+                   snapshot_s=SNAPSHOT_S)
+
+
+SNAPSHOT_S = 0.05  # what drawing one live snapshot costs the page (images + m_g/m_i chart), measured at 40-60 ms
 
 
 def estimate(pick, box, runs: int = 1):
@@ -239,13 +258,17 @@ def estimate(pick, box, runs: int = 1):
                  ": Run splits them into smaller batches by itself.")
         return None
     where = describe(resolve_device(pick.device))
+    est = calibrated(est, pick.device)  # the recent runs' real time against their estimates on this device
     if spec.continued:  # the run it continues is computed again first, unless still in memory
         est = est.scaled(iters=spec.steps)
     early = " at most (early stop may end it sooner)" if spec.preset.early_stop else ""
     both = f" for the {runs} rows" if runs > 1 else ""
-    ahead = queue_for(str(resolve_device(pick.device))).state()
-    busy = ahead["running"] + ahead["waiting"]
-    queue_note = f", after the {busy} run{'s' if busy > 1 else ''} already on the device" if busy else ""
+    ahead = queue_for(str(resolve_device(pick.device))).ahead()
+    queue_note = ""
+    if ahead.runs:
+        known = ahead.runs > ahead.unknown
+        queue_note = (f", after the {ahead.runs} run{'s' if ahead.runs > 1 else ''} already on the device"
+                      + (f" ({human(ahead.wait_s)} more)" if known else ""))
     box.caption(f"Estimated on {where} now: **{human(est.seconds * runs)}**{both}{early}{queue_note}; "
                 f"{est.step_s * 1000:.0f} ms per step, measured.")
     return est
@@ -330,11 +353,13 @@ def stopped(entry: dict | None) -> bool:
                                                   and entry["vs"]["result"].stopped_early))
 
 
-def start(pick, page: PageState, box, present: bool = False, more: int = 0, note: str | None = None):
+def start(pick, page: PageState, box, present: bool = False, more: int = 0, note: str | None = None,
+          estimate=None):
     """Run the page's pick in `box` (and, with a side-by-side checkpoint, `pick.vs_spec` after it, in the same
     queue slot), or with `more` > 0 go on with the shown result: finish what was stopped, else continue every
     row by `more` steps (`RunSpec.then`). The result is kept in `page["result"]` (the second row in its "vs")
     with what the page needs to show it again, and a continuation in `page.key("cont")` (the link's `cont=`).
+    `estimate`: the one run's measured `Estimate` (`estimate`): its thread count, the countdown, the queue's wait.
 
     Returns:
         The spec that ran (`pick.spec`, or its continuation), or None when nothing finished."""
@@ -369,20 +394,22 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, note
     px = (PAIR_PRESENT_PX if present else PAIR_PX) if len(plan) > 1 else (PRESENT_PX if present else 128)
     computes = any(cached(s) is None for _, s, _, _, _ in plan)
     waiting = box.empty()
-    wait_cb = Callbacks(wait=lambda pos, n: waiting.info(
-        f"The device is busy with another run: you are number {pos} of {n} in the queue. Your run starts by itself."))
+    wait_cb = Callbacks(wait=lambda pos, n: waiting.info(waiting_text(pos, n)),
+                        ahead=lambda a: waiting.info(waiting_text(a.runs, None, a)))
+    est = estimate if estimate is not None and not more else None  # a Continue's steps are not the estimate's
+    pair_s = None if est is None else est.seconds * len(plan)
     job = None
     with box, errors("run: "):
-        with device_slot(spec, wait_cb) if computes and len(plan) > 1 else nullcontext():
+        with device_slot(spec, wait_cb, seconds=pair_s) if computes and len(plan) > 1 else nullcontext():
             waiting.empty()
             done_slot = box.empty()
             for i, (state, row_spec, model, display, going_on) in enumerate(plan):
                 row_meta = meta if i == 0 else {"key": row_spec.key(), "ck_display": display}
-                view = LiveView(pick.seeds, container=box, size=px)
+                view = LiveView(pick.seeds, container=box, size=px, estimate=est)
                 if len(plan) > 1:
                     view.status.caption(f"Row {i + 1} of 2: **{display}**")
                 row_job = execute(row_spec, pick.image, model, view, page.key(state), row_meta, live=going_on,
-                                  queue=len(plan) == 1)
+                                  queue=len(plan) == 1, estimate=est)
                 if row_job is None:
                     break
                 split_run = bool(row_job.batches and len(row_job.batches) > 1)

@@ -21,8 +21,17 @@ from core.report import (
     summary_lines,
     validation_table,
 )
-from core.studies import JUDGE, Describer, by_input, iter_manifold, layers_of, natural_gaps, validate
+from core.studies import (
+    JUDGE,
+    Describer,
+    by_input,
+    iter_manifold,
+    layers_of,
+    natural_gaps,
+    validate,
+)
 from ui import live, models
+from ui.notices import stem
 from ui.state import PageState
 
 
@@ -70,7 +79,9 @@ def show(shown: dict, base: dict, box, page: PageState) -> None:
         st.plotly_chart(manifold_figure(rows, v), width="stretch")
         st.dataframe(validation_table(v), hide_index=True)
         d1, d2, _ = st.columns([1, 1, 4])
-        d1.download_button("Manifold (JSON)", json.dumps(manifold_json(rows, v, shown["base"]), indent=2),
-                           "manifold.json", "application/json", key=page.key("json"))
-        picture = manifold_grid(rows, shown["inputs"], title=manifold_title(shown["base"]))
-        d2.download_button("Grid (PNG)", png_bytes(picture), "manifold.png", "image/png", key=page.key("png"))
+        b = shown["base"]
+        name = stem("manifold", b["model"], b["checkpoints"], f"{b['size']}px", b["layers"])
+        d1.download_button("Manifold (JSON)", json.dumps(manifold_json(rows, v, b), indent=2),
+                           f"{name}.json", "application/json", key=page.key("json"))
+        picture = manifold_grid(rows, shown["inputs"], title=manifold_title(b))
+        d2.download_button("Grid (PNG)", png_bytes(picture), f"{name}.png", "image/png", key=page.key("png"))

@@ -15,7 +15,7 @@ from PIL import Image
 
 from core import ARCHITECTURES, PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
 from core.devices import describe, resolve_device
-from core.jobs import SETTINGS, RunSettings, RunSpec
+from core.jobs import SETTINGS, RunSettings, RunSpec, UploadStore, is_upload_id
 from core.studies import BATCH_STOPS
 from ui import models
 from ui.errors import errors
@@ -56,6 +56,17 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _upload_id(raw: str) -> str:
+    if raw and not is_upload_id(raw):
+        raise ValueError(raw)
+    return raw
+
+
+# A run on an uploaded image: the link carries the upload's id (`core.jobs.uploads`), which reproduces the run on
+# the server that keeps the file; `image_picker` keeps `<prefix>image_id` in step with the image shown.
+IMAGE_ID = Field("image_id", "", _upload_id)
+
+
 def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Field]:
     """The URL fields of a one-layer run (Invert, Non-uniqueness): every setting, advanced ones included; `vs`
     (the side-by-side checkpoint) where `defaults` has one."""
@@ -67,6 +78,7 @@ def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Fiel
         Field("layer", None),
         Field("node", ""),
         Field("image", defaults["image"]),
+        IMAGE_ID,
         *run_fields(defaults, min_seeds),
     ]
 
@@ -215,27 +227,56 @@ def _thumb(path: str) -> Image.Image:
 
 def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
     """Bundled samples as thumbnails plus an upload; returns (image tensor, name) or raises UserError.
-    A link's unknown image name is replaced by the first sample with a notice in `notices`."""
+
+    A link's unknown image name is replaced by the first sample with a notice in `notices`. An upload is kept on
+    this server by its hash (`core.jobs.UploadStore`) and its id put in `key + "_id"` (the page's `IMAGE_ID`
+    field), so the page's link reproduces the run here; a link whose upload this server lacks asks for the file."""
     box = box or st.container()
     samples = sample_images()
+    id_key = key + "_id"
     asked = st.session_state.get(key)
     if asked not in list(samples) + ["upload…"]:
         st.session_state[key] = next(iter(samples))
         if asked and notices is not None:
             notices.warning(f"ignored the link's image={asked!r}: not one of the samples ({', '.join(samples)}); "
-                            f"showing {st.session_state[key]}. An uploaded image is not in a link: upload it again.")
+                            f"showing {st.session_state[key]}.")
     cols = box.columns(len(samples))
     for col, (name, path) in zip(cols, samples.items()):
         col.image(_thumb(str(path)), caption=name, width=thumb)
     choice_ = box.radio("Image", list(samples) + ["upload…"], key=key, horizontal=True)
-    if choice_ == "upload…":
-        # no `type=` filter: the browser would refuse another file silently and keep showing the previous
-        # one's message; every file reaches load_image, whose error names this file
-        up = box.file_uploader("Upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP)", key=f"{key}_file")
-        if up is None:
-            raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
-        return read_upload_image(up, size), up.name
-    return load_image(samples[choice_], size), choice_
+    if choice_ != "upload…":
+        st.session_state[id_key] = ""
+        return load_image(samples[choice_], size), choice_
+    # no `type=` filter: the browser would refuse another file silently and keep showing the previous
+    # one's message; every file reaches load_image, whose error names this file
+    up = box.file_uploader("Upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP)", key=f"{key}_file")
+    if up is not None:
+        image = read_upload_image(up, size)
+        try:
+            st.session_state[id_key] = UploadStore().put(up.getvalue(), up.name)
+        except OSError as exc:
+            st.session_state[id_key] = ""
+            if notices is not None:
+                notices.warning(f"could not keep the upload on this server ({exc}): the page's link leaves the image "
+                                "out, so whoever opens it is asked for the file")
+        else:
+            if notices is not None:
+                notices.info("The image is an upload, kept on this server by its hash: the page's link reproduces "
+                             "this run **on this server only** (elsewhere it asks for the same file).")
+        return image, up.name
+    uid = st.session_state.get(id_key) or ""
+    if uid:
+        kept = UploadStore().get(uid)
+        if kept is not None:
+            data, name = kept
+            if notices is not None:
+                notices.info(f"The image is the upload {name!r} kept on this server (id {uid[:8]}…), as the link "
+                             "asks; uploading a file here replaces it.")
+            return load_image(data, size, name=name), name
+        st.session_state[id_key] = ""
+        raise UserError(f"this link's uploaded image (id {uid}) is not on this server: a link to an upload works "
+                        "only on the server it was made on. Upload the same file to reproduce the run")
+    raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
 
 
 def read_upload_image(up, size: int) -> torch.Tensor:

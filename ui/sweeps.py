@@ -3,20 +3,28 @@ the drill-down to images."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
 
 import streamlit as st
 
+from core import resolve_layer, trained_status
 from core.images import upscale
 from core.report import summary_figure, write_sweep
 from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
+from ui.notices import stem
 from ui.state import PageState
 
 PAGE_LIMIT = 48  # runs a page starts itself; more belong on the command line
+# The page's default sweep: untrained against trained EfficientNet-Lite0 (its trained weights ship with the
+# project) at an early, a middle and a late stop, over the 4 sample images at 32 px: 24 runs (15-35 s measured on a
+# 2-core CPU, minutes when other work loads it), and the curves already part (trained: abstract from mid-depth on).
+DEFAULT_MODELS, DEFAULT_CHECKPOINTS = ["efficientnet_lite0"], ["untrained", "trained"]
+DEFAULT_LAYERS = "conv_stem,blocks.3.0,conv_head"
 
 
 def results_dir() -> Path:
@@ -41,10 +49,29 @@ def command(models, cks, layers, size, seeds, iters, out) -> str:
     return " ".join(shlex.quote(a) for a in args) + "  # add --backend ray [--address ADDR] for a cluster"
 
 
+def left_out(models, checkpoints) -> list[str]:
+    """The models whose trained checkpoint a sweep leaves out here: its weights are not on this machine (the sweep
+    notes them and runs the rest)."""
+    return [m for m in models if "trained" in checkpoints and not trained_status(m)["cached"]]
+
+
 def count(sweep: Sweep) -> int:
-    """The sweep's runs, from the cached stop lists (no model is loaded for it)."""
-    per_model = [len(stops_of(m)) if sweep.layers == "stops" else len(sweep.layers) for m in sweep.models]
-    return len(sweep.images) * len(sweep.checkpoints) * sum(per_model)
+    """The sweep's runs, from the cached stop lists (no model is loaded for it), without the pairs it leaves out."""
+    missing = set(left_out(sweep.models, sweep.checkpoints))
+    per_model = [(len(stops_of(m)) if sweep.layers == "stops" else len(sweep.layers))
+                 * (len(sweep.checkpoints) - (m in missing)) for m in sweep.models]
+    return len(sweep.images) * sum(per_model)
+
+
+def check_layers(models, layers, size: int) -> None:
+    """Raise UserError naming the first model that lacks one of `layers` (a list; "stops" always fits) and its
+    stops, before a run is offered: otherwise the sweep would fail only once it plans."""
+    if layers == "stops":
+        return
+    for m in models:
+        model = get_model(m, "untrained", size)[0]
+        for layer in layers:
+            resolve_layer(model, layer)
 
 
 def start(sweep: Sweep, out: Path, box, backend: str = "local") -> None:
@@ -105,8 +132,25 @@ def run_or_resume(sweep: Sweep | None, out: str, backend: str, clicked: bool, pa
     return job[1]
 
 
-def show(frame, page: PageState) -> None:
-    """Mean ± 95% interval curves, the summary table, and every image's reconstruction at a chosen point."""
+def file_stem(frame, name: str = "", uploaded: bool = False) -> str:
+    """The downloads' name: the sweep's folder under `results_dir()` (or the upload's name), its models and
+    checkpoints, and its size where its sweep.json says ("sweep_page-sweep_efficientnet_lite0_untrained-trained_32px")."""
+    path = Path(name or "")
+    folder = path.stem if uploaded or path.name != "results.parquet" else path.parent.name
+    size = ""
+    if name and not uploaded:
+        try:
+            size = f"{int(json.loads((results_dir() / path.parent / 'sweep.json').read_text())['size'])}px"
+        except (OSError, ValueError, KeyError, TypeError):
+            size = ""
+    models = list(dict.fromkeys(frame["model"])) if "model" in frame else []
+    cks = list(dict.fromkeys(frame["checkpoint"])) if "checkpoint" in frame else []
+    return stem("sweep", "" if folder == "results" else folder, models, cks, size)
+
+
+def show(frame, page: PageState, name: str = "", uploaded: bool = False) -> None:
+    """Mean ± 95% interval curves, the summary table, and every image's reconstruction at a chosen point; `name`:
+    the results' file under `results_dir()` (or the upload's name), for the downloads' names."""
     summary = summarize(frame.to_dict("records"))
     n_images = frame["image"].nunique()
     st.plotly_chart(summary_figure(summary, f"{n_images} images · {frame['model'].nunique()} models"),
@@ -136,10 +180,11 @@ def show(frame, page: PageState) -> None:
     if missing:
         st.caption(f"{missing} of {len(rows)} runs are not in this machine's run cache (made elsewhere): their "
                    "numbers are in the table, their pictures are not.")
-    st.download_button("Results (parquet)", frame.to_parquet(index=False), "results.parquet",
+    base = file_stem(frame, name, uploaded)
+    st.download_button("Results (parquet)", frame.to_parquet(index=False), f"{base}_results.parquet",
                        "application/octet-stream", key=page.key("dl_parquet"))
-    st.download_button("Summary (CSV)", __import__("pandas").DataFrame(summary).to_csv(index=False), "summary.csv",
-                       "text/csv", key=page.key("dl_csv"))
+    st.download_button("Summary (CSV)", __import__("pandas").DataFrame(summary).to_csv(index=False),
+                       f"{base}_summary.csv", "text/csv", key=page.key("dl_csv"))
 
 
 def load(choice: str | None, upload) -> tuple[object, str] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -27,7 +28,8 @@ from core.engine.result import InversionResult, Snapshot
 from core.errors import UserError
 from core.jobs.cache import RunCache, image_hash
 from core.jobs.memory import max_batch_for, run_resilient
-from core.jobs.queue import queue_for
+from core.jobs.estimate import Estimate, record_actual, speed_for
+from core.jobs.queue import Ahead, queue_for
 from core.jobs.spec import RunSpec
 from core.paths import EXAMPLES
 
@@ -58,6 +60,7 @@ class Callbacks:
     start(run): the `Inversion` that now runs (to keep its partial result if the caller stops it).
     stop(done, total, name, layer): a study (`core.studies`) is about to run its next stop, `done` of `total`
         runs finished; once more at the end with layer "". A single run never calls it.
+    ahead(Ahead): while queued, the runs before this one and their estimated seconds (`core.jobs.queue.Ahead`).
     """
 
     snapshot: Callable[[Snapshot], None] | None = None
@@ -66,6 +69,7 @@ class Callbacks:
     wait: Callable[[int, int], None] | None = None
     start: Callable[[Inversion], None] | None = None
     stop: Callable[[int, int, str, str], None] | None = None
+    ahead: Callable[[Ahead], None] | None = None
 
 
 def default_cache():
@@ -85,7 +89,7 @@ def _record(result: InversionResult, spec: RunSpec) -> InversionResult:
 
 def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache: bool = True,
         callbacks: Callbacks | None = None, every: int | None = None, speed=None, queue: bool = True,
-        live: Inversion | None = None) -> Job:
+        live: Inversion | None = None, estimate: Estimate | None = None) -> Job:
     """The finished result of `spec`: from the cache, or computed on its device and stored.
 
     Cache -> the device's queue (one run per device at a time; `callbacks.wait` while queued) ->
@@ -106,6 +110,10 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
         live: an `Inversion` still in memory to go on from: this spec's own run stopped part-way, or (for a
             continued spec) its parent's run at its end, whose optimiser state then carries on. Without it a
             continued spec's parent is computed again (the cache keeps results, not optimiser states).
+        estimate: this run's `core.jobs.estimate.Estimate`, if the caller measured one: the run takes the CPU
+            thread count it chose (`speed_for`, unless `speed` is given), tells the queue its seconds (so runs
+            behind it can say how long they wait), and its real time is recorded against it (`record_actual`,
+            which corrects the next estimates on this device).
 
     Returns:
         A `Job` with the result (its `spec` attribute records every setting) and `cached`.
@@ -130,13 +138,17 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
 
         model = load_model(spec.model, spec.checkpoint, spec.size, spec.init_seed)
     dev = resolve_device(spec.device)
-    slot = queue_for(str(dev)).slot(label=spec.key()[:8], on_wait=cb.wait) if queue else nullcontext()
+    if estimate is not None and speed is None:
+        speed = speed_for(estimate, dev)
+    slot = queue_for(str(dev)).slot(label=spec.key()[:8], on_wait=cb.wait, on_ahead=cb.ahead,
+                                    seconds=None if estimate is None else estimate.seconds) if queue else nullcontext()
     with slot:
         if cache is not None:
             hit = cache.get(spec.key())
             if hit is not None:
                 return Job(spec, _record(hit, spec), cached=True)
         live = _usable(live, spec)
+        started = time.perf_counter()
         if spec.continued or live is not None:
             job = _go_on(spec, image, model, dev, live, cache, cb, every, speed)
         else:
@@ -147,21 +159,26 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
                                          every=snapshot_every(every, spec.preset.iters))
             job = Job(spec, _record(result, spec), cached=False, notes=list(info.notes or []), batches=info.chunks,
                       fell_back_to_cpu=info.fell_back_to_cpu)
+            if estimate is not None and not result.stopped_early and not info.fell_back_to_cpu:
+                # the estimate's setup (encoder and target) is paid here too: it is what the page's user waits for
+                record_actual(estimate, time.perf_counter() - started, dev, steps=result.steps_done)
     _store(cache, job, cb)
     return job
 
 
 @contextmanager
-def device_slot(spec: RunSpec, callbacks: Callbacks | None = None):
+def device_slot(spec: RunSpec, callbacks: Callbacks | None = None, seconds: float | None = None):
     """Hold the device queue of `spec` for several runs in a row (a side-by-side pair of checkpoints): another
     session's run waits until all are done, and the runs inside pass `queue=False` to `run`.
 
     Args:
         spec: any of the runs (their device is the same).
-        callbacks: `wait(position, waiting)` is called while queued.
+        callbacks: `wait(position, waiting)` and `ahead(Ahead)` are called while queued.
+        seconds: the estimated time of all the runs inside (for the runs queued behind them).
     """
     cb = callbacks or Callbacks()
-    with queue_for(str(resolve_device(spec.device))).slot(label=spec.key()[:8] + "+", on_wait=cb.wait) as ticket:
+    with queue_for(str(resolve_device(spec.device))).slot(label=spec.key()[:8] + "+", on_wait=cb.wait,
+                                                          on_ahead=cb.ahead, seconds=seconds) as ticket:
         yield ticket
 
 
