@@ -20,13 +20,12 @@ FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
 page = state.PageState("cur_", FIELDS)
 link = link_values(page, "stops")  # before bind: the link's stops, checked against the model below
 link_warnings, from_link = page.bind()
-if not present:
-    st.title("Clarity curve")
+if not present:  # one line of title: the chart must be on the first screen at 1280x720
+    st.markdown("#### Clarity curve · how much of the image each depth keeps", help="Clarity against depth, one line "
+                "per checkpoint; the band is the spread over seeds. Before training, deeper is blurrier; training "
+                "turns late layers abstract and, the paper says, sharpens early ones (check it here). Settings are "
+                "in the sidebar.")
 results, notices = st.container(), st.container()
-if not present:
-    st.caption("How much of the image each depth keeps: clarity against depth, one line per checkpoint, the band "
-               "is the spread over seeds. Before training, deeper is blurrier; training turns late layers abstract "
-               "and, the paper says, sharpens early ones (check it here).")
 for w in link_warnings:
     notices.warning(w)
 with st.sidebar:
@@ -41,12 +40,11 @@ with st.sidebar:
         batch = pickers.batch_stops_picker(page)
     st.caption(f"Device: **{pickers.device_text(device)}**")
     sizes = pickers.fix_size(page, arch, notices)
-c_img, c_run = st.columns([3, 2])
-with c_run:
-    seeds_n, iters, size = pickers.run_size(page, sizes)
-image = image_name = None
-with c_img, errors("image: "):
-    image, image_name = pickers.image_picker(page.key("image"), size, notices=notices)
+    seeds_n, iters, size = pickers.run_size(page, sizes)  # in the sidebar: the chart is on the first screen
+    st.header("Image")
+    image = image_name = None
+    with errors("image: "):
+        image, image_name = pickers.image_picker(page.key("image"), size, notices=notices, thumb=44)
 usable, loaded = models.checkpoints(arch, cks, size, init_seed, page.prefix, notices)
 preset, seeds = pickers.preset_with_lr(preset_name, iters, lr), list(range(seeds_n))
 total = len(plan) * len(usable)

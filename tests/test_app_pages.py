@@ -445,3 +445,16 @@ def test_the_presentation_toggle_puts_the_mode_in_the_link_on_every_page():
     at.toggle(key="present").set_value(False)
     at.run()
     assert "mode" not in at.query_params
+
+
+@pytest.mark.parametrize("page,prefix", [("pages/1_curve.py", "cur_"), ("pages/2_nonunique.py", "nu_"),
+                                         ("pages/6_compare.py", "cmp_"), ("app.py", "inv_")])
+def test_stop_is_disabled_while_nothing_runs(page, prefix):
+    at = app({"model": "resnet18", "ckpt": "untrained", "size": "32", "iters": "12345"})  # never cached, never quick
+    at.run()
+    if page != "app.py":
+        at.switch_page(page)
+        at.run()
+    ok(at)
+    stop = at.button(key=prefix + "stop")
+    assert stop.disabled, page

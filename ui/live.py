@@ -302,7 +302,8 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
         seeds, total: the runs' seeds, and how many rows will come.
         view: the page's kept view; `figure(rows as JSON)` draws the chart so far.
     """
-    overall = box.progress(0.0, text="starting…")
+    overall = box.empty()  # a progress bar while it runs, one caption line once done (the chart stays in view)
+    overall.progress(0.0, text="starting…")
     step_view = LiveView(seeds, show_images=False, show_chart=False, container=box)
     partial = box.empty()
 
@@ -318,7 +319,7 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
     step_view.clear()
     partial.empty()
     hits = sum(r.cached for r in view["rows"])
-    overall.progress(1.0, text=f"done: {len(view['rows'])} of {total}" + (f" ({hits} from the cache)" if hits else ""))
+    overall.caption(f"Done: {len(view['rows'])} of {total} runs" + (f" ({hits} from the cache)" if hits else "") + ".")
 
 
 def run_curve(arch: str, image, models_: list, checkpoints: list[str], nodes: list[str], seeds, preset, device,

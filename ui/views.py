@@ -224,14 +224,19 @@ def distances(result: InversionResult, key: str):
                            "text/csv", key=f"{key}_dist")
 
 
+CURVE_PX = 370  # the curve's height on the page: under the toolbar, inside a 720 px high window
+
+
 def curve(view: dict, page: PageState):
     """A finished (or partial) curve: chart, unconverged list, gallery, one cell's seeds, table, downloads."""
     rows, b = view["rows"], view["base"]
     table = [r.to_json() for r in rows]
-    metric = st.selectbox("Metric", list(METRICS), key=page.key("metric"), format_func=lambda m: METRICS[m])
+    m1, _ = st.columns([2, 3])  # one short line, label and all: the chart is on the first screen at 1280x720
+    metric = m1.selectbox("Metric", list(METRICS), key=page.key("metric"), label_visibility="collapsed",
+                          format_func=lambda m: f"Metric: {METRICS[m]}")
     title = (f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {view['image']} · "
              f"{b['preset']['name']} preset")
-    st.plotly_chart(curve_figure(table, metric, title), width="stretch")
+    st.plotly_chart(curve_figure(table, metric, title).update_layout(height=CURVE_PX), width="stretch")
     bad = unconverged_text(table)
     if bad:
         st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "
