@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
+MODELS ?= $(INVERSION_MODELS)# the operator's model files (register_model calls), e.g. make run MODELS=lab_models.py
 
 .PHONY: run test bench gpu-check gpu-check-dry setup clean-venv
 
@@ -24,7 +25,7 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt requirements-swe
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	INVERSION_MODELS="$(MODELS)" $(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/lint-imports --no-cache

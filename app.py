@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core import ARCHITECTURES  # noqa: E402
+from core import get_architecture  # noqa: E402
 from ui import live, models, pickers, state, views  # noqa: E402
 from ui.errors import errors  # noqa: E402
 from ui.nav import page_setup  # noqa: E402
@@ -79,7 +79,7 @@ if not pick.ready:
     toolbar.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings in the sidebar"]) + ".")
 elif est is not None and not hit:
     with toolbar:
-        live.cheaper_offer(pick, est, models.sizes_for(pick.arch), st, page, ARCHITECTURES[pick.arch].min_size)
+        live.cheaper_offer(pick, est, models.sizes_for(pick.arch), st, page, get_architecture(pick.arch).min_size)
 if first and pick.ready and not auto and from_link:
     notices.info("This link's run is not in the cache and takes longer than a few seconds: press **Run** to start it.")
 if pick.ready and (run_clicked or auto or go_on):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import ARCHITECTURES
+from core import get_architecture
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
@@ -11,7 +11,7 @@ from ui.state import Field, choice, dump_bool, flag, items, join
 
 present = page_setup("Clarity curve")
 GPU = pickers.ON_GPU
-FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
+FIELDS = [Field("model", "efficientnet_lite0", pickers.MODEL),
           Field("cks", ["untrained", "trained"], items(["untrained", "trained"]), join),
           Field("all", GPU, flag, dump_bool), Field("stops", None, items(), join),
           Field("image", "chelsea"), pickers.IMAGE_ID,
@@ -30,11 +30,11 @@ for w in link_warnings:
     notices.warning(w)
 with st.sidebar:
     st.header("Curve settings")
-    arch = pickers.model_picker(page)
+    arch = pickers.model_picker(page, notices)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
     if note := ignored_stops(link.get("stops"), arch, [n for n, _ in models.stops_of(arch)]):
         notices.warning(note)  # stops_picker keeps only the model's stops
-    plan = pickers.stops_picker(page, arch, list(ARCHITECTURES[arch].cpu_stops) or None)
+    plan = pickers.stops_picker(page, arch, list(get_architecture(arch).cpu_stops) or None)
     with st.expander("Advanced"):
         preset_name, device, init_seed, lr = pickers.recipe(page)
         batch = pickers.batch_stops_picker(page)

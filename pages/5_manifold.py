@@ -3,17 +3,16 @@ descriptors of "looks like training data" beside each picture and their validati
 
 import streamlit as st
 
-from core import ARCHITECTURES
 from core.studies import KIND_TEXT, KINDS, default_layers, load_inputs
 from ui import manifold_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
 from ui.notices import ignored_stops, link_values
-from ui.state import Field, choice, items, join
+from ui.state import Field, items, join
 
 present = page_setup("Manifold")
 GPU, CHOICES = pickers.ON_GPU, [*KINDS, "upload"]  # generated inputs, then an upload
-FIELDS = [Field("model", "efficientnet_lite0", choice(ARCHITECTURES)),
+FIELDS = [Field("model", "efficientnet_lite0", pickers.MODEL),
           Field("cks", ["untrained", "trained"], items(["untrained", "trained"]), join),
           Field("layers", None, items(), join),
           Field("inputs", list(KINDS) if GPU else ["noise", "disc"], items(CHOICES), join),
@@ -31,7 +30,7 @@ for w in link_warnings:
     notices.warning(w)
 with st.sidebar:
     st.header("Manifold settings")
-    arch = pickers.model_picker(page)
+    arch = pickers.model_picker(page, notices)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
     nodes, labels = [n for n, _ in models.stops_of(arch)], dict(models.stops_of(arch))
     if note := ignored_stops(link.get("layers"), arch, nodes, "layers"):

@@ -308,3 +308,16 @@ def test_a_second_identical_invert_comes_from_the_cache(tmp_path, chelsea_path, 
     assert a["spec"]["init_seed"] == 4 and a["verdict"] and a["verdict"] in first  # the app's verdict, word for word
     assert main(args + ["--out", str(tmp_path / "c"), "--no-cache"]) == 0
     assert "cached" not in capsys.readouterr().out and calls == [1]
+
+
+def test_every_subcommands_help_prints(capsys):
+    """`--help` of the program and of every subcommand formats (argparse expands % in help texts)."""
+    from core.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in [None, *sub.choices]:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"] if name else ["--help"])
+        assert done.value.code == 0, name
+    assert "torchvision:NAME" in capsys.readouterr().out

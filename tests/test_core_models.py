@@ -14,7 +14,7 @@ from core.models.encoder import Encoder, depth_stops, graph_nodes, resolve_layer
 from core.errors import UserError, WeightsNotCached
 
 EXPECTED = ["resnet18", "resnet50", "resnet152", "googlenet", "inception_v3", "vgg16", "alexnet", "vit_b_16",
-            "convnext_tiny", "efficientnet_lite0"]
+            "convnext_tiny", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
 def test_every_required_architecture_is_listed():

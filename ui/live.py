@@ -447,6 +447,9 @@ class Notices:
     def warning(self, text: str):
         self._say("warning", text)
 
+    def error(self, text: str):
+        self._say("error", text)
+
     def info(self, text: str):
         self._say("info", text)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import ARCHITECTURES, UserError, depth_stops, download_trained, load_model, stop_shapes, trained_status
+from core import (ARCHITECTURES, UserError, depth_stops, download_trained, get_architecture, load_model, stop_shapes,
+                  trained_status)
+from core.models import all_names, split_name
 from core.jobs import file_hash
 
 CHECKPOINT_SUFFIXES = ["pth", "pt", "safetensors", "bin"]
@@ -24,14 +26,44 @@ DEFAULT_LAYERS = {"efficientnet_lite0": "blocks.1.1", "resnet18": "layer2", "res
 
 def model_label(arch: str) -> str:
     """The model selector's text: the title, and the id where the title does not already spell it
-    ("ResNet-18", "GoogLeNet (Inception v1) · googlenet")."""
-    title = ARCHITECTURES[arch].title
+    ("ResNet-18", "GoogLeNet (Inception v1) · googlenet"); a library model as "timm · resnet26d", so typing
+    the library's name lists its models."""
+    lib = split_name(arch)
+    if lib is not None and arch not in ARCHITECTURES:
+        return f"{lib[0]} · {lib[1]}"
+    title = ARCHITECTURES[arch].title if arch in ARCHITECTURES else arch
     same = "".join(ch for ch in title.lower() if ch.isalnum()) == "".join(ch for ch in arch if ch.isalnum())
     return title if same else f"{title} · {arch}"
 
 
+@st.cache_resource(show_spinner=False)
+def model_names() -> list[str]:
+    """What the model pickers offer: the curated (and operator's) models first, then every torchvision and every
+    timm classifier by name ("torchvision:…", "timm:…"), each library's in alphabetical order."""
+    return list(ARCHITECTURES) + [n for n in all_names() if n not in ARCHITECTURES]
+
+
+def known_name(raw: str) -> str:
+    """A URL field's parser: a model this machine can name (curated or any library name); ValueError otherwise."""
+    if raw in ARCHITECTURES or raw in set(model_names()):
+        return raw
+    raise ValueError(raw)
+
+
+def model_problem(arch: str) -> str | None:
+    """Why `arch` cannot be offered here (too large for this server, a graph that cannot be traced, an unknown
+    name), or None. Library models are made into entries on first use: this is that first use."""
+    try:
+        get_architecture(arch)
+        if arch not in ARCHITECTURES:
+            stops_of(arch)  # derives (traces) its stops: an untraceable model fails here, not in a run
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def build_size(arch: str, size: int) -> int:
-    return ARCHITECTURES[arch].build_size(size)
+    return get_architecture(arch).build_size(size)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=12)
@@ -93,13 +125,15 @@ def default_layer(arch: str) -> str:
 
 
 def sizes_for(arch: str) -> list[int]:
-    a = ARCHITECTURES[arch]
+    a = get_architecture(arch)
+    if a.fixed_size:
+        return [a.fixed_size]
     return [s for s in SIZES if s >= a.min_size and s % a.size_multiple == 0] or [max(a.min_size, 224)]
 
 
 def size_notice(arch: str, want, new: int, sizes: list[int]) -> str:
     """One line: why the page changed the image size from `want` to `new` for `arch`."""
-    a = ARCHITECTURES[arch]
+    a = get_architecture(arch)
     rule = f"at least {a.min_size} px" + (f", a multiple of {a.size_multiple}" if a.size_multiple > 1 else "")
     try:
         a.check_size(int(want))
@@ -122,6 +156,9 @@ def trained_panel(arch: str, key: str, box=None) -> bool:
     status = trained_status(arch)
     if status["cached"]:
         return True
+    if not status["exists"]:
+        box.info(f"{model_label(arch)} has no trained weights in its library: use *untrained*, or upload a state dict.")
+        return False
     size = f"{status['size_mb']:.0f} MB" if status.get("size_mb") else "a download"
     box.warning(f"Trained weights for {arch} are not on this machine ({size}). Download them here if this "
                 f"machine has a network; offline, copy `{status['url']}` to `{status['path']}` and reload.")

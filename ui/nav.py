@@ -92,4 +92,23 @@ def page_setup(title: str) -> bool:
     elif not present and "mode" in st.query_params:
         del st.query_params["mode"]
     st.markdown(_NARROW_CSS + (_PRESENT_CSS if present else _NORMAL_CSS), unsafe_allow_html=True)
+    problem = _operator_models()
+    if problem:
+        st.error(f"The operator's models could not be added: {problem}")
     return present
+
+
+@st.cache_resource(show_spinner=False)
+def _operator_models() -> str | None:
+    """Import the operator's model files once per server (`$INVERSION_MODELS`, `make run MODELS=path.py`): their
+    `register_model` calls add entries to every page's picker. Returns the reason it failed, or None."""
+    from core import UserError
+    from core.models import load_operator_models
+
+    try:
+        added = load_operator_models()
+    except UserError as exc:
+        return str(exc)
+    if added:
+        logging.getLogger("inversion.app").info("operator models: %s", ", ".join(added))
+    return None

@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import ARCHITECTURES, PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
+from core import PRESETS, UserError, get_preset, load_image, resolve_layer, sample_images
 from core.devices import describe, resolve_device
 from core.jobs import SETTINGS, RunSettings, RunSpec, UploadStore, is_upload_id
 from core.studies import BATCH_STOPS
@@ -72,7 +72,7 @@ def fields(defaults: dict, upload: bool = True, min_seeds: int = 1) -> list[Fiel
     (the side-by-side checkpoint) where `defaults` has one."""
     cks = ["untrained", "trained"] + (["upload"] if upload else [])
     return [
-        Field("model", defaults["model"], choice(ARCHITECTURES)),
+        Field("model", defaults["model"], MODEL),
         Field("ckpt", defaults["ckpt"], choice(cks)),
         *([Field("vs", defaults["vs"], choice(VS))] if "vs" in defaults else []),
         Field("layer", None),
@@ -126,8 +126,26 @@ class Pick:
         return self.spec is not None
 
 
-def model_picker(page: PageState) -> str:
-    return st.selectbox("Model", list(ARCHITECTURES), key=page.key("model"), format_func=models.model_label)
+def model_picker(page: PageState, notices=None) -> str:
+    """The model: the curated ones first, then every torchvision and timm classifier (type to search: "timm",
+    "convnext", …). A model this server cannot offer (too large, untraceable) goes back to the last one that
+    worked, with the reason in `notices`."""
+    asked = page.get("model")
+    if asked is not None and asked != page.get("model_ok"):
+        problem = models.model_problem(asked)
+        if problem:
+            page["model"] = page.get("model_ok") or "efficientnet_lite0"
+            (notices or st).error(f"{models.model_label(asked)} is not available here: {problem}. Showing "
+                                  f"{models.model_label(page['model'])}.")
+    arch = st.selectbox("Model", models.model_names(), key=page.key("model"), format_func=models.model_label,
+                        help="The curated models (hand-picked depth stops) first, then every torchvision and timm "
+                             "classifier: type to search, e.g. 'timm · convnext'. Their depth stops are derived from "
+                             "the traced graph; trained weights come through each library's own download.")
+    page["model_ok"] = arch
+    return arch
+
+
+MODEL = models.known_name  # the URL parser of a model field: any name the picker offers
 
 
 def layer_slider(page: PageState, arch: str, notices, from_link: bool) -> tuple[str, dict]:
@@ -367,7 +385,7 @@ def inversion(page: PageState, from_link: bool, notices, controls=None, image_bo
     has_vs = any(f.name == "vs" for f in page.fields)
     with st.sidebar:
         st.header("Model")
-        arch = model_picker(page)
+        arch = model_picker(page, notices)
         runnable_checkpoints(page, arch, notices, has_vs)
         cks = ["untrained", "trained"] + (["upload"] if upload else [])
         ckpt = st.radio("Checkpoint", cks, key=page.key("ckpt"), horizontal=True,

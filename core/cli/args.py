@@ -94,8 +94,45 @@ def batch_option(p: argparse.ArgumentParser) -> None:
                         "(on), or one stop after another (off); auto: on for CUDA (default auto)")
 
 
+MODEL_HELP = ("architecture: a curated name (see `models`), torchvision:NAME or timm:NAME (any classifier of "
+              "either library: `models --all`)")
+MODEL_FILE_HELP = ("your own network: PATH.py:FUNCTION, a function returning a torch.nn.Module (it may take the image "
+                   "size); this runs the file's code")
+
+
+def model_file_option(p: argparse.ArgumentParser) -> None:
+    """--model-file PATH.py:FUNCTION: a user's network instead of (or, for several models, beside) --model(s)."""
+    p.add_argument("--model-file", default=None, metavar="PATH.py:FUNCTION", help=MODEL_FILE_HELP)
+
+
+def use_model_file(args) -> None:
+    """Register `--model-file`'s network (`core.models.custom.file_architecture`) and put its name where the
+    subcommand reads its model: `args.model`, or appended to the comma list `args.models`."""
+    spec = getattr(args, "model_file", None)
+    if hasattr(args, "models"):
+        if spec:
+            from core.models.custom import file_architecture
+
+            name = file_architecture(spec).name
+            args.models = ",".join([m for m in (args.models or "").split(",") if m.strip()] + [name])
+        elif not args.models:
+            raise UserError("give --models (a comma list) or --model-file PATH.py:FUNCTION")
+        return
+    if not hasattr(args, "model"):
+        return
+    if spec:
+        if args.model:
+            raise UserError("give --model or --model-file, not both")
+        from core.models.custom import file_architecture
+
+        args.model = file_architecture(spec).name
+    elif not args.model and getattr(args, "model_required", True):
+        raise UserError("give --model NAME (see `python -m core models`) or --model-file PATH.py:FUNCTION")
+
+
 def common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="architecture name (see `models`)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    model_file_option(p)
     p.add_argument("--image", required=True, help="path to an image (PNG, JPEG, GIF, TIFF, BMP, WebP)")
     size_option(p, SETTINGS["size"].default)
     seeds_option(p)

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.args import ProgressBar, batch_option, preset_of, run_options, seeds_option, size_option
+from core.cli.args import (ProgressBar, batch_option, model_file_option, preset_of, run_options, seeds_option,
+                           size_option)
 from core.devices import describe, resolve_device
 from core.images import load_image
 from core.jobs.pipeline import Callbacks
@@ -62,7 +63,9 @@ def _bins(text: str) -> list[float]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `compare` on `core.cli`'s subparsers (the arguments mirror `curve`'s) and return its parser."""
     p = subparsers.add_parser("compare", help="clarity curves of several models on one relative-depth axis")
-    p.add_argument("--models", required=True, help="comma list of architectures (see `models`), e.g. resnet18,vgg16")
+    p.add_argument("--models", default="", help="comma list of architectures (see `models`; torchvision:NAME and "
+                   "timm:NAME too), e.g. resnet18,vgg16,timm:resnet26d")
+    model_file_option(p)
     p.add_argument("--checkpoints", default="untrained",
                    help="comma list of untrained, trained or state-dict paths, tried on every model (default "
                         "untrained); trained weights not on disk skip that model with a note")

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.args import positive_int, seed_list
+from core.cli.args import MODEL_HELP, model_file_option, positive_int, seed_list
 from core.devices import describe, resolve_device
 from core.errors import UserError
 from core.images import load_image
@@ -94,7 +94,8 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("jacobian", help="the Jacobian of each depth stop at the image: rank, singular values, "
                                         "condition number")
-    p.add_argument("--model", required=True, help="architecture name (see `models`)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
+    model_file_option(p)
     p.add_argument("--checkpoint", default="untrained", help="untrained, trained or a state-dict path")
     p.add_argument("--layers", default="stops", help="'stops' (all depth stops) or a comma list of layers")
     p.add_argument("--image", default=DEFAULT_IMAGE, help="path to an image (default assets/chelsea.png)")

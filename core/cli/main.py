@@ -16,7 +16,8 @@ from core.cli import compare as cli_compare
 from core.cli import lab as cli_lab
 from core.cli import manifold as cli_manifold
 from core.cli import sweep as cli_sweep
-from core.cli.args import Parser, batch_option, common_options, positive_int, steps_list
+from core.cli.args import (MODEL_HELP, Parser, batch_option, common_options, model_file_option, positive_int,
+                           steps_list, use_model_file)
 from core.cli.curve import cmd_curve
 from core.cli.invert import cmd_invert, cmd_score
 from core.cli.listing import cmd_download, cmd_models, cmd_presets
@@ -31,9 +32,14 @@ _EXTRA = [cli_compare, cli_lab, cli_manifold, cli_sweep]
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m core", description="Feature inversion of vision models (Badger 2022).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    p = sub.add_parser("models", help="list architectures, depth stops and weights")
+    p = sub.add_parser("models", help="list architectures, depth stops and weights (any torchvision or timm name)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--size", type=positive_int, default=224, help="input size for the listed shapes")
+    p.add_argument("--model", default=None, help="list this model only: " + MODEL_HELP)
+    model_file_option(p)
+    p.add_argument("--all", action="store_true", help="list every name this machine can build (curated, "
+                   "torchvision:…, timm:…), without building them")
+    p.set_defaults(model_required=False)
     p = sub.add_parser("presets", help="list the presets (recipes) with all their settings")
     p.add_argument("--json", action="store_true", help="a JSON object: name -> every field of the preset")
     p = sub.add_parser("invert", help="invert one layer from several seeds")
@@ -55,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="square size both are cropped and resized to (default: the reconstruction's own)")
     p.add_argument("--start", default=None,
                    help="the run's start image, clarity's zero (default: the default preset's a_0 for seed 0)")
-    p = sub.add_parser("download", help="fetch torchvision's trained weights into its cache")
-    p.add_argument("model")
+    p = sub.add_parser("download", help="fetch a model's trained weights into its library's cache (torchvision's, "
+                       "the Hugging Face hub's for timm)")
+    p.add_argument("model", help=MODEL_HELP)
     for module in _EXTRA:
         module.add_parser(sub)
     return parser
@@ -79,6 +86,7 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
+        use_model_file(args)  # --model-file: the user's network, registered under a name with its file's hash
         COMMANDS[args.command](args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

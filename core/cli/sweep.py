@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from core.cli.args import batch_option, seeds_option, size_option, typed
+from core.cli.args import batch_option, model_file_option, seeds_option, size_option, typed
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
 from core.jobs.settings import RunSettings
@@ -15,11 +15,13 @@ from core.studies.sweep import Sweep, run_sweep
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="clarity over many images x models x checkpoints x layers, with 95% intervals; "
+    p = sub.add_parser("sweep", help="clarity over many images x models x checkpoints x layers, with 95%% intervals; "
                                      "resumable; local or on Ray")
     p.add_argument("--images", required=True,
                    help="'samples' (the shipped images), a folder (read recursively: png, jpg, webp) or a comma list")
-    p.add_argument("--models", required=True, help="comma list of architectures (see `models`)")
+    p.add_argument("--models", default="", help="comma list of architectures (see `models`; torchvision:NAME and "
+                   "timm:NAME too)")
+    model_file_option(p)
     p.add_argument("--checkpoints", default="untrained", help="comma list: untrained, trained or paths "
                    "(a checkpoint a model cannot load is left out with a note)")
     p.add_argument("--layers", default="stops", help="'stops' (every depth stop of each model) or a comma list of "

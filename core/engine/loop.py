@@ -16,8 +16,9 @@ Stopping rule (`Preset.early_stop`): every `stop_window` steps, the run ends whe
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TextIO
 
 import torch
 
@@ -411,7 +412,64 @@ class Inversion:
         )
 
 
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (a notebook, JupyterLab, VS Code, Colab); not a terminal or the app."""
+    ipython = sys.modules.get("IPython")  # never imported here: a notebook has imported it already
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # an IPython too old or half set up: no notebook to draw in
+        return False
+    if shell is None:
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell" or "IPKernelApp" in getattr(shell, "config", {})
+
+
+def progress_bar(progress: "bool | TextIO | None", total: int, desc: str, unit: str = "step"):
+    """The progress bar a notebook user asked for, or None.
+
+    Args:
+        progress: None (default): a bar only in a Jupyter kernel (`in_notebook`), none in a terminal, a script or
+            the app; True: a bar anyway (`tqdm.auto`: a widget in a notebook, text on stderr elsewhere); False:
+            none; a writable text stream (a StringIO, sys.stderr): a plain text bar written to it.
+        total: the bar's total; desc: its label; unit: what it counts.
+
+    Returns:
+        A tqdm bar (close it) or None.
+    """
+    if progress is None:
+        progress = in_notebook()
+    if progress is False:
+        return None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit)
+    from tqdm import tqdm  # a stream: plain text, never a widget
+
+    return tqdm(total=total, desc=desc, unit=unit, file=progress)
+
+
 def invert(model: LoadedModel, layer: str, image: torch.Tensor, seeds: Sequence[int], preset: Preset,
-           device: str | torch.device = "auto", speed: SpeedOptions | None = None) -> InversionResult:
-    """Run an inversion to the end and return its result."""
-    return Inversion(model, layer, image, seeds, preset, device, speed=speed).run()
+           device: str | torch.device = "auto", speed: SpeedOptions | None = None, *,
+           progress: "bool | TextIO | None" = None) -> InversionResult:
+    """Run an inversion to the end and return its result.
+
+    Args:
+        model, layer, image, seeds, preset, device, speed: as for `Inversion`.
+        progress: a progress bar over the steps, updated at each snapshot (`progress_bar`): None (default) shows
+            one only in a notebook, False never, True always, a text stream writes a plain one to it.
+    """
+    run = Inversion(model, layer, image, seeds, preset, device, speed=speed)
+    bar = progress_bar(progress, preset.iters, f"{model.name} {layer}")
+    if bar is None:
+        return run.run()
+    try:
+        for snap in run.snapshots(max(1, preset.iters // 50)):
+            bar.total = snap.total
+            bar.update(snap.step - bar.n)
+        if run.stop_reason == "converged":
+            bar.total = bar.n  # stopped before the budget because every seed converged: the bar is complete
+            bar.set_postfix_str("converged", refresh=False)
+    finally:
+        bar.close()
+    return run.result()

@@ -3,13 +3,32 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from core.engine.verdict import reading
 from core.recipe.presets import Preset
+
+# How a result draws itself in a notebook: "png" -> bytes, "html" -> str, per result. The drawing is core.report's,
+# a layer above this one, so it is handed in, not imported: `core.report.notebook` fills this in when imported
+# (`import core` imports it). Left empty, a result shows as its one-line text (`_repr_pretty_`).
+DISPLAY: dict[str, Callable[[Any], Any]] = {}
+
+
+def shown(obj: Any, kind: str) -> Any:
+    """DISPLAY[kind](obj), or None where there is no such drawing or it fails: a display never raises in a
+    notebook (IPython then shows the next format it has, the plain text)."""
+    draw = DISPLAY.get(kind)
+    if draw is None:
+        return None
+    try:
+        return draw(obj)
+    except Exception:  # noqa: BLE001 - whatever went wrong, the notebook shows the text instead
+        logging.getLogger(__name__).debug("could not draw a %s as %s", type(obj).__name__, kind, exc_info=True)
+        return None
 
 
 @dataclass
@@ -130,3 +149,32 @@ class InversionResult:
             "embedding_shape": list(self.embedding_shape), "verdict": verdict, "spec": self.spec,
             "metrics": self.metrics.to_dict(), "history": self.history,
         }
+
+    # ------------------------------------------------------------------ in a notebook (IPython's display hooks)
+
+    def summary(self) -> str:
+        """One line on the run and its plain-language reading under it (a notebook's text for the result)."""
+        m = self.metrics
+        line = (f"InversionResult: {self.model} · {self.checkpoint} · {self.layer} ({self.label}) · {self.size} px · "
+                f"{len(self.seeds)} seed{'s' if len(self.seeds) != 1 else ''} · {self.steps_done} steps")
+        if m.clarity is not None:
+            line += f" · clarity {m.clarity:.3f}"
+        try:
+            return line + "\n" + reading(self)
+        except (KeyError, TypeError, ValueError):  # a result without the full metrics
+            return line
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        try:
+            text = self.summary()
+        except Exception:  # noqa: BLE001 - a display never raises: the dataclass's own repr
+            text = repr(self)
+        p.text(text)
+
+    def _repr_png_(self) -> bytes | None:
+        """The original and each seed's reconstruction with their numbers (`core.report.result_grid`), as PNG."""
+        return shown(self, "png")
+
+    def _repr_html_(self) -> str | None:
+        """That picture, a table of the metrics per seed and the reading (`core.report.notebook.result_html`)."""
+        return shown(self, "html")

@@ -69,10 +69,15 @@ def _freeze(module: nn.Module) -> nn.Module:
 
 
 def trained_status(arch_name: str) -> dict:
-    """Whether trained weights are on disk, where, and how big the download is. No network."""
-    src = get_architecture(arch_name).trained
+    """Whether trained weights are on disk, where, and how big the download is. No network. A model without
+    trained weights says so (`"exists": False`)."""
+    arch = get_architecture(arch_name)
+    if not arch.has_trained:
+        return {"cached": False, "exists": False, "path": None, "url": None, "size_mb": None, "bundled": False,
+                "weights": None}
+    src = arch.trained
     path = src.path()
-    return {"cached": path.exists(), "path": str(path), "url": src.url, "size_mb": src.size_mb,
+    return {"cached": path.exists(), "exists": True, "path": str(path), "url": src.url, "size_mb": src.size_mb,
             "bundled": src.bundled, "weights": src.describe}
 
 
@@ -209,7 +214,7 @@ def checkpoint_hash(model: LoadedModel) -> str | None:
 # --------------------------------------------------------------------------- the one entry point
 
 
-def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 224,
+def load_model(arch_name: str | nn.Module | Architecture, checkpoint: str = "untrained", image_size: int = 224,
                init_seed: int = 0) -> LoadedModel:
     """Build a frozen, eval-mode model of a registered architecture with the chosen weights.
 
@@ -220,7 +225,9 @@ def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 
     interpolated). Every other model accepts any size from its minimum as built.
 
     Args:
-        arch_name: a key of `core.models.registry.ARCHITECTURES`, e.g. "resnet18".
+        arch_name: a key of `core.models.registry.ARCHITECTURES`, e.g. "resnet18"; any torchvision or timm
+            classifier as "torchvision:NAME" / "timm:NAME" (`core.models.libraries`); or your own `nn.Module`
+            (`core.models.custom`: its weights used as given for "untrained", its stops derived).
         checkpoint: "untrained" (random initialisation), "trained" (the architecture's
             `WeightSource`, which must already be on disk: see `download_trained`), or the path
             of a state-dict file (.pth/.pt/.bin read with `weights_only=True`, or .safetensors;
@@ -250,6 +257,10 @@ def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 
         ('random initialisation, init seed 0', None)
         >>> vit = load_model("vit_b_16", "untrained", image_size=64)  # built for a 4x4 patch grid
     """
+    if isinstance(arch_name, nn.Module):
+        from core.models.custom import module_architecture
+
+        arch_name = module_architecture(arch_name)
     arch = get_architecture(arch_name)
     arch.check_size(image_size)
     grid = arch.build_size(image_size)
@@ -258,13 +269,15 @@ def load_model(arch_name: str, checkpoint: str = "untrained", image_size: int = 
         base = arch.build(BASE_SIZE)
     mean, std, categories = arch.mean, arch.std, None
     if checkpoint == "untrained":
-        state, source = None, f"random initialisation, init seed {init_seed}"
+        state, source = None, (f"random initialisation, init seed {init_seed}" if arch.source != "yours" else
+                               "the weights it was given")
     elif checkpoint == "trained":
         weights = arch.trained
         path = weights.path()
         if not path.exists():
             raise WeightsNotCached(arch.name, str(path), weights.url, weights.size_mb)
         state = read_state_dict(path)
+        state = weights.prepare(state, base)  # a hub file in another layout (core.models.hub)
         source = weights.describe
         categories = weights.categories()
         mean, std = weights.mean, weights.std  # the input these weights were trained on

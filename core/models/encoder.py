@@ -39,9 +39,21 @@ def _fx(model: LoadedModel):
     return _FEATURE_EXTRACTION[model.arch.feature_extraction]()
 
 
+_STOPS_CACHE: dict[tuple, list[Stop]] = {}
+
+
 def depth_stops(model: LoadedModel) -> list[Stop]:
-    """The named depth stops of this model, in forward order."""
-    return model.arch.stops_of(model.module)
+    """The named depth stops of this model, in forward order: the entry's own list, else derived from the module
+    and its traced graph (`core.models.autostops.derive_stops`; once per entry and size)."""
+    if model.arch.stops_of is not None:
+        return model.arch.stops_of(model.module)
+    key = (model.arch, model.image_size)
+    if key not in _STOPS_CACHE:
+        from core.models.autostops import derive_stops
+
+        with MODEL_LOCK.exclusive():  # tracing: see core/models/lock.py
+            _STOPS_CACHE[key] = derive_stops(model.module, model.arch.feature_extraction)
+    return list(_STOPS_CACHE[key])
 
 
 _NODE_CACHE: dict[tuple, tuple[frozenset, tuple]] = {}

@@ -71,7 +71,7 @@ class Architecture:
     std: tuple = IMAGENET_STD
     size_multiple: int = 1
     size_note: str = ""
-    stops_of: Callable[[nn.Module], list[Stop]] | None = None
+    stops_of: Callable[[nn.Module], list[Stop]] | None = None  # None: derived (core.models.autostops)
     build: Callable[[int], nn.Module] | None = None  # random-weights network for an input size; required
     adapt_state: Callable[[dict, int], dict] | None = None  # set for models built per input size (ViT)
     weights: Callable[[Architecture], WeightSource] | None = None  # makes `trained`; None: no trained weights
@@ -80,6 +80,8 @@ class Architecture:
     cpu_stops: tuple[str, ...] = ()  # a clarity curve's stops on a CPU: few enough to finish in minutes
     deep_layers: tuple[str, ...] = ()  # the deep layers the natural-image study (manifold) shows
     jacobian_stops: tuple[str, ...] = ()  # the lab's first Jacobians: where rank is lost first, and later
+    fixed_size: int | None = None  # the one input size the model takes (a timm ViT built for 224 px), if any
+    params: int | None = None  # its parameter count, where known before building (library names count it)
 
     def __post_init__(self):
         if self.build is None:
@@ -109,6 +111,8 @@ class Architecture:
             raise UserError(f"size must be an integer number of pixels (got {size!r})")
         if size > MAX_SIZE:
             raise UserError(f"--size {size} is too large: use at most {MAX_SIZE} px")
+        if self.fixed_size and size != self.fixed_size:
+            raise UserError(f"--size {size} does not fit {self.name}: it takes {self.fixed_size} px inputs only")
         if size < self.min_size:
             raise UserError(f"--size {size} is too small for {self.name}: use at least {self.min_size} px")
         if size % self.size_multiple:
@@ -138,19 +142,37 @@ def register_model(**fields) -> Callable[[Callable[[int], nn.Module]], Callable[
     """Decorator, like timm's `@register_model`: the function `name(size) -> nn.Module` becomes the
     `build` of an architecture of the same name; `fields` are the other `Architecture` fields.
 
-        @register_model(source="mine", title="Tiny net", min_size=8, stops_of=lambda m: [...])
+        @register_model(source="mine", title="Tiny net", min_size=8)   # stops_of=...: hand-picked, else derived
         def tinynet(size: int) -> nn.Module: ...
     """
 
     def wrap(fn: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
-        register(Architecture(**{"name": fn.__name__, **fields, "build": fn}))
+        defaults = {"source": "yours", "title": fn.__name__, "min_size": 16}  # stops: derived when not given
+        register(Architecture(**{"name": fn.__name__, **defaults, **fields, "build": fn}))
         return fn
 
     return wrap
 
 
-def get_architecture(name: str) -> Architecture:
-    try:
+# Functions that make an entry for a name the registry does not hold (`core.models.libraries` adds one for
+# "torchvision:NAME" and "timm:NAME"): each returns an Architecture, or None for a name that is not its kind.
+RESOLVERS: list[Callable[[str], Architecture | None]] = []
+
+
+def get_architecture(name) -> Architecture:
+    """The entry of `name`: a registered one (curated, an operator's, a user's module), else one a resolver makes
+    ("timm:resnet26d"); an `Architecture` is returned as it is.
+
+    Raises:
+        UserError: no entry and no resolver knows the name (or the resolver refuses it: too large, untraceable).
+    """
+    if isinstance(name, Architecture):
+        return name
+    if name in ARCHITECTURES:
         return ARCHITECTURES[name]
-    except KeyError:
-        raise UserError(f"unknown model {name!r}: choose one of {', '.join(ARCHITECTURES)}") from None
+    for resolve in RESOLVERS:
+        arch = resolve(name)
+        if arch is not None:
+            return arch
+    raise UserError(f"unknown model {name!r}: choose one of {', '.join(ARCHITECTURES)}, or torchvision:NAME / "
+                    "timm:NAME (`python -m core models --all` lists them)")

