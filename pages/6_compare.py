@@ -32,8 +32,17 @@ for w in link_warnings:
     notices.warning(w)
 known_only(page, "models", link.get("models"), ARCHITECTURES, MODELS, "a model here (`python -m core models` lists them)",
            notices)
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # trained weights bundled: offline
+
+
+def _three_trained():
+    page["models"], page["cks"] = list(LITES), ["trained"]
+
+
 with st.sidebar:
     st.header("Models")
+    st.button("Three trained models, offline", key=page.key("lites"), on_click=_three_trained,
+              help="EfficientNet-Lite0, -Lite1 and -Lite2 with their bundled ImageNet weights: no download needed")
     chosen = st.multiselect("Models", list(ARCHITECTURES), key=page.key("models"), format_func=models.model_label)
     cks = st.multiselect("Checkpoints", ["untrained", "trained"], key=page.key("cks"))
     all_stops = st.toggle("All depth stops", key=page.key("all"), help="off: a few stops spread evenly over each model")

@@ -221,3 +221,14 @@ def test_sweeps_link_layers_and_missing_weights_are_said_before_run():
         assert any("resnet18 × trained is left out" in i.value for i in at.info)
         assert any("4 runs" in c.value for c in at.caption)  # 4 samples x untrained only
         assert not at.button(key="sw_run").disabled
+
+
+def test_compare_offers_three_trained_models_offline_in_one_click():
+    at = open_page("pages/6_compare.py")
+    at.button(key="cmp_lites").click()
+    at.run()
+    ok(at)
+    assert at.multiselect(key="cmp_models").value == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert at.multiselect(key="cmp_cks").value == ["trained"]
+    assert not at.button(key="cmp_run").disabled and not at.error, errors(at)
+    assert not [i for i in at.info if "left out" in i.value or "not on this machine" in i.value]

@@ -12,9 +12,10 @@ classifier from what the libraries already know:
   `blocks` / `layers` child is one, such as timm's `ConvNeXtStage` or torchvision's ViT `Encoder`, or a
   module whose children are numbered blocks of one kind, such as timm's `RegStage` `b1, b2, ...`). What comes
   before the trunk is the stem, what comes after is the head (final norm, pooling, logits);
+* a model whose blocks are the root's own children (GoogLeNet, Inception) is read as one flat stage;
 * timm's `feature_info` (the stage outputs it names, with their reductions): its modules are stage ends to
-  keep, and they are the stages of a model whose hierarchy shows none (DLA's trees);
-* where neither finds a trunk, the traced node list sampled at module boundaries.
+  keep when thinning, and the stages of a model whose hierarchy shows none (timm's VGG);
+* where none of these finds a trunk, the traced node list sampled at module boundaries.
 
 Every stop is checked by a forward pass through one feature extractor returning them all, so each is a node
 that extraction returns and whose output is a floating tensor (channel-last and token layouts included).
@@ -789,8 +790,10 @@ def input_size_constraint(module: nn.Module, library: str) -> dict:
     `fixed` is the one size a model built for a fixed input takes (None if any), `min_size` the smallest
     size worth using, `multiple` what a size must be a multiple of, `default` the size it was made for.
 
-    * timm: `pretrained_cfg` (`input_size`, `fixed_input_size`, `min_input_size`); otherwise the largest
-      reduction of `feature_info` as the minimum, and a patch embedding's patch size as the multiple;
+    * timm: a patch embedding built strictly for one size (its `img_size`: timm does not update
+      `pretrained_cfg` for `img_size=`), else `pretrained_cfg` (`input_size`, `fixed_input_size`,
+      `min_input_size`); otherwise the largest reduction of `feature_info` as the minimum; a patchify
+      embedding's stride as the multiple;
     * torchvision: the `min_size` of the weights metadata of the model's builder module; a ViT's
       `image_size` / `patch_size` attributes (its position embeddings are built for one size); MaxViT's
       `partition_size` and the grids its blocks were built for (a stride-2 stem, then each block halves,

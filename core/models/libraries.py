@@ -97,12 +97,27 @@ def _builder(library: str, name: str):
 
 
 def count_params(library: str, name: str) -> int:
-    """Parameters of the model, counted on the meta device (nothing allocated)."""
+    """Parameters of the model without building it for real: torchvision's weights metadata (`num_params`) where
+    it has it, else the model made on the meta device (nothing allocated). A builder that cannot run on the meta
+    device (an initialiser that reads values) is built for real once, on the CPU."""
+    if library == "torchvision":
+        try:
+            from torchvision.models import get_model_weights
+
+            n = get_model_weights(name).DEFAULT.meta.get("num_params")
+            if n:
+                return int(n)
+        except (ValueError, KeyError, AttributeError):
+            pass
     try:
         with torch.device("meta"):
             module = _builder(library, name)(224)
-    except Exception as exc:  # noqa: BLE001 - a builder that cannot run on meta: count it never, refuse clearly
-        raise UserError(f"{library}:{name} could not be built to count its size ({_short(exc)})") from None
+    except Exception:  # noqa: BLE001 - e.g. "Cannot copy out of meta tensor": count it on the CPU
+        try:
+            with torch.random.fork_rng(devices=[]):
+                module = _builder(library, name)(224)
+        except Exception as exc:  # noqa: BLE001 - the library's own error, in one line
+            raise UserError(f"{library}:{name} could not be built ({_short(exc)})") from None
     return sum(p.numel() for p in module.parameters())
 
 
