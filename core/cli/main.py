@@ -1,4 +1,4 @@
-"""Command line: `python -m core {models,presets,invert,curve,score,download,compare,manifold,sweep,lab}`.
+"""Command line: `python -m core {models,presets,invert,curve,score,download,compare,findings,manifold,sweep,lab}`.
 
 Errors the user can fix print one line, `error: ...`, on stderr and exit with code 2. Library
 warnings (torch, Pillow...) are silenced while a command runs so that line stands alone; set
@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from core.cli import compare as cli_compare
+from core.cli import findings as cli_findings
 from core.cli import lab as cli_lab
 from core.cli import manifold as cli_manifold
 from core.cli import sweep as cli_sweep
@@ -23,10 +24,10 @@ from core.cli.invert import cmd_invert, cmd_score
 from core.cli.listing import cmd_download, cmd_models, cmd_presets
 from core.errors import UserError
 
-_EXTRA_NAMES = ["compare", "lab", "manifold", "sweep"]
+_EXTRA_NAMES = ["compare", "findings", "lab", "manifold", "sweep"]
 
 
-_EXTRA = [cli_compare, cli_lab, cli_manifold, cli_sweep]
+_EXTRA = [cli_compare, cli_findings, cli_lab, cli_manifold, cli_sweep]
 
 
 def build_parser() -> argparse.ArgumentParser:

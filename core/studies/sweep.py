@@ -44,7 +44,8 @@ from core.studies.sweep_tasks import SweepImage, Task, by_image, execute_stops, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 COLUMNS = ["image", "image_sha256", "model", "checkpoint", "layer", "label", "depth", "relative_depth", "clarity",
            "ssim_mean", "psnr_mean", "input_l2_mean", "embedding_l2_mean", "reference_l2", "converged", "status",
-           "steps_done", "seconds", "device", "worker", "key", "error"]
+           "steps_done", "seconds", "device", "worker", "key", "error", "shift_input_l2", "seed_spread_input"]
+OPTIONAL_COLUMNS = ("label", "status", "key", "error", "shift_input_l2", "seed_spread_input")  # older sweeps lack them
 SUMMARY_COLUMNS = ["model", "checkpoint", "layer", "label", "depth", "relative_depth", "n", "clarity_mean",
                    "clarity_ci_low", "clarity_ci_high", "ssim_mean", "converged_fraction", "errors"]
 
@@ -400,7 +401,7 @@ def read_results(path: str | os.PathLike | bytes):
         frame = pd.read_parquet(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"not a readable parquet file ({type(exc).__name__}: {str(exc)[:120]})") from None
-    missing = [c for c in COLUMNS if c not in frame.columns and c not in ("label", "status", "key", "error")]
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise UserError(f"not a sweep's results.parquet: missing columns {', '.join(missing)}")
     return frame

@@ -63,7 +63,8 @@ def row_of(task: Task, result=None, error: str | None = None, seconds: float | N
     if result is None:
         nan = float("nan")
         return {**base, "clarity": nan, "ssim_mean": nan, "psnr_mean": nan, "input_l2_mean": nan,
-                "embedding_l2_mean": nan, "reference_l2": nan, "converged": False, "status": "error",
+                "embedding_l2_mean": nan, "reference_l2": nan, "shift_input_l2": nan, "seed_spread_input": nan,
+                "converged": False, "status": "error",
                 "steps_done": 0, "seconds": float(seconds or 0.0), "device": device or ""}
     m = result.metrics
 
@@ -73,8 +74,14 @@ def row_of(task: Task, result=None, error: str | None = None, seconds: float | N
     return {**base, "clarity": float(m["clarity"]), "ssim_mean": mean(m["ssim"]), "psnr_mean": mean(m["psnr"]),
             "input_l2_mean": mean(m["input_l2"]), "embedding_l2_mean": mean(m["embedding_l2"]),
             "reference_l2": float(m["reference_l2"]), "converged": bool(all(m["converged"])), "status": status(m),
+            # what the uniqueness reading needs: the near-copy's pixel distance, how far apart the seeds' answers are
+            "shift_input_l2": _num(m.shift_input_l2), "seed_spread_input": _num(m.seed_spread_input),
             "steps_done": int(result.steps_done), "seconds": float(result.seconds if seconds is None else seconds),
             "device": device or result.device}
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _speed(spec, threads: int):

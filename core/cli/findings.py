@@ -1,0 +1,94 @@
+"""`python -m core findings`: do the paper's findings hold for these models, on these images, and how sure are we?
+
+One sweep per image size (cached and resumable like `sweep`, whose options it shares), then a verdict per
+finding (`core.studies.verdicts`), written as findings.json, findings.md and a self-contained report.html.
+
+    python -m core findings --models efficientnet_lite0 --checkpoints untrained,trained --images samples \\
+        --size 64 --seeds 2 --out runs/findings-lite0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.cli.args import batch_option, model_file_option, seeds_option, typed
+from core.devices import resolve_device
+from core.errors import UserError
+from core.jobs.settings import RunSettings
+from core.report.findings import write_findings
+from core.studies.findings import FindingsPlan, run_findings
+
+
+def sizes_list(text: str) -> list[int]:
+    """"64,224" -> [64, 224] (each checked against the size setting's limits)."""
+    parse = typed("size")
+    try:
+        sizes = [parse(s.strip()) for s in str(text).split(",") if s.strip()]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not sizes:
+        raise argparse.ArgumentTypeError("give at least one size, e.g. 64 or 64,224")
+    return sizes
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("findings", help="test the paper's findings on your models and images: a verdict per "
+                                        "finding (holds, does not hold, inconclusive) with its confidence interval")
+    p.add_argument("--images", default="samples",
+                   help="'samples' (the shipped images, default), a folder or a comma list of image files")
+    p.add_argument("--models", default="", help="comma list of architectures (curated, torchvision:NAME, timm:NAME)")
+    model_file_option(p)
+    p.add_argument("--checkpoints", default="untrained,trained",
+                   help="comma list: untrained, trained or state-dict paths (finding 4 needs untrained and trained)")
+    p.add_argument("--size", type=sizes_list, default=[64], help="image size in px, or a comma list (e.g. 64,224): "
+                   "each size is a sweep of its own, and finding 4 says whether its verdict depends on the size")
+    seeds_option(p)
+    p.add_argument("--iters", type=typed("iters"), default=None, help="step budget (default: the preset's)")
+    p.add_argument("--preset", default="default", help="recipe (see `presets`)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--init-seed", type=typed("init_seed"), default=0, help="seed of the untrained initialisation")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: this machine's cores)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="ray: CPUs of the local Ray (default: all)")
+    batch_option(p)
+    p.add_argument("--out", required=True, help="output folder (findings.json, findings.md, report.html)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.backend == "local" and args.address:
+        raise UserError("--address is for --backend ray")
+    preset = RunSettings(preset=args.preset, iters=args.iters, init_seed=args.init_seed).recipe()
+    device = resolve_device(args.device).type
+    plan = FindingsPlan.create(args.images, args.models.split(","), args.checkpoints.split(","), args.size,
+                               args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops)
+    for sweep in plan.sweeps[:1]:
+        for path, why in sweep.skipped:
+            print(f"skipped {path}: {why}", file=sys.stderr)
+    bars = {}
+
+    def progress(size, done, total, task):
+        if args.quiet:
+            return
+        if size not in bars:
+            from tqdm import tqdm
+
+            bars[size] = tqdm(total=total, unit="run", desc=f"{size} px", file=sys.stderr, dynamic_ncols=True)
+        bars[size].set_postfix_str(f"{task.spec.model} {task.spec.checkpoint} {task.spec.layer}", refresh=False)
+        bars[size].update(1)
+
+    kwargs = {"address": args.address, "workers": args.workers} if args.backend == "ray" else {}
+    try:
+        report = run_findings(plan, args.out, args.backend, progress=progress, **kwargs)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    paths = write_findings(report, args.out)
+    for v in report.verdicts:
+        size = (v.evidence or {}).get("size")
+        print(f"finding {v.id} · {v.model} · {size} px: {v.verdict} — {v.why}")
+    for fid, where in report.not_here.items():
+        print(f"finding {fid}: not tested by these runs ({where})")
+    print(f"{sum(len(r) for r in report.rows.values())} runs in {report.seconds:.0f} s -> {paths['html']}")
