@@ -10,6 +10,11 @@ if sys.argv[1:2] == ["batch-stops"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["findings"]:
+    from benchmarks.findings import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 if sys.argv[1:2] == ["estimate"]:
     from benchmarks.estimate import main
 

@@ -63,3 +63,18 @@ def test_the_estimate_benchmark_prints_and_writes_its_numbers(tmp_path, capsys):
     assert run["actual_s"] > 0 and run["estimate_for_steps_s"] > 0 and run["steps"] >= 1
     assert report["summary"]["runs"] == 1
     assert "<!-- estimate:start -->" in md.read_text() and "within 2x" in capsys.readouterr().out
+
+
+def test_the_findings_benchmark_times_a_report_from_an_empty_cache(tmp_path, capsys):
+    import json
+
+    from benchmarks.findings import main
+
+    md = tmp_path / "B.md"
+    assert main(["--models", "resnet18", "--checkpoints", "untrained", "--images", "assets/chelsea.png,assets/coffee.png",
+                 "--size", "32", "--seeds", "1", "--iters", "10", "--device", "cpu", "--json", str(tmp_path / "f.json"),
+                 "--markdown", str(md)]) == 0
+    numbers = json.loads((tmp_path / "f.json").read_text())
+    assert numbers["runs"] == 28 and numbers["seconds"] > 0 and numbers["steps"] >= 28
+    assert "<!-- findings:start -->" in md.read_text() and "| finding |" in md.read_text()
+    assert "aim 600 s" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_
 # page -> its primary Run button(s)
 PAGES = {"app.py": ["inv_run"], "pages/1_curve.py": ["cur_run"], "pages/2_nonunique.py": ["nu_run"],
          "pages/4_lab.py": ["lab_mlp_run", "lab_cnn_run"], "pages/5_manifold.py": ["mf_run"],
-         "pages/6_compare.py": ["cmp_run"], "pages/7_sweeps.py": ["sw_run"]}
+         "pages/6_compare.py": ["cmp_run"], "pages/7_sweeps.py": ["sw_run"], "pages/8_findings.py": ["fd_run"]}
 # what a page must no longer claim: times measured once on one machine (a busy one took 247 s for "under a minute")
 # (the old texts' phrases: a measured estimate may well read "about 10 s")
 CONSTANT_CLAIMS = ("under a minute on a small CPU", "the defaults take", "the defaults finish", "takes minutes",
@@ -232,3 +232,22 @@ def test_compare_offers_three_trained_models_offline_in_one_click():
     assert at.multiselect(key="cmp_cks").value == ["trained"]
     assert not at.button(key="cmp_run").disabled and not at.error, errors(at)
     assert not [i for i in at.info if "left out" in i.value or "not on this machine" in i.value]
+
+
+def test_findings_page_runs_shows_verdict_cards_and_its_link_reproduces_them(file_names):
+    tiny = {"models": "resnet18", "cks": "untrained", "images": "chelsea,coffee", "sizes": "32", "seeds": "2",
+            "iters": "25"}
+    at = open_page("pages/8_findings.py", tiny)
+    assert not at.button(key="fd_run").disabled, errors(at)
+    run(at, "fd_run")
+    report = at.session_state["fd_report"]["report"]
+    assert {v.id for v in report.verdicts} >= {"1", "2", "3"}
+    text = " ".join(m.value for m in at.markdown)
+    assert "Finding 1" in text and any(w in text for w in ("holds", "does not hold", "inconclusive"))
+    assert any(n.endswith("_report.html") for n in file_names)
+    link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert {k: link[k] for k in tiny} == tiny
+    again = open_page("pages/8_findings.py", link)
+    run(again, "fd_run")  # every run from the cache: the same verdicts
+    assert [(v.id, v.verdict, v.value) for v in again.session_state["fd_report"]["report"].verdicts] == \
+        [(v.id, v.verdict, v.value) for v in report.verdicts]

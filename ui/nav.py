@@ -26,6 +26,7 @@ PAGES = [
     ("pages/5_manifold.py", "Manifold", ":material/blur_on:"),
     ("pages/6_compare.py", "Compare models", ":material/compare_arrows:"),
     ("pages/7_sweeps.py", "Sweeps", ":material/stacked_line_chart:"),
+    ("pages/8_findings.py", "Findings", ":material/fact_check:"),
     ("pages/3_about.py", "About", ":material/menu_book:"),
 ]
 

@@ -29,8 +29,10 @@ from core.report.manifold import (
 )
 from core.report.sweep import summary_figure, write_sweep
 from core.report.pair import pair_grid, pair_text
+from core.report.findings import curve_chart, findings_json, findings_md, report_html, write_findings
 
 __all__ = [
+    "curve_chart", "findings_json", "findings_md", "report_html", "write_findings",
     "CELL", "Cell", "DASHES", "JACOBIAN_CSV_FIELDS", "LAB_CSV_FIELDS", "MAX_RATIO_DECADES", "MAX_TICKS", "METRICS",
     "PALETTE", "RATIO_TICKS", "TICK_CHARS", "as_matrix", "cell_verdict", "check_marks", "column_bands",
     "compare_figure", "compare_gallery", "compare_title", "curve_csv", "curve_figure", "curve_title",

@@ -1,0 +1,66 @@
+"""`python -m core findings` end to end at a tiny scale: one sweep per size, verdicts, and the three files.
+
+The verdicts' statistics are tested on constructed rows in tests/test_verdicts.py; here: the plumbing (the CLI,
+the cache, the files), that report.html needs nothing from a network, and that findings.json validates."""
+
+import json
+import re
+
+import pytest
+
+from core.cli.main import main
+from core.studies.verdicts import VERDICT_FIELDS, validate
+
+ARGS = ["findings", "--models", "resnet18", "--checkpoints", "untrained", "--images",
+        "assets/chelsea.png,assets/coffee.png", "--seeds", "2", "--iters", "25", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("INVERSION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "runcache"))
+    out = tmp_path_factory.mktemp("findings")
+    assert main([*ARGS, "--size", "32,48", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_three_files_are_written_and_the_json_validates(report):
+    data = json.loads((report / "findings.json").read_text())
+    assert data["settings"]["sizes"] == [32, 48] and data["settings"]["models"] == ["resnet18"]
+    assert data["runs"] == {"32": 28, "48": 28}  # 14 stops x 2 images per size
+    ids = {(f["id"], f["evidence"]["size"]) for f in data["findings"]}
+    assert {("1", 32), ("2", 32), ("3", 32), ("1", 48)} <= ids
+    for f in data["findings"]:
+        validate(f)
+        assert list(f) == list(VERDICT_FIELDS) and f["verdict"] in ("holds", "does not hold", "inconclusive")
+    assert set(data["not_tested_here"]) == {"5", "6"}
+    md = (report / "findings.md").read_text()
+    assert md.startswith("| finding |") and md.count("\n") == 2 + len(data["findings"]) + 2
+
+
+def test_the_html_report_is_self_contained(report):
+    html = (report / "report.html").read_text()
+    assert "<script" not in html and not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "url(" not in html and "@import" not in html
+    assert html.count("data:image/png;base64,") == 2  # a curve per model and size
+    assert "Finding 1" in html and "An unconverged run" in html
+
+
+def test_a_rerun_comes_from_the_cache(report, capsys):
+    assert main([*ARGS, "--size", "32", "--out", str(report / "again")]) == 0
+    out = capsys.readouterr()
+    assert "28 runs in" in out.out
+    data = json.loads((report / "again" / "findings.json").read_text())
+    first = json.loads((report / "findings.json").read_text())
+    same = [f for f in first["findings"] if f["evidence"]["size"] == 32]
+    assert [f["value"] for f in data["findings"]] == [f["value"] for f in same]  # the same runs, the same numbers
+
+
+def test_bad_settings_are_one_line(capsys, tmp_path):
+    assert main(["findings", "--models", "resnet18", "--size", "32,x", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--size" in err and err.count("\n") == 1, err
+    assert main(["findings", "--models", "nope", "--size", "32", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
