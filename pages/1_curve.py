@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import get_architecture
+from core.jobs import image_hash
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
@@ -61,7 +62,8 @@ if problems:
 else:  # measured now (a few steps at the first and last stop, cached for a minute), never a constant
     curve_estimate(estimate_box, arch, loaded, usable, plan, image, seeds, preset, device, batch)
 base = {"model": arch, "cks": usable, "stops": plan, "size": size, "seeds": seeds, "preset": preset.to_dict(),
-        "init_seed": init_seed, "image": image_name}
+        "init_seed": init_seed, "image": image_name,
+        "image_sha256": image_hash(image) if image is not None else None}  # two uploads may share a name
 first = not page.get("visited")
 page["visited"] = True
 auto = first and not problems and live.curve_cached(loaded, usable, plan, image, seeds, preset, device)

@@ -8,7 +8,7 @@ from core.studies import FindingsPlan
 from ui import findings_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.notices import link_values, stem
+from ui.notices import stem
 from ui.state import Field, choice, items, join, setting
 
 present = page_setup("Findings")
@@ -17,11 +17,10 @@ SAMPLES = list(sample_images())
 FIELDS = [Field("models", ["efficientnet_lite0"], items(), join),
           Field("cks", ["untrained", "trained"], items(["untrained", "trained"]), join),
           Field("images", SAMPLES if GPU else SAMPLES[:2], items(SAMPLES), join),
-          Field("sizes", ["224"] if GPU else ["32"], items(), join),
+          Field("sizes", ["224"] if GPU else ["32"], items([str(s) for s in models.SIZES]), join),
           setting("seeds", 2), setting("iters", 200 if GPU else 120),
           Field("preset", "default", choice(list(pickers.PRESETS)))]
 page = state.PageState("fd_", FIELDS)
-link = link_values(page, "models")
 link_warnings, from_link = page.bind()
 if not present:
     st.markdown("#### Findings · does the paper hold for this model?", help="Each of the paper's findings as a stated, "
@@ -31,10 +30,10 @@ if not present:
 notices = st.container()
 for w in link_warnings:
     notices.warning(w)
-bad = [m for m in link.get("models") or [] if m not in ARCHITECTURES and models.model_problem(m)]
+bad = [m for m in page.get("models") or [] if m not in ARCHITECTURES and models.model_problem(m)]
 if bad:
     page["models"] = [m for m in page.get("models") or [] if m not in bad] or ["efficientnet_lite0"]
-    notices.warning(f"ignored the link's models {', '.join(bad)}: not available here")
+    notices.warning(f"left out {', '.join(bad)}: {models.model_problem(bad[0])}")
 with st.sidebar:
     st.header("Findings settings")
     chosen = st.multiselect("Models", models.model_names(), key=page.key("models"), format_func=models.model_label,
@@ -66,9 +65,10 @@ key = (tuple(chosen), tuple(cks), tuple(images), tuple(sizes), int(seeds_n), int
 running = bool(run_clicked and plan)
 b2.button("Stop", key=page.key("stop"), disabled=not running, help="stops; every finished run stays in the cache, and "
           "Run findings goes on from there" if running else "nothing is running")
-n_runs = None
-if plan is not None:
-    per = sum(len(models.stops_of(m)) for m in chosen) * len(cks) * len(images)
+n_runs = per = None
+with errors("models: "):
+    per = sum(len(models.stops_of(m)) for m in chosen) * len(cks) * len(images) if plan is not None else None
+if per is not None:
     n_runs = per * len(sizes)
     b3.caption(f"{n_runs} runs ({len(images)} images × {len(cks)} checkpoints × every depth stop, × "
                f"{len(sizes)} size{'s' if len(sizes) > 1 else ''}), each up to {int(iters)} steps; runs in the cache "

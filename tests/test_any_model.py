@@ -282,3 +282,12 @@ def test_an_operators_file_adds_models_to_the_registry(tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('nope')\n")
     with pytest.raises(UserError, match=r"importing broken.py failed \(RuntimeError: nope\)"):
         load_operator_models(str(tmp_path / "broken.py"))
+
+
+def test_modules_that_differ_only_in_structure_get_different_entries():
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Conv2d(3, 4, 3, stride=1), nn.ReLU())
+    torch.manual_seed(0)
+    b = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.Tanh())  # the same state dict, another network
+    assert module_architecture(a).name != module_architecture(b).name
+    assert module_architecture(a) is module_architecture(a)

@@ -41,3 +41,21 @@ def test_too_large_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="the limit is"):
         UploadStore(tmp_path).put(b"x" * 11, "big.png")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_store_keeps_under_its_cap_dropping_the_least_recently_used(tmp_path, monkeypatch):
+    import os
+    import time
+
+    store = UploadStore(tmp_path)
+    ids = []
+    for i in range(3):
+        ids.append(store.put(bytes([i]) * 1024, f"{i}.png"))
+        t = time.time() - 100 + i
+        os.utime(store.root / f"{ids[-1]}.bin", (t, t))
+    monkeypatch.setenv("INVERSION_UPLOADS_MB", str(2.5 / 1024))  # 2.5 kB: the next upload makes 4 kB
+    store.get(ids[0])  # opened by a link: used now
+    newest = store.put(b"x" * 1024, "new.png")
+    assert store.get(newest) is not None and store.get(ids[0]) is not None
+    assert store.get(ids[1]) is None  # the least recently used went
+    assert sum(p.stat().st_size for p in tmp_path.glob("*.bin")) <= 2.5 * 1024

@@ -29,16 +29,22 @@ WHERE = {"1": ("pages/1_curve.py", "Clarity curve"), "2": ("pages/1_curve.py", "
 def run(plan: FindingsPlan, box):
     """Run `plan` (what the cache lacks) with a progress bar per size; returns the `FindingsReport`."""
     bars = {}
+    sizes = iter([s.size for s in plan.sweeps])
+    started = box.progress(0.0, text="planning the runs…")
+
+    def on_start(tasks, todo):
+        size = next(sizes, None)
+        bars[size] = box.progress(0.0 if todo else 1.0, text=f"{size} px: {tasks} runs, {tasks - todo} in the cache, "
+                                                             f"{todo} to make")
 
     def progress(size, done, total, task):
-        if size not in bars:
-            bars[size] = box.progress(0.0, text=f"{size} px: starting…")
-        bars[size].progress(done / max(1, total), text=f"{size} px: {done} of {total} runs to make · "
+        bars[size].progress(done / max(1, total), text=f"{size} px: {done} of {total} runs made · "
                             f"{task.image.name} · {task.spec.checkpoint} · {task.spec.layer}")
 
-    out = Path(tempfile.mkdtemp(prefix="findings-"))
-    report = run_findings(plan, out, cache=disk_cache(),
-                          load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    with tempfile.TemporaryDirectory(prefix="findings-") as out:  # the runs live in the cache; the ledger goes
+        report = run_findings(plan, Path(out), cache=disk_cache(), progress=progress, on_start=on_start,
+                              load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    started.empty()
     for bar in bars.values():
         bar.empty()
     return report
@@ -67,6 +73,8 @@ def cards(report) -> None:
             st.markdown(f"**Why:** {v.why}")
             st.caption(f"{v.n} runs used, left out: {left}. " + link(v.id, v.model)
                        + (f" · {v.evidence['size_dependence']}" if (v.evidence or {}).get("size_dependence") else ""))
+    for note in report.notes:
+        st.warning(note[0].upper() + note[1:] + ".")
     for fid, where in report.not_here.items():
         path, label = WHERE[fid]
         st.caption(f"Finding {fid} is not tested by these runs: {where} — [the {label} page]({url_of(path)}).")

@@ -160,8 +160,11 @@ def trained_panel(arch: str, key: str, box=None) -> bool:
         box.info(f"{model_label(arch)} has no trained weights in its library: use *untrained*, or upload a state dict.")
         return False
     size = f"{status['size_mb']:.0f} MB" if status.get("size_mb") else "a download"
+    offline = (f"offline, run `python -m core download {arch}` on a machine with a network and copy its Hugging Face "
+               "hub cache here" if str(status.get("url") or "").startswith("https://huggingface.co/") else
+               f"offline, copy `{status['url']}` to `{status['path']}`")
     box.warning(f"Trained weights for {arch} are not on this machine ({size}). Download them here if this "
-                f"machine has a network; offline, copy `{status['url']}` to `{status['path']}` and reload.")
+                f"machine has a network; {offline}, and reload.")
     if box.button(f"Download trained {arch} weights ({size})", key=f"{key}_download"):
         slot = box.empty()
         bar = slot.progress(0.0, text="downloading…")

@@ -268,7 +268,10 @@ def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
     # no `type=` filter: the browser would refuse another file silently and keep showing the previous
     # one's message; every file reaches load_image, whose error names this file
     up = box.file_uploader("Upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP)", key=f"{key}_file")
+    if up is None and st.session_state.pop(f"{key}_had_file", False):
+        st.session_state[id_key] = ""  # the visitor removed the file: its id no longer stands for the image
     if up is not None:
+        st.session_state[f"{key}_had_file"] = True
         image = read_upload_image(up, size)
         try:
             st.session_state[id_key] = UploadStore().put(up.getvalue(), up.name)

@@ -97,7 +97,8 @@ def batch_option(p: argparse.ArgumentParser) -> None:
 MODEL_HELP = ("architecture: a curated name (see `models`), torchvision:NAME or timm:NAME (any classifier of "
               "either library: `models --all`)")
 MODEL_FILE_HELP = ("your own network: PATH.py:FUNCTION, a function returning a torch.nn.Module (it may take the image "
-                   "size); this runs the file's code")
+                   "size); this runs the file's code. The run cache knows it by the file's hash: a module it imports "
+                   "is not hashed, so after changing one, change the file too (or use --no-cache)")
 
 
 def model_file_option(p: argparse.ArgumentParser) -> None:

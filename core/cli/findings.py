@@ -64,9 +64,6 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device).type
     plan = FindingsPlan.create(args.images, args.models.split(","), args.checkpoints.split(","), args.size,
                                args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops)
-    for sweep in plan.sweeps[:1]:
-        for path, why in sweep.skipped:
-            print(f"skipped {path}: {why}", file=sys.stderr)
     bars = {}
 
     def progress(size, done, total, task):
@@ -86,9 +83,11 @@ def run(args: argparse.Namespace) -> None:
         for bar in bars.values():
             bar.close()
     paths = write_findings(report, args.out)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     for v in report.verdicts:
         size = (v.evidence or {}).get("size")
-        print(f"finding {v.id} · {v.model} · {size} px: {v.verdict} — {v.why}")
+        print(f"finding {v.id} · {v.model} {v.checkpoint or ''} · {size} px: {v.verdict} — {v.why}")
     for fid, where in report.not_here.items():
         print(f"finding {fid}: not tested by these runs ({where})")
     print(f"{sum(len(r) for r in report.rows.values())} runs in {report.seconds:.0f} s -> {paths['html']}")

@@ -23,6 +23,7 @@ from core.errors import UserError
 from core.images import MAX_BYTES
 
 ID_LEN = 16  # hex digits of SHA-256: a collision among a server's uploads is not a practical concern
+MAX_TOTAL_MB = 2048  # the store's size ($INVERSION_UPLOADS_MB): past it, the least recently used uploads go
 
 
 def upload_id(data: bytes) -> str:
@@ -67,7 +68,35 @@ class UploadStore:
             atomic_write(blob, data)
         if not meta.exists():  # the first name it was uploaded under (a page stores it again on every rerun)
             atomic_write(meta, json.dumps({"name": str(name)}))
+        os.utime(blob)  # used now: the last to go
+        self.trim(keep=uid)
         return uid
+
+    def trim(self, keep: str | None = None) -> int:
+        """Remove the least recently used uploads until the store is under `$INVERSION_UPLOADS_MB` (default
+        2048 MB); returns how many went. `keep` is never removed (the upload just stored)."""
+        try:
+            cap = float(os.environ.get("INVERSION_UPLOADS_MB", MAX_TOTAL_MB)) * 2**20
+        except ValueError:
+            cap = MAX_TOTAL_MB * 2**20
+        try:
+            blobs = sorted(self.root.glob("*.bin"), key=lambda p: p.stat().st_mtime)
+        except OSError:
+            return 0
+        total, gone = sum(p.stat().st_size for p in blobs), 0
+        for p in blobs:
+            if total <= cap:
+                break
+            if p.stem == keep:
+                continue
+            size = p.stat().st_size
+            for q in (p, p.with_suffix(".json")):
+                try:
+                    q.unlink()
+                except OSError:
+                    pass
+            total, gone = total - size, gone + 1
+        return gone
 
     def get(self, uid: str) -> tuple[bytes, str] | None:
         """(bytes, name) of upload `uid`, or None when this server does not hold it (or holds a damaged copy)."""
@@ -78,6 +107,10 @@ class UploadStore:
             return None
         if upload_id(data) != uid:  # damaged: never show another image under this id
             return None
+        try:
+            os.utime(blob)  # a link opened: used now
+        except OSError:
+            pass
         try:
             name = json.loads(meta.read_text()).get("name") or f"upload {uid[:8]}"
         except (OSError, ValueError, AttributeError):

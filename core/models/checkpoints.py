@@ -26,6 +26,9 @@ from core.errors import UserError, WeightsNotCached
 from core.models.registry import BASE_SIZE, Architecture, get_architecture
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
+# Seeding and building use the process's one CPU generator: two sessions building at once would draw from each
+# other's seeds (an "init seed 0" network that is not seed 0's, cached under its key). One build at a time.
+BUILD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -264,13 +267,14 @@ def load_model(arch_name: str | nn.Module | Architecture, checkpoint: str = "unt
     arch = get_architecture(arch_name)
     arch.check_size(image_size)
     grid = arch.build_size(image_size)
-    with torch.random.fork_rng(devices=[]):
+    first = BASE_SIZE if arch.adapt_state is not None else grid  # trained weights are made for 224 px
+    with BUILD_LOCK, torch.random.fork_rng(devices=[]):  # the global RNG: one seeded build at a time
         torch.manual_seed(init_seed)
-        base = arch.build(BASE_SIZE)
+        base = arch.build(first)
     mean, std, categories = arch.mean, arch.std, None
     if checkpoint == "untrained":
-        state, source = None, (f"random initialisation, init seed {init_seed}" if arch.source != "yours" else
-                               "the weights it was given")
+        state, source = None, ("the weights it was given" if arch.name.startswith("module:") else
+                               f"random initialisation, init seed {init_seed}")
     elif checkpoint == "trained":
         weights = arch.trained
         path = weights.path()
@@ -287,8 +291,8 @@ def load_model(arch_name: str | nn.Module | Architecture, checkpoint: str = "unt
         _apply_state(base, state, arch, f"checkpoint {Path(checkpoint).name!r}" if checkpoint != "trained"
                      else f"{arch.name} trained weights")
     module = base
-    if grid != BASE_SIZE:
-        with torch.random.fork_rng(devices=[]):  # its own init is overwritten; keep the global RNG untouched
+    if grid != first:
+        with BUILD_LOCK, torch.random.fork_rng(devices=[]):  # its init is overwritten; keep the global RNG untouched
             module = arch.build(grid)
         module.load_state_dict(arch.adapt_state(base.state_dict(), grid))
     return LoadedModel(arch, _freeze(module), checkpoint, mean, std, image_size, init_seed, source, categories)

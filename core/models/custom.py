@@ -47,8 +47,25 @@ def state_hash(module: nn.Module) -> str:
     return sha.hexdigest()
 
 
-def _entry(name: str, title: str, build: Callable[[int], nn.Module], min_size: int = 16) -> Architecture:
-    return Architecture(name, USER_SOURCE, title, min_size, build=build, feature_extraction="torchvision")
+def module_hash(module: nn.Module) -> str:
+    """What identifies a module: its state dict, its structure (`repr`: strides, paddings, activations, which the
+    state dict does not hold) and the source of its classes where Python has it (its `forward`)."""
+    sha = hashlib.sha256(state_hash(module).encode())
+    sha.update(repr(module).encode())
+    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        if cls.__module__.startswith("torch."):
+            continue
+        try:
+            sha.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):
+            sha.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+    return sha.hexdigest()
+
+
+def _entry(name: str, title: str, build: Callable[[int], nn.Module], min_size: int = 16,
+           per_size: bool = False) -> Architecture:
+    return Architecture(name, USER_SOURCE, title, min_size, build=build, feature_extraction="torchvision",
+                        per_size=per_size)
 
 
 def module_architecture(module: nn.Module, min_size: int = 16) -> Architecture:
@@ -63,7 +80,7 @@ def module_architecture(module: nn.Module, min_size: int = 16) -> Architecture:
         raise UserError(f"expected a torch.nn.Module, got {type(module).__name__}")
     frozen = copy.deepcopy(module).cpu().eval()
     cls = type(module).__qualname__
-    name = f"module:{cls}@{state_hash(frozen)[:12]}"
+    name = f"module:{cls}@{module_hash(frozen)[:12]}"
     if name not in USER_ARCHITECTURES:
         USER_ARCHITECTURES[name] = _entry(name, f"{cls} (your module)", lambda size: copy.deepcopy(frozen), min_size)
     return USER_ARCHITECTURES[name]
@@ -125,7 +142,7 @@ def file_architecture(spec: str, min_size: int = 16) -> Architecture:
             raise UserError(f"{path.name}:{func} returned {type(net).__name__}, not a torch.nn.Module")
         return net
 
-    USER_ARCHITECTURES[name] = _entry(name, f"{func} from {path.name}", build, min_size)
+    USER_ARCHITECTURES[name] = _entry(name, f"{func} from {path.name}", build, min_size, per_size=sized)
     return USER_ARCHITECTURES[name]
 
 

@@ -52,7 +52,8 @@ def depth_stops(model: LoadedModel) -> list[Stop]:
         from core.models.autostops import derive_stops
 
         with MODEL_LOCK.exclusive():  # tracing: see core/models/lock.py
-            _STOPS_CACHE[key] = derive_stops(model.module, model.arch.feature_extraction)
+            if key not in _STOPS_CACHE:  # another session may have traced it while this one waited
+                _STOPS_CACHE[key] = derive_stops(model.module, model.arch.feature_extraction)
     return list(_STOPS_CACHE[key])
 
 

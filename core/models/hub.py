@@ -22,8 +22,10 @@ from core.models.weights import WeightSource
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm's hub repositories hold, in timm's order
 
 
-def torchvision_default_weights(name: str) -> Callable[[Architecture], WeightSource]:
-    """A `weights` factory for torchvision model `name`: its Weights enum's DEFAULT, in torch.hub's cache."""
+def torchvision_default_weights(name: str, mean: tuple | None = None, std: tuple | None = None
+                                ) -> Callable[[Architecture], WeightSource]:
+    """A `weights` factory for torchvision model `name`: its Weights enum's DEFAULT, in torch.hub's cache; `mean`,
+    `std` override its transforms' normalisation (weights torchvision feeds through `transform_input`)."""
 
     def make(arch: Architecture) -> WeightSource:
         import torch.hub
@@ -39,7 +41,7 @@ def torchvision_default_weights(name: str) -> Callable[[Architecture], WeightSou
             arch=arch.name, name=str(w), describe=f"torchvision {w}",
             path=lambda: Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url),
             url=url, size_mb=w.meta.get("_file_size"), bundled=False,
-            mean=tuple(getattr(tf, "mean", arch.mean)), std=tuple(getattr(tf, "std", arch.std)),
+            mean=tuple(mean or getattr(tf, "mean", arch.mean)), std=tuple(std or getattr(tf, "std", arch.std)),
             categories=lambda: list(w.meta.get("categories") or []),
         )
 

@@ -34,6 +34,7 @@ MIN_SIZE = 16  # px: the smallest input offered for a model that says it takes a
 DEFAULT_MAX_PARAMS = 350_000_000  # ViT-L/16 (304 M) fits; ViT-H (632 M) and the giants are refused
 _LOCK = threading.Lock()
 _RESOLVED: dict[str, Architecture] = {}
+_NAME_LOCKS: dict[str, threading.Lock] = {}
 
 
 def split_name(name: str) -> tuple[str, str] | None:
@@ -109,12 +110,14 @@ def count_params(library: str, name: str) -> int:
                 return int(n)
         except (ValueError, KeyError, AttributeError):
             pass
+    from core.models.checkpoints import BUILD_LOCK
+
     try:
-        with torch.device("meta"):
+        with BUILD_LOCK, torch.random.fork_rng(devices=[]), torch.device("meta"):
             module = _builder(library, name)(224)
     except Exception:  # noqa: BLE001 - e.g. "Cannot copy out of meta tensor": count it on the CPU
         try:
-            with torch.random.fork_rng(devices=[]):
+            with BUILD_LOCK, torch.random.fork_rng(devices=[]):
                 module = _builder(library, name)(224)
         except Exception as exc:  # noqa: BLE001 - the library's own error, in one line
             raise UserError(f"{library}:{name} could not be built ({_short(exc)})") from None
@@ -159,6 +162,15 @@ def resolve(name: str) -> Architecture:
     with _LOCK:
         if name in _RESOLVED:
             return _RESOLVED[name]
+        lock = _NAME_LOCKS.setdefault(name, threading.Lock())
+    with lock:  # two sessions picking the same model: one checks and builds it, the other waits for the entry
+        with _LOCK:
+            if name in _RESOLVED:
+                return _RESOLVED[name]
+        return _resolve(name, library, short)
+
+
+def _resolve(name: str, library: str, short: str) -> Architecture:
     if short not in names(library):
         near = [n for n in names(library) if short.lower() in n.lower()][:8] or \
             difflib.get_close_matches(short, names(library), n=8, cutoff=0.6)
@@ -172,16 +184,21 @@ def resolve(name: str) -> Architecture:
 
 def _entry(library: str, short: str, n_params: int) -> Architecture:
     from core.models.autostops import input_size_constraint
+    from core.models.checkpoints import BUILD_LOCK
     from core.models.hub import timm_hub_weights, torchvision_default_weights
+    from core.models.registry import HALF
 
     build = _builder(library, short)
-    with torch.random.fork_rng(devices=[]):
+    with BUILD_LOCK, torch.random.fork_rng(devices=[]):
         probe = build(224)  # once, to read its input constraint and config (random weights, freed after)
     size = input_size_constraint(probe, library)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     weights = None
     if library == "torchvision":
-        weights = torchvision_default_weights(short)
+        # torchvision feeds its GoogLeNet / Inception v3 weights through `transform_input`, which it turns on only
+        # when it loads them itself: built without it here, those weights expect a 0.5 / 0.5 normalisation
+        half = getattr(probe, "transform_input", None) is not None
+        weights = torchvision_default_weights(short, *((HALF, HALF) if half else ()))
     else:
         cfg = getattr(probe, "pretrained_cfg", None) or {}
         mean, std = tuple(cfg.get("mean") or mean), tuple(cfg.get("std") or std)

@@ -81,6 +81,7 @@ class Architecture:
     deep_layers: tuple[str, ...] = ()  # the deep layers the natural-image study (manifold) shows
     jacobian_stops: tuple[str, ...] = ()  # the lab's first Jacobians: where rank is lost first, and later
     fixed_size: int | None = None  # the one input size the model takes (a timm ViT built for 224 px), if any
+    per_size: bool = False  # built for each input size by `build(size)` itself (a --model-file function taking it)
     params: int | None = None  # its parameter count, where known before building (library names count it)
 
     def __post_init__(self):
@@ -90,9 +91,12 @@ class Architecture:
             raise TypeError(f"architecture {self.name!r}: feature_extraction must be one of {FEATURE_EXTRACTION}")
 
     def build_size(self, image_size: int) -> int:
-        """The input size the network is built for: `image_size` for models whose state depends on
-        it (ViTs, with `adapt_state`), `BASE_SIZE` (224) for every model that takes any size as built."""
-        return image_size if self.adapt_state is not None else BASE_SIZE
+        """The input size the network is built for: its fixed size if it has one, `image_size` for models whose
+        state depends on it (ViTs, with `adapt_state`) or that are built per size, `BASE_SIZE` (224) for every
+        model that takes any size as built."""
+        if self.fixed_size:
+            return self.fixed_size
+        return image_size if self.adapt_state is not None or self.per_size else BASE_SIZE
 
     @cached_property
     def trained(self) -> WeightSource:

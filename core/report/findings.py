@@ -137,6 +137,7 @@ def findings_json(report: "FindingsReport") -> dict:
         verdicts.append(d)
     return _clean({"written": dt.datetime.now().isoformat(timespec="seconds"), "seconds": report.seconds,
                    "settings": report.settings(), "findings": verdicts, "not_tested_here": report.not_here,
+                   "notes": list(report.notes),
                    "runs": {str(k): len(v) for k, v in report.rows.items()},
                    "unconverged": {str(k): sum(not r.get("converged") for r in v) for k, v in report.rows.items()}})
 
@@ -152,7 +153,7 @@ def findings_md(report: "FindingsReport") -> str:
         lines.append("| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |")
     for fid, where in report.not_here.items():
         lines.append(f"| {fid} | | | not tested by these runs | | | | | {where} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in report.notes) + ("\n" if report.notes else "")
 
 
 CSS = """
@@ -186,6 +187,8 @@ def report_html(report: "FindingsReport") -> str:
                    f"<td>{_size_of(v)} px</td><td class='verdict' style='color:{colour}'>{escape(v.verdict)}</td>"
                    f"<td>{_num(v.value)} {_ci(v.ci)}</td><td>{v.n} ({sum((v.left_out or {}).values())})</td></tr>")
     out.append("</table>")
+    for note in report.notes:
+        out.append(f"<p class='muted'>Note: {escape(note)}.</p>")
     for fid, where in report.not_here.items():
         out.append(f"<p class='muted'>Finding {escape(fid)} is not tested by these runs: {escape(where)}.</p>")
     for v in report.verdicts:

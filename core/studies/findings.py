@@ -63,8 +63,9 @@ class FindingsPlan:
         sweeps = [Sweep.create(images, models, checkpoints, "stops", size, seeds, preset, device, init_seed, threads,
                                batch_stops) for size in dict.fromkeys(sizes)]
         label = images if isinstance(images, str) else ",".join(images)
-        return cls(sweeps, label, list(models), list(checkpoints), list(dict.fromkeys(sizes)), list(seeds), preset,
-                   device)
+        return cls(sweeps, label, list(dict.fromkeys(m.strip() for m in models if m.strip())),
+                   list(dict.fromkeys(c.strip() for c in checkpoints if c.strip())), list(dict.fromkeys(sizes)),
+                   list(seeds), preset, device)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class FindingsReport:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     seconds: float = 0.0
     not_here: dict[str, str] = field(default_factory=lambda: dict(NOT_HERE))
+    notes: list[str] = field(default_factory=list)  # what was left out and why (checkpoints, images, models)
 
     def settings(self) -> dict:
         p = self.plan
@@ -89,7 +91,8 @@ def judge(rows_by_size: dict[int, list[dict]], models: Sequence[str]) -> list[Ve
     """Every finding's verdict per model and size, and for finding 4 across the sizes (`size_dependence`)."""
     out = []
     for size, rows in rows_by_size.items():
-        for v in evaluate(rows, models=list(models)):
+        have = {r["model"] for r in rows}
+        for v in evaluate(rows, models=[m for m in models if m in have]):
             v.evidence = {**(v.evidence or {}), "size": size}
             out.append(v)
     if len(rows_by_size) > 1:
@@ -135,4 +138,13 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
         if outcome.interrupted:
             break
     verdicts = judge(rows, plan.models)
-    return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0)
+    notes = []
+    for size, outcome in outcomes.items():
+        notes += [n for n in outcome.notes if n not in notes]
+        notes += [f"skipped {path}: {why}" for path, why in outcome.skipped if f"skipped {path}: {why}" not in notes]
+        if outcome.interrupted:
+            notes.append(f"{size} px: interrupted; the runs it finished are stored, and running it again goes on")
+    for size, rs in rows.items():
+        missing = [m for m in plan.models if m not in {r["model"] for r in rs}]
+        notes += [f"{m} at {size} px: no runs (see the notes above), so no verdict" for m in missing]
+    return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0, notes=notes)

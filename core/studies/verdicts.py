@@ -584,7 +584,8 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
         wants = (("a first-convolution stop", conv), ("a pooling/strided stop after it", pool))
         missing = " and ".join(w for w, s in wants if s is None)
         out["not the first conv or pooling stop"] += len(used)
-        return _verdict("2", None, None, INCONCLUSIVE, f"the rows have no {missing}", 0, out, model, checkpoint,
+        return _verdict("2", None, None, INCONCLUSIVE, f"the model's stops include no {missing.replace('a ', '', 1)}"
+                        " (it may downsample inside blocks, which the test cannot place)", 0, out, model, checkpoint,
                         evidence)
     cells = _by_image_layer(used)
     images = sorted({img for img, _ in cells})
