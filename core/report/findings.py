@@ -150,7 +150,7 @@ def findings_md(report: "FindingsReport") -> str:
         left = sum((v.left_out or {}).values())
         cells = [v.id, f"{v.model or ''} {v.checkpoint or ''}".strip(), f"{_size_of(v)} px", f"**{v.verdict}**",
                  v.statistic, f"{_num(v.value)} {_ci(v.ci)}", v.threshold, f"{v.n} ({left})", v.why]
-        lines.append("| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     for fid, where in report.not_here.items():
         lines.append(f"| {fid} | | | not tested by these runs | | | | | {where} |")
     return "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in report.notes) + ("\n" if report.notes else "")
