@@ -78,7 +78,7 @@ if problems:
 if running:
     with errors("findings: "):
         page["report"] = {"key": key, "report": findings_view.run(plan, st.container())}
-        shown = page["report"]
+        st.rerun()  # the toolbar was drawn for a running report: draw it (Stop off) for the finished one
 if shown:
     if shown["key"] != key:
         st.info("Showing the last report; the settings have changed since. Press Run findings for the current ones.")
