@@ -383,3 +383,13 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     partial, _ = live.salvage("a_live")  # what A computed is kept for its page
     assert partial.stopped_early and 0 < partial.steps_done < 5000
     print(f"B started {view_b.started_at - t_stop:.2f} s after A's rerun (A had done {partial.steps_done} steps)")
+
+
+def test_the_queue_line_gives_the_place_and_the_runs_ahead_time():
+    from core.jobs import Ahead
+
+    assert live.waiting_text(2, 3) == ("The device is busy with another run: you are number 2 of 3 in the queue. "
+                                       "Your run starts by itself.")
+    text = live.waiting_text(2, 3, Ahead(runs=2, seconds=40.0, unknown=0, slots=1))
+    assert "you are number 2 of 3 in the queue" in text and "take about 40 s more by their estimates" in text
+    assert "before yours" not in live.waiting_text(1, 1, Ahead(runs=1, seconds=0.0, unknown=1))  # no estimate: no time

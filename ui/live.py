@@ -52,16 +52,13 @@ def cached(spec) -> InversionResult | None:
         return None
 
 
-def waiting_text(position: int, waiting: int | None, ahead=None) -> str:
-    """"The device is busy…": the place in the queue and, when the runs ahead gave estimates, the wait."""
-    if ahead is not None:
-        known = ahead.runs - ahead.unknown
-        wait = (f" They take {human(ahead.wait_s)} more by their estimates"
-                + (f" (and {ahead.unknown} without one)" if ahead.unknown and known else "") + "."
-                if known else "")
-        return (f"The device is busy: {ahead.runs} run{'s' if ahead.runs != 1 else ''} before yours.{wait} "
-                "Your run starts by itself.")
-    return (f"The device is busy with another run: you are number {position} of {waiting} in the queue. "
+def waiting_text(position: int, waiting: int, ahead=None) -> str:
+    """"The device is busy…": the place in the queue and, when the runs ahead gave estimates, how long they take."""
+    wait = ""
+    if ahead is not None and ahead.runs > ahead.unknown:
+        wait = (f" The {ahead.runs} run{'s' if ahead.runs != 1 else ''} before yours take {human(ahead.wait_s)} more "
+                "by their estimates" + (f" ({ahead.unknown} without one)" if ahead.unknown else "") + ".")
+    return (f"The device is busy with another run: you are number {position} of {waiting} in the queue.{wait} "
             "Your run starts by itself.")
 
 
@@ -73,6 +70,7 @@ class LiveView:
     def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128, estimate=None):
         box = container or st.container()
         self.seeds, self.size = list(seeds), size
+        self.place = (1, 1)  # the queue place `waiting` was last told
         # the pace of the steps done so far, the estimate's step time standing for it over the first steps
         self.countdown = Countdown(step_s=estimate.step_s if estimate else None,
                                    finish_s=estimate.finish_s if estimate else 0.0)
@@ -83,10 +81,11 @@ class LiveView:
         self.steps, self.mg, self.mi = [], [], []
 
     def waiting(self, position: int, waiting: int):
+        self.place = (position, waiting)
         self.status.info(waiting_text(position, waiting))
 
-    def ahead(self, ahead):
-        self.status.info(waiting_text(ahead.runs, None, ahead))
+    def ahead(self, ahead):  # called after `waiting` on every poll: the same line with the runs' estimated time
+        self.status.info(waiting_text(*self.place, ahead))
 
     def note(self, text: str):
         st.warning(text)
@@ -395,8 +394,13 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, note
     px = (PAIR_PRESENT_PX if present else PAIR_PX) if len(plan) > 1 else (PRESENT_PX if present else 128)
     computes = any(cached(s) is None for _, s, _, _, _ in plan)
     waiting = box.empty()
-    wait_cb = Callbacks(wait=lambda pos, n: waiting.info(waiting_text(pos, n)),
-                        ahead=lambda a: waiting.info(waiting_text(a.runs, None, a)))
+    place = [(1, 1)]
+
+    def on_wait(pos, n):
+        place[0] = (pos, n)
+        waiting.info(waiting_text(pos, n))
+
+    wait_cb = Callbacks(wait=on_wait, ahead=lambda a: waiting.info(waiting_text(*place[0], a)))
     est = estimate if estimate is not None and not more else None  # a Continue's steps are not the estimate's
     pair_s = None if est is None else est.seconds * len(plan)
     job = None
