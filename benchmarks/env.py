@@ -53,3 +53,20 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def write_section(path, name: str, text: str) -> None:
+    """Put `text` between `<!-- name:start -->` and `<!-- name:end -->` in the markdown file `path` (replacing
+    what was there, or appended with the markers), so each benchmark rewrites only its own section."""
+    import re
+    from pathlib import Path
+
+    path = Path(path)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text}\n{end}"
+    if start in old and end in old:
+        new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, old, flags=re.S)
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    path.write_text(new)

@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.env import cpu_name, versions
+from benchmarks.env import cpu_name, versions, write_section
 from core import get_preset, load_image, load_model
 from core.devices import cpu_cores, describe, resolve_device
 from core.jobs.estimate import calibrated, forget, measure, record_actual
@@ -35,7 +34,6 @@ from core.jobs.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "assets" / "chelsea.png"
-START, END = "<!-- estimate:start -->", "<!-- estimate:end -->"
 HOG = "while True: pass"
 
 
@@ -124,13 +122,7 @@ def markdown(report: dict) -> str:
 
 
 def write_markdown(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    write_section(path, "estimate", text)
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.env import cpu_name, versions
+from benchmarks.env import cpu_name, versions, write_section
 from benchmarks.runner import ROOT
 from core.devices import describe, resolve_device
 from core.jobs import RunCache
@@ -24,17 +24,10 @@ from core.recipe.presets import get_preset
 from core.report.findings import findings_md, write_findings
 from core.studies.findings import FindingsPlan, run_findings
 
-START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
 def write_markdown(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else ""
-    block = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    write_section(path, "findings", text)
 
 
 def main(argv=None) -> int:

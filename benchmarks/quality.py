@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.env import write_section
 from core import Inversion, get_preset, load_image, load_model
 from core.devices import describe, resolve_device
 from core.jobs.pipeline import run
@@ -197,14 +198,7 @@ def markdown(reports: list[dict]) -> str:
 
 
 def write_markdown(path: Path, text: str) -> None:
-    start, end = "<!-- quality:start -->", "<!-- quality:end -->"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text}\n{end}"
-    if start in old:
-        new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
+    write_section(path, "quality", text)
 
 
 def main(argv=None) -> int:
