@@ -313,7 +313,8 @@ def paper(act, w):
 def test_f6_paper_answer_holds():
     v = finding_6(lab(paper))
     assert v.verdict == "holds" and v.value == 1.0 and v.evidence["narrow"] == {"runs": 3, "unique": 0,
-                                                                                "verdict": "holds"}
+                                                                                "verdict": "holds",
+                                                                                "rank_deficient": 0}
 
 
 def test_f6_narrow_unique_does_not_hold_and_missing_inconclusive():
@@ -324,6 +325,18 @@ def test_f6_narrow_unique_does_not_hold_and_missing_inconclusive():
     rows = lab(paper) + [{"width_ratio": 0.5, "activation": "relu", "unique": True, "converged": False}]
     v = finding_6(rows)
     assert v.verdict == "holds" and v.left_out["not converged"] == 1 and accounted(v, rows)
+
+
+def test_f6_a_rank_deficient_jacobian_proves_non_uniqueness_without_a_converged_run():
+    wide = [r for r in lab(paper) if not (r["activation"] == "relu" and r["width_ratio"] < 1.5)]
+    stuck = [{"width_ratio": w, "activation": "relu", "unique": False, "converged": False} for w in (0.5, 1.0)]
+    v = finding_6(wide + stuck)  # the narrow ReLU runs did not converge: no evidence for part (b) ...
+    assert v.verdict == "inconclusive" and "width ratio < 1.5" in v.why
+    proved = [{**r, "rank_deficient": True} for r in stuck]
+    v = finding_6(wide + proved)  # ... until their Jacobians' rank deficit proves it
+    assert v.verdict == "holds" and v.evidence["relu_narrow"]["rank_deficient"] == 2 and accounted(v, wide + proved)
+    lying = [{**r, "unique": True, "converged": True, "rank_deficient": True} for r in stuck]
+    assert finding_6(wide + lying).evidence["relu_narrow"]["unique"] == 0  # the exact rank outranks a clarity
 
 
 def test_f6_clarity_stands_in_for_unique():

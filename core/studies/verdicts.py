@@ -87,7 +87,9 @@ TESTS = {
     "6": f"Converged MLP-lab runs: (a) no run with width ratio < 1 is unique, whatever the activation; (b) no ReLU "
          f"run with width ratio < {RELU_NOT:g} is unique; (c) at least half of the ReLU runs with width ratio >= "
          f"{RELU_WIDTH:g} are unique. Unique = the inversion recovered the input (`unique`, else clarity >= "
-         f"{UNIQUE_CLARITY:g}).",
+         f"{UNIQUE_CLARITY:g}); a network whose Jacobian at the image has rank below the input's dimension is not "
+         "unique and counts even if its run did not converge (for linear and ReLU networks the map is linear near "
+         "the image, so the rank deficit is an exact proof).",
     "7": f"Per image converged at every encoder block: the spread (max - min) of clarity over the block stops, "
          f"predicted <= {FLAT_SPREAD:g}; per image, d = (1 - clarity at the patch embedding) - {PE_SHARE:g} x "
          f"(1 - clarity at the last block), predicted >= 0 (at least half of the loss is already there at the "
@@ -856,8 +858,12 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
     """Finding 6: an MLP layer narrower than its input is never unique; ReLU needs about twice the width.
 
     Rows are the MLP lab's, mapped by the caller: `width_ratio` (hidden width / input width), `activation`
-    ("relu", "linear", ...), `unique` (bool: the inversion recovered the input; missing: clarity >= 0.95) and
-    `converged`/`status` (the unconverged rule; a run that did not converge says nothing about uniqueness).
+    ("relu", "linear", ...), `unique` (bool: the inversion recovered the input; missing: clarity >= 0.95),
+    `converged`/`status` (the unconverged rule; a run that did not converge says nothing about uniqueness) and
+    optional `rank_deficient` (bool: the network's Jacobian at the image has rank below the input's dimension).
+    A rank-deficient row is not unique and counts whether or not its run converged: for a piecewise-linear
+    network (linear, ReLU) the map is linear around the image, so a null direction of the Jacobian changes the
+    input without changing the embedding at all, an exact proof that needs no optimiser.
 
     Why this test: below width 1 no map can be injective, so a single unique run there contradicts the claim; a
     ReLU layer zeroes about half its units, so below 1.5 x it keeps fewer than the input's dimensions and must not
@@ -879,8 +885,9 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
         if not _finite(_num(r.get("width_ratio"))):
             out["no width_ratio"] += 1
             continue
-        why = reason_out(r, "")
-        if why is None and r.get("unique") is None and not _finite(_num(r.get("clarity"))):
+        why = None if _truth(r.get("rank_deficient")) else reason_out(r, "")
+        if why is None and r.get("unique") is None and not _finite(_num(r.get("clarity"))) \
+                and not _truth(r.get("rank_deficient")):
             why = "no unique or clarity"
         if why:
             out[why] += 1
@@ -888,6 +895,8 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
             keep.append(r)
 
     def unique(r) -> bool:
+        if _truth(r.get("rank_deficient")):
+            return False
         return _truth(r["unique"]) if r.get("unique") is not None else _num(r.get("clarity")) >= UNIQUE_CLARITY
 
     def act(r) -> str:
@@ -908,7 +917,8 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
         else:
             res = HOLDS if k == 0 else FAILS
         results[name] = res
-        evidence[name] = {"runs": len(rs), "unique": int(k), "verdict": res}
+        evidence[name] = {"runs": len(rs), "unique": int(k), "verdict": res,
+                          "rank_deficient": sum(_truth(r.get("rank_deficient")) for r in rs)}
     table: dict = {}
     for r in keep:
         table.setdefault((act(r), float(_num(r["width_ratio"]))), []).append(unique(r))
