@@ -59,12 +59,13 @@ def main(argv=None) -> int:
         report = run_findings(plan, out, cache=cache)
         seconds = time.perf_counter() - t0
         write_findings(report, out)
-    runs = sum(len(r) for r in report.rows.values())
-    steps = sum(int(r.get("steps_done") or 0) for rows in report.rows.values() for r in rows)
+    runs = sum(report.runs().values())
+    steps = sum(int(r.get("steps_done") or 0) for r in report.all_rows())
     print(f"{where}: {runs} runs, {steps} steps in {seconds:.0f} s ({seconds / max(1, runs):.1f} s a run); "
           f"aim {target:.0f} s: {'met' if seconds <= target else 'NOT met'}")
     for v in report.verdicts:
-        print(f"  finding {v.id} {v.model} {v.evidence.get('size')} px: {v.verdict} ({v.why})")
+        where = "16 px grey MLPs" if v.id == "6" else f"{v.model} {v.evidence.get('size')} px"
+        print(f"  finding {v.id} {where}: {v.verdict} ({v.why})")
     numbers = {"date": dt.datetime.now().isoformat(timespec="seconds"), "device": where, "cpu": cpu_name(),
                "cores": os.cpu_count(), "versions": versions(), "models": plan.models, "checkpoints": plan.checkpoints,
                "sizes": sizes, "seeds": args.seeds, "iters": preset.iters, "runs": runs, "steps": steps,

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import ARCHITECTURES, UserError, get_preset, sample_images
 from core.devices import resolve_device
-from core.studies import FindingsPlan
+from core.studies import FINDINGS, FindingsPlan
 from ui import findings_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
@@ -58,35 +58,41 @@ if not problems:
                                        list(range(int(seeds_n))), get_preset(preset_name, iters=int(iters)), device)
     except UserError as exc:
         problems.append(str(exc))
-b1, b2, b3 = st.columns([1, 1, 5], vertical_alignment="center")
-run_clicked = b1.button("Run findings", type="primary", key=page.key("run"), disabled=bool(problems))
-shown = page.get("report")
+b1, b2, b3 = st.columns([1.3, 1, 5], vertical_alignment="center")
+run_clicked = b1.button("Run all findings", type="primary", key=page.key("run"), disabled=bool(problems))
+card_keys = {fid: page.key(f"run_{fid}") for fid in FINDINGS}
+card_clicked = next((fid for fid, k in card_keys.items() if st.session_state.get(k)), None)
 key = (tuple(chosen), tuple(cks), tuple(images), tuple(sizes), int(seeds_n), int(iters), preset_name)
-running = bool(run_clicked and plan)
-b2.button("Stop", key=page.key("stop"), disabled=not running, help="stops; every finished run stays in the cache, and "
-          "Run findings goes on from there" if running else "nothing is running")
-n_runs = per = None
+running = bool((run_clicked or card_clicked) and plan)
+b2.button("Stop", key=page.key("stop"), disabled=not running, help="stops; every finished finding stays, every "
+          "finished run stays in the cache, and Run goes on from there" if running else "nothing is running")
+per = None
 with errors("models: "):
     per = sum(len(models.stops_of(m)) for m in chosen) * len(cks) * len(images) if plan is not None else None
 if per is not None:
-    n_runs = per * len(sizes)
-    b3.caption(f"{n_runs} runs ({len(images)} images × {len(cks)} checkpoints × every depth stop, × "
-               f"{len(sizes)} size{'s' if len(sizes) > 1 else ''}), each up to {int(iters)} steps; runs in the cache "
-               "come back at once.")
+    b3.caption(f"Findings 1-4, 7: {per * len(sizes)} runs ({len(images)} images × {len(cks)} checkpoints × every "
+               f"depth stop × {len(sizes)} size{'s' if len(sizes) > 1 else ''}), each up to {int(iters)} steps; "
+               f"5: {5 * 2 * 2 * len(chosen) * len(sizes)} runs (5 generated inputs × 2 checkpoints × 2 deep stops); "
+               f"6: {len(images) * 8} small MLP runs. Runs in the cache come back at once.")
 if problems:
-    st.info("Run findings is not available yet: " + "; ".join(problems) + ".")
-if running:
-    with errors("findings: "):
-        page["report"] = {"key": key, "report": findings_view.run(plan, st.container())}
-        st.rerun()  # the toolbar was drawn for a running report: draw it (Stop off) for the finished one
-if shown:
+    st.info("Run is not available yet: " + "; ".join(problems) + ".")
+shown = page.get("results")
+if shown is None or (running and shown["key"] != key):
+    shown = page["results"] = {"key": key, "store": []}
+progress_box = st.container()
+report = findings_view.combined(shown["store"])
+if report is not None:
     if shown["key"] != key:
-        st.info("Showing the last report; the settings have changed since. Press Run findings for the current ones.")
-    report = shown["report"]
+        st.info("Showing the last findings; the settings have changed since. Press Run for the current ones.")
     findings_view.downloads(report, stem("findings", report.plan.models, [f"{s}px" for s in report.plan.sizes]),
                             page.key("dl"))
-    findings_view.cards(report)
 elif not problems:
-    st.info("Press **Run findings**: every finding the runs allow gets a verdict with its interval; finished runs "
-            "come from the cache.")
+    st.caption("Press **Run all findings**, or a finding's **Run**: each finding the runs allow gets a verdict with "
+               "its interval; finished runs come from the cache.")
+findings_view.cards(report, card_keys, bool(problems), card_clicked if running else None)
+if running:
+    parts = plan.parts() if run_clicked else [(card_clicked,)]
+    with errors("findings: "):
+        findings_view.run_parts(plan, parts, shown["store"], progress_box)
+        st.rerun()  # the toolbar and cards were drawn for a running report: draw them for the finished one
 page.sync()

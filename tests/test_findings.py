@@ -28,15 +28,16 @@ def report(tmp_path_factory):
 def test_the_three_files_are_written_and_the_json_validates(report):
     data = json.loads((report / "findings.json").read_text())
     assert data["settings"]["sizes"] == [32, 48] and data["settings"]["models"] == ["resnet18"]
-    assert data["runs"] == {"32": 28, "48": 28}  # 14 stops x 2 images per size
-    ids = {(f["id"], f["evidence"]["size"]) for f in data["findings"]}
-    assert {("1", 32), ("2", 32), ("3", 32), ("1", 48)} <= ids
+    assert data["runs"] == {"32 px": 28, "48 px": 28, "finding 6": 16}  # 14 stops x 2 images per size; 8 MLPs x 2
+    ids = {(f["id"], f["evidence"].get("size")) for f in data["findings"]}
+    assert {("1", 32), ("2", 32), ("3", 32), ("1", 48), ("6", None)} <= ids
     for f in data["findings"]:
         validate(f)
         assert list(f) == list(VERDICT_FIELDS) and f["verdict"] in ("holds", "does not hold", "inconclusive")
-    assert set(data["not_tested_here"]) == {"5", "6"}
+    why = data["not_tested_here"]  # untrained only: no finding 4 or 5; a CNN: no finding 7
+    assert set(why) == {"4", "5", "7"} and "both checkpoints" in why["5"] and "vision transformer" in why["7"]
     md = (report / "findings.md").read_text()
-    assert md.startswith("| finding |") and md.count("\n") == 2 + len(data["findings"]) + 2
+    assert md.startswith("| finding |") and md.count("\n") == 2 + len(data["findings"]) + 3
 
 
 def test_the_html_report_is_self_contained(report):
@@ -44,16 +45,16 @@ def test_the_html_report_is_self_contained(report):
     assert "<script" not in html and not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "url(" not in html and "@import" not in html
     assert html.count("data:image/png;base64,") == 2  # a curve per model and size
-    assert "Finding 1" in html and "An unconverged run" in html
+    assert "Finding 1" in html and "An unconverged run" in html and "id='evidence-6'" in html
 
 
 def test_a_rerun_comes_from_the_cache(report, capsys):
     assert main([*ARGS, "--size", "32", "--out", str(report / "again")]) == 0
     out = capsys.readouterr()
-    assert "28 runs in" in out.out
+    assert "44 runs in" in out.out  # 28 sweep runs and 16 lab runs, all from the cache
     data = json.loads((report / "again" / "findings.json").read_text())
     first = json.loads((report / "findings.json").read_text())
-    same = [f for f in first["findings"] if f["evidence"]["size"] == 32]
+    same = [f for f in first["findings"] if f["evidence"].get("size") in (32, None)]
     assert [f["value"] for f in data["findings"]] == [f["value"] for f in same]  # the same runs, the same numbers
 
 
@@ -64,3 +65,13 @@ def test_bad_settings_are_one_line(capsys, tmp_path):
     assert main(["findings", "--models", "nope", "--size", "32", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_chosen_findings_run_only_what_they_need(report, capsys):
+    assert main([*ARGS, "--size", "32", "--findings", "1", "--out", str(report / "one")]) == 0
+    data = json.loads((report / "one" / "findings.json").read_text())
+    assert [f["id"] for f in data["findings"]] == ["1"] and data["runs"] == {"32 px": 28}
+    assert data["not_tested_here"]["6"] == "not chosen for this report"
+    assert main([*ARGS, "--size", "32", "--findings", "8", "--out", str(report / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown finding 8") and err.count("\n") == 1, err

@@ -235,19 +235,27 @@ def test_compare_offers_three_trained_models_offline_in_one_click():
 
 
 def test_findings_page_runs_shows_verdict_cards_and_its_link_reproduces_them(file_names):
+    from core.studies.findings import combine
+
     tiny = {"models": "resnet18", "cks": "untrained", "images": "chelsea,coffee", "sizes": "32", "seeds": "2",
             "iters": "25"}
     at = open_page("pages/8_findings.py", tiny)
-    assert not at.button(key="fd_run").disabled, errors(at)
-    run(at, "fd_run")
-    report = at.session_state["fd_report"]["report"]
-    assert {v.id for v in report.verdicts} >= {"1", "2", "3"}
+    assert not at.button(key="fd_run").disabled and not at.button(key="fd_run_1").disabled, errors(at)
+    assert "Not run yet." in texts(at)
+    run(at, "fd_run_1")  # one finding alone: its card gets a verdict, the others stay unrun
+    only = combine(at.session_state["fd_results"]["store"])
+    assert {v.id for v in only.verdicts} == {"1"} and only.not_here["2"] == "not chosen for this report"
+    run(at, "fd_run")  # every part: 6 (the lab), then 1-4 and 7 (the sweep), then 5
+    report = combine(at.session_state["fd_results"]["store"])
+    assert {v.id for v in report.verdicts} == {"1", "2", "3", "6"}
+    assert "both checkpoints" in report.not_here["4"] and "both checkpoints" in report.not_here["5"]
     text = " ".join(m.value for m in at.markdown)
-    assert "Finding 1" in text and any(w in text for w in ("holds", "does not hold", "inconclusive"))
+    assert "Finding 1" in text and "Finding 7" in text and any(w in text for w in ("holds", "does not hold",
+                                                                                   "inconclusive"))
     assert any(n.endswith("_report.html") for n in file_names)
     link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert {k: link[k] for k in tiny} == tiny
     again = open_page("pages/8_findings.py", link)
     run(again, "fd_run")  # every run from the cache: the same verdicts
-    assert [(v.id, v.verdict, v.value) for v in again.session_state["fd_report"]["report"].verdicts] == \
+    assert [(v.id, v.verdict, v.value) for v in combine(again.session_state["fd_results"]["store"]).verdicts] == \
         [(v.id, v.verdict, v.value) for v in report.verdicts]

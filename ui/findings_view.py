@@ -1,48 +1,49 @@
-"""The Findings page's parts: run a findings report with progress, and show its verdicts as cards.
+"""The Findings page's parts: run findings with progress per part, and show a card per finding with its verdicts.
 
-Every run is a sweep run in the shared cache (`core.studies.findings`): a report run before shows at once, a
-Stop keeps every finished run, and Run again runs only what is missing.
+Every run goes through the shared cache (`core.studies.findings`): a finding run before comes back at once, and
+Run again runs only what is missing. The page runs part by part (finding 6, then the sweep of 1-4 and 7, then 5)
+and keeps each finished part's report in the session, so Stop keeps the findings already judged.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from core.report import findings_json, findings_md, report_html
-from core.studies import FindingsPlan, run_findings
+from core.studies import CLAIMS, FINDINGS, FindingsPlan, combine, run_findings
 from ui.live import disk_cache
 from ui.models import get_model
 from ui.nav import url_of
 
-VERDICT_ICON = {"holds": ":material/check_circle:", "does not hold": ":material/cancel:",
-                "inconclusive": ":material/help:"}
 VERDICT_COLOUR = {"holds": "green", "does not hold": "red", "inconclusive": "orange"}
 WHERE = {"1": ("pages/1_curve.py", "Clarity curve"), "2": ("pages/1_curve.py", "Clarity curve"),
          "3": ("pages/2_nonunique.py", "Non-uniqueness"), "4": ("pages/1_curve.py", "Clarity curve"),
          "5": ("pages/5_manifold.py", "Manifold"), "6": ("pages/4_lab.py", "Invertibility lab"),
          "7": ("pages/1_curve.py", "Clarity curve")}
+PART_TEXT = {("6",): "finding 6 (the lab's MLPs)", ("5",): "finding 5 (generated inputs at deep stops)"}
 
 
-def run(plan: FindingsPlan, box):
-    """Run `plan` (what the cache lacks) with a progress bar per size; returns the `FindingsReport`."""
+def part_text(part) -> str:
+    return PART_TEXT.get(tuple(part), "findings " + ", ".join(part) + " (the clarity at every depth stop)")
+
+
+def run(plan: FindingsPlan, box) -> "object":
+    """Run `plan` (what the cache lacks) with a progress bar per part; returns the `FindingsReport`."""
     bars = {}
-    sizes = iter([s.size for s in plan.sweeps])
-    started = box.progress(0.0, text="planning the runs…")
+    started = box.progress(0.0, text=f"planning the runs of {part_text(plan.findings)}…")
 
-    def on_start(tasks, todo):
-        size = next(sizes, None)
-        bars[size] = box.progress(0.0 if todo else 1.0, text=f"{size} px: {tasks} runs, {tasks - todo} in the cache, "
-                                                             f"{todo} to make")
-
-    def progress(size, done, total, task):
-        bars[size].progress(done / max(1, total), text=f"{size} px: {done} of {total} runs made · "
-                            f"{task.image.name} · {task.spec.checkpoint} · {task.spec.layer}")
+    def progress(part, done, total, what):
+        if part not in bars:
+            bars[part] = box.progress(0.0)
+        text = f"{part}: {done} of {total} runs" + (f" · {what}" if what else "")
+        bars[part].progress(min(1.0, done / max(1, total)), text=text)
 
     with tempfile.TemporaryDirectory(prefix="findings-") as out:  # the runs live in the cache; the ledger goes
-        report = run_findings(plan, Path(out), cache=disk_cache(), progress=progress, on_start=on_start,
+        report = run_findings(plan, Path(out), cache=disk_cache(), progress=progress,
                               load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
     started.empty()
     for bar in bars.values():
@@ -50,39 +51,69 @@ def run(plan: FindingsPlan, box):
     return report
 
 
+def run_parts(plan: FindingsPlan, parts, store: list, box) -> None:
+    """Run each part of `parts` in turn and append its report to `store` as soon as it is judged (the session's
+    list: a Stop keeps every finished part)."""
+    for part in parts:
+        report = run(plan.only(part), box)
+        store[:] = [r for r in store if not set(r.plan.findings) <= set(part)] + [report]
+
+
+def combined(store: list):
+    return combine(store) if store else None
+
+
 def link(fid: str, model: str | None) -> str:
     path, label = WHERE.get(fid, ("pages/1_curve.py", "Clarity curve"))
-    query = f"?model={model}" if model and path in ("pages/1_curve.py",) else ""
-    return f"[See it on the {label} page]({url_of(path)}{query})"
+    query = f"?model={model}" if model and path in ("pages/1_curve.py", "pages/5_manifold.py") else ""
+    return f"[{label} page]({url_of(path)}{query})"
 
 
-def cards(report) -> None:
-    """A card per verdict (finding, model, size): the verdict, the claim, the test in words, the statistic and why,
-    what it used and left out, and the page that shows it in depth."""
-    for v in report.verdicts:
-        size = (v.evidence or {}).get("size")
-        with st.container(border=True):
-            colour = VERDICT_COLOUR.get(v.verdict, "gray")
-            st.markdown(f"**Finding {v.id}** · {v.model} · {size} px: :{colour}[**{v.verdict}**]",
-                        help=f"Claim: {v.claim}\n\nTest: {v.test}\n\nThreshold: {v.threshold}")
-            st.markdown(f"{v.claim}")
-            ci = f" [{v.ci[0]:.3f}, {v.ci[1]:.3f}]" if v.ci and None not in v.ci else ""
-            value = f"{v.value:.3f}" if isinstance(v.value, float) else "n/a"
-            left = ", ".join(f"{k}: {n}" for k, n in (v.left_out or {}).items()) or "none"
-            st.caption(f"{v.statistic} = {value}{ci} · threshold: {v.threshold}")
-            st.markdown(f"**Why:** {v.why}")
-            st.caption(f"{v.n} runs used, left out: {left}. " + link(v.id, v.model)
-                       + (f" · {v.evidence['size_dependence']}" if (v.evidence or {}).get("size_dependence") else ""))
-    for note in report.notes:
-        st.warning(note[0].upper() + note[1:] + ".")
-    for fid, where in report.not_here.items():
-        path, label = WHERE[fid]
-        st.caption(f"Finding {fid} is not tested by these runs: {where} — [the {label} page]({url_of(path)}).")
+def _line(v) -> str:
+    colour = VERDICT_COLOUR.get(v.verdict, "gray")
+    where = "16 px grey MLPs" if v.id == "6" else f"{v.model} · {(v.evidence or {}).get('size')} px"
+    ck = f" · {v.checkpoint}" if v.checkpoint and v.id not in ("4", "5") else ""
+    ci = f" [{v.ci[0]:.2f}, {v.ci[1]:.2f}]" if v.ci and None not in v.ci else ""
+    value = f"{v.value:.3f}{ci}" if isinstance(v.value, float) else "n/a"
+    return f":{colour}[**{v.verdict}**] · {where}{ck} · {value}"
+
+
+def cards(report, buttons: dict, disabled: bool, running: str | None) -> dict:
+    """A card per finding (1-7), two to a row: the claim, each verdict (model, size) with its value and CI, why,
+    what it used and left out, the page that shows it in depth, and a button that runs this finding alone.
+
+    Returns:
+        {finding id: whether its Run button was pressed}.
+    """
+    pressed = {}
+    cols = st.columns(2)
+    for i, fid in enumerate(FINDINGS):
+        verdicts = [v for v in (report.verdicts if report else []) if v.id == fid]
+        with cols[i % 2].container(border=True):
+            head, btn = st.columns([5, 1], vertical_alignment="center")
+            head.markdown(f"**Finding {fid}** · {CLAIMS[fid]}", help=(verdicts[0].test + "\n\nThreshold: " +
+                                                                      verdicts[0].threshold) if verdicts else None)
+            pressed[fid] = btn.button("Run", key=buttons[fid], disabled=disabled,
+                                      help=f"run finding {fid} alone (what the cache lacks)")
+            if running == fid:
+                st.caption("running…")
+            for v in verdicts:
+                st.markdown(_line(v))
+                left = ", ".join(f"{k}: {n}" for k, n in (v.left_out or {}).items()) or "none"
+                dep = (v.evidence or {}).get("size_dependence")
+                st.caption(f"{v.why}. {v.n} runs used, left out: {left}." + (f" {dep[0].upper() + dep[1:]}."
+                                                                             if dep else ""))
+            if not verdicts:
+                why = (report.not_here.get(fid) if report else None) or "not run yet"
+                st.caption(why[0].upper() + why[1:] + ".")
+            st.caption("In depth: " + link(fid, verdicts[0].model if verdicts else None))
+    if report:
+        for note in report.notes:
+            st.warning(note[0].upper() + note[1:] + ".")
+    return pressed
 
 
 def downloads(report, stem: str, key: str) -> None:
-    import json
-
     d1, d2, d3 = st.columns(3)
     d1.download_button("Report (HTML)", report_html(report), f"{stem}_report.html", "text/html", key=key + "_html")
     d2.download_button("Findings (JSON)", json.dumps(findings_json(report), indent=1), f"{stem}_findings.json",

@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
                    help="'samples' (the shipped images, default), a folder or a comma list of image files")
     p.add_argument("--models", default="", help="comma list of architectures (curated, torchvision:NAME, timm:NAME)")
     model_file_option(p)
+    p.add_argument("--findings", default="all", help="which findings to test: all (default) or a comma list of 1-7; "
+                   "only their runs are made (5: generated inputs at deep stops, 6: the lab's MLPs)")
     p.add_argument("--checkpoints", default="untrained,trained",
                    help="comma list: untrained, trained or state-dict paths (finding 4 needs untrained and trained)")
     p.add_argument("--size", type=sizes_list, default=[64], help="image size in px, or a comma list (e.g. 64,224): "
@@ -63,18 +65,20 @@ def run(args: argparse.Namespace) -> None:
     preset = RunSettings(preset=args.preset, iters=args.iters, init_seed=args.init_seed).recipe()
     device = resolve_device(args.device).type
     plan = FindingsPlan.create(args.images, args.models.split(","), args.checkpoints.split(","), args.size,
-                               args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops)
+                               args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops,
+                               findings=args.findings)
     bars = {}
 
-    def progress(size, done, total, task):
+    def progress(part, done, total, what):
         if args.quiet:
             return
-        if size not in bars:
-            from tqdm import tqdm
+        if part not in bars:
+            from tqdm.auto import tqdm
 
-            bars[size] = tqdm(total=total, unit="run", desc=f"{size} px", file=sys.stderr, dynamic_ncols=True)
-        bars[size].set_postfix_str(f"{task.spec.model} {task.spec.checkpoint} {task.spec.layer}", refresh=False)
-        bars[size].update(1)
+            bars[part] = tqdm(total=total, unit="run", desc=part, file=sys.stderr, dynamic_ncols=True)
+        bar = bars[part]
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(max(0, done - bar.n))
 
     kwargs = {"address": args.address, "workers": args.workers} if args.backend == "ray" else {}
     try:
@@ -86,8 +90,8 @@ def run(args: argparse.Namespace) -> None:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     for v in report.verdicts:
-        size = (v.evidence or {}).get("size")
-        print(f"finding {v.id} · {v.model} {v.checkpoint or ''} · {size} px: {v.verdict} — {v.why}")
-    for fid, where in report.not_here.items():
-        print(f"finding {fid}: not tested by these runs ({where})")
-    print(f"{sum(len(r) for r in report.rows.values())} runs in {report.seconds:.0f} s -> {paths['html']}")
+        where = "16 px grey" if v.id == "6" else f"{(v.evidence or {}).get('size')} px"
+        print(f"finding {v.id} · {v.model or 'lab MLPs'} {v.checkpoint or ''} · {where}: {v.verdict} — {v.why}")
+    for fid, why in report.not_here.items():
+        print(f"finding {fid}: no verdict ({why})")
+    print(f"{sum(report.runs().values())} runs in {report.seconds:.0f} s -> {paths['html']}")

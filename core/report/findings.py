@@ -128,6 +128,15 @@ def _size_of(v) -> int | None:
     return (v.evidence or {}).get("size")
 
 
+def _where(v) -> str:
+    """A verdict's size, or "16 px grey" for finding 6 (the lab's MLPs, the same at every size)."""
+    return "16 px grey" if v.id == "6" else f"{_size_of(v)} px"
+
+
+def _unconverged(rows) -> int:
+    return sum(not r.get("converged") for r in rows)
+
+
 def findings_json(report: "FindingsReport") -> dict:
     """The report as one JSON-ready object (see README, "Check the paper", for its fields)."""
     verdicts = []
@@ -138,8 +147,10 @@ def findings_json(report: "FindingsReport") -> dict:
     return _clean({"written": dt.datetime.now().isoformat(timespec="seconds"), "seconds": report.seconds,
                    "settings": report.settings(), "findings": verdicts, "not_tested_here": report.not_here,
                    "notes": list(report.notes),
-                   "runs": {str(k): len(v) for k, v in report.rows.items()},
-                   "unconverged": {str(k): sum(not r.get("converged") for r in v) for k, v in report.rows.items()}})
+                   "runs": report.runs(),
+                   "unconverged": {**{f"{k} px": _unconverged(v) for k, v in report.rows.items()},
+                                   **{f"finding 5 · {k} px": _unconverged(v) for k, v in report.manifold.items()},
+                                   **({"finding 6": _unconverged(report.lab)} if report.lab else {})}})
 
 
 def findings_md(report: "FindingsReport") -> str:
@@ -148,11 +159,11 @@ def findings_md(report: "FindingsReport") -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for v in report.verdicts:
         left = sum((v.left_out or {}).values())
-        cells = [v.id, f"{v.model or ''} {v.checkpoint or ''}".strip(), f"{_size_of(v)} px", f"**{v.verdict}**",
+        cells = [v.id, f"{v.model or 'lab MLPs'} {v.checkpoint or ''}".strip(), _where(v), f"**{v.verdict}**",
                  v.statistic, f"{_num(v.value)} {_ci(v.ci)}", v.threshold, f"{v.n} ({left})", v.why]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     for fid, where in report.not_here.items():
-        lines.append(f"| {fid} | | | not tested by these runs | | | | | {where} |")
+        lines.append(f"| {fid} | | | no verdict | | | | | {where} |")
     return "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in report.notes) + ("\n" if report.notes else "")
 
 
@@ -183,28 +194,31 @@ def report_html(report: "FindingsReport") -> str:
            "<th>value [95% CI]</th><th>n (left out)</th></tr>"]
     for v in report.verdicts:
         colour = VERDICT_COLOURS.get(v.verdict, "#111")
-        out.append(f"<tr><td>{escape(v.id)}</td><td>{escape(v.model or '')} {escape(v.checkpoint or '')}</td>"
-                   f"<td>{_size_of(v)} px</td><td class='verdict' style='color:{colour}'>{escape(v.verdict)}</td>"
+        out.append(f"<tr><td>{escape(v.id)}</td><td>{escape(v.model or 'lab MLPs')} {escape(v.checkpoint or '')}</td>"
+                   f"<td>{_where(v)}</td><td class='verdict' style='color:{colour}'>{escape(v.verdict)}</td>"
                    f"<td>{_num(v.value)} {_ci(v.ci)}</td><td>{v.n} ({sum((v.left_out or {}).values())})</td></tr>")
     out.append("</table>")
     for note in report.notes:
         out.append(f"<p class='muted'>Note: {escape(note)}.</p>")
     for fid, where in report.not_here.items():
-        out.append(f"<p class='muted'>Finding {escape(fid)} is not tested by these runs: {escape(where)}.</p>")
+        out.append(f"<p class='muted'>Finding {escape(fid)}: no verdict here ({escape(where)}).</p>")
     for v in report.verdicts:
         colour = VERDICT_COLOURS.get(v.verdict, "#111")
         left = ", ".join(f"{k}: {n}" for k, n in (v.left_out or {}).items()) or "none"
-        out.append(f"<div class='card'><h3>Finding {escape(v.id)} · {escape(v.model or '')} · {_size_of(v)} px: "
+        out.append(f"<div class='card' id='f{escape(v.id)}'><h3>Finding {escape(v.id)} · {escape(v.model or 'lab MLPs')}"
+                   f" · {_where(v)}: "
                    f"<span class='verdict' style='color:{colour}'>{escape(v.verdict)}</span></h3>"
                    f"<p><b>Claim.</b> {escape(v.claim)}</p><p><b>Test.</b> {escape(v.test)}</p>"
                    f"<p><b>Statistic.</b> {escape(v.statistic)} = {_num(v.value)} {_ci(v.ci)}; "
                    f"<b>threshold</b> {escape(v.threshold)}.</p><p><b>Why.</b> {escape(v.why)}</p>"
                    f"<p class='muted'>{v.n} runs used; left out: {escape(left)}."
                    + (f" {escape(str(v.evidence['size_dependence']))}." if v.evidence.get("size_dependence") else "")
-                   + "</p></div>")
+                   + f" <a href='#evidence-{escape(v.id)}'>Evidence</a>.</p></div>")
+    out += evidence_html(report)
     for size, rows in report.rows.items():
         for model in dict.fromkeys(r["model"] for r in rows):
-            out.append(f"<h2>{escape(model)} at {size} px: clarity against depth</h2>")
+            out.append(f"<h2 id='curve-{escape(model)}-{size}'>{escape(model)} at {size} px: clarity against depth "
+                       "(evidence of findings 1-4 and 7)</h2>")
             out.append(_png_tag(curve_chart(rows, model, f"{model} · {size} px · mean over images, 95% CI"),
                                 f"clarity curve of {model} at {size} px"))
     out.append("<details><summary>Every run behind the verdicts</summary><table><tr><th>size</th><th>image</th>"
@@ -216,6 +230,58 @@ def report_html(report: "FindingsReport") -> str:
                        f"<td>{_num(r.get('clarity'))}</td><td>{escape(str(r.get('status')))}</td></tr>")
     out.append("</table></details></body></html>")
     return "\n".join(out)
+
+
+def _anchors(report: "FindingsReport") -> list[str]:
+    """An anchor per finding's evidence: findings 1-4 and 7 point at the first curve, 5 and 6 at their tables."""
+    out = []
+    firsts = [(size, r["model"]) for size, rows in report.rows.items() for r in rows[:1]]
+    for fid in sorted({v.id for v in report.verdicts if v.id not in ("5", "6")}):
+        if firsts:
+            size, model = firsts[0]
+            out.append(f"<a id='evidence-{fid}' href='#curve-{escape(model)}-{size}'></a>")
+    return out
+
+
+def evidence_html(report: "FindingsReport") -> list[str]:
+    """Finding 5's table (naturalness of each input's reconstructions, untrained against trained) and finding 6's
+    (the lab's MLPs: unique configurations and Jacobian ranks by activation and width), converged or not."""
+    out = _anchors(report)
+    for size, rows in report.manifold.items():
+        out.append(f"<h2 id='evidence-5'>Finding 5 at {size} px: non-natural inputs at deep stops</h2>"
+                   "<p class='muted'>Naturalness = -|spectral slope - 2| of the reconstructions (mean over seeds; "
+                   "natural images have a slope near 2). Only rows converged at both checkpoints are evidence.</p>"
+                   "<table><tr><th>model</th><th>stop</th><th>input</th><th>input's slope</th>"
+                   "<th>untrained slope</th><th>trained slope</th><th>trained − untrained naturalness</th></tr>")
+        by = {(r["model"], r["layer"], r["input"], r["checkpoint"]): r for r in rows}
+        for (model, layer, inp, ck), r in by.items():
+            if ck != "untrained":
+                continue
+            t = by.get((model, layer, inp, "trained"))
+            both = t is not None and r.get("converged") and t.get("converged")
+            delta = (t["naturalness"] - r["naturalness"]) if both and None not in (t["naturalness"],
+                                                                                   r["naturalness"]) else None
+            tag = "" if both else " (not converged: left out)"
+            out.append(f"<tr><td>{escape(model)}</td><td>{escape(str(r.get('label') or layer))}</td>"
+                       f"<td>{escape(inp)}</td><td>{_num(r.get('input_spectral_slope'), 2)}</td>"
+                       f"<td>{_num(r.get('spectral_slope'), 2)}</td>"
+                       f"<td>{_num((t or {}).get('spectral_slope'), 2)}</td><td>{_num(delta)}{tag}</td></tr>")
+        out.append("</table>")
+    if report.lab:
+        out.append("<h2 id='evidence-6'>Finding 6: the lab's one-hidden-layer MLPs (16 × 16 grey images)</h2>"
+                   "<table><tr><th>activation</th><th>width / input</th><th>runs</th><th>converged</th>"
+                   "<th>unique (every seed recovers the image)</th><th>Jacobian rank &lt; 256</th>"
+                   "<th>mean clarity</th></tr>")
+        cells: dict = {}
+        for r in report.lab:
+            cells.setdefault((r["activation"], r["width_ratio"]), []).append(r)
+        for (act, w), rs in sorted(cells.items()):
+            out.append(f"<tr><td>{escape(act)}</td><td>{w:g}</td><td>{len(rs)}</td>"
+                       f"<td>{sum(bool(r.get('converged')) for r in rs)}</td><td>{sum(bool(r['unique']) for r in rs)}"
+                       f"</td><td>{sum(bool(r.get('rank_deficient')) for r in rs)}</td>"
+                       f"<td>{_num(sum(r['clarity'] for r in rs) / len(rs))}</td></tr>")
+        out.append("</table>")
+    return out
 
 
 def write_findings(report: "FindingsReport", out: str | Path) -> dict[str, Path]:

@@ -29,13 +29,13 @@ from core.studies.sweep import (
     summarize, read_results
 )
 from core.studies.sweep_ray import MAX_RETRIES, lost_cause
-from core.studies.verdicts import VERDICT_FIELDS, Verdict, evaluate
+from core.studies.verdicts import VERDICT_FIELDS, CLAIMS, Verdict, evaluate
 from core.studies.verdicts import validate as validate_verdict  # `validate` is the manifold's descriptor check
-from core.studies.findings import FindingsPlan, FindingsReport, judge, run_findings
+from core.studies.findings import FINDINGS, FindingsPlan, FindingsReport, combine, judge, run_findings
 from core.errors import SweepStopped
 
 __all__ = [
-    "FindingsPlan", "FindingsReport", "VERDICT_FIELDS", "Verdict", "evaluate", "judge", "run_findings", "validate_verdict",
+    "CLAIMS", "FINDINGS", "combine", "FindingsPlan", "FindingsReport", "VERDICT_FIELDS", "Verdict", "evaluate", "judge", "run_findings", "validate_verdict",
     "ACTIVATIONS", "BATCH_STOPS", "BN", "BN_LAYERS", "CK_ORDER", "COLUMNS", "CompareRow", "CurveRow",
     "DEFAULT_ACTIVATIONS", "DEFAULT_DEPTHS", "DEFAULT_WIDTHS", "Describer", "Descriptor", "EPS64", "GROUPS",
     "IMAGE_SUFFIXES", "JACOBIAN_SIZES", "JUDGE", "JUDGE_DESC", "JacobianRow", "KINDS", "KIND_TEXT", "LAB_ITERS",

@@ -1,10 +1,12 @@
-"""Check the paper: plan the runs the findings need as one sweep per image size, run what the cache lacks, and
-judge each finding on the rows (`core.studies.verdicts`).
+"""Check the paper: plan the runs the findings need, run what the cache lacks, and judge each finding on the rows
+(`core.studies.verdicts`).
 
-Every run is a sweep run (`core.studies.sweep`): cached under its spec's key, so a rerun, or a report on more
-images, runs only what is missing, and on CUDA a model's stops run as one optimisation (`batch_stops`). Findings
-1-4 and the ViT claim (7) come from the clarity at every depth stop of every image, model and checkpoint;
-an unconverged run never counts as evidence (the verdicts leave it out and say how many they left out).
+Findings 1-4 and the ViT claim (7) come from the clarity at every depth stop of every image, model and checkpoint:
+one sweep per image size (`core.studies.sweep`), cached under each spec's key, so a rerun, or a report on more
+images, runs only what is missing, and on CUDA a model's stops run as one optimisation (`batch_stops`). Finding 5
+inverts generated inputs at each model's deep stops and finding 6 the lab's MLPs (`core.studies.findings_runs`),
+through the same pipeline and cache. A plan may hold only some findings (`findings=("4",)`): it runs only what
+those need. An unconverged run never counts as evidence (the verdicts leave it out and say how many they left out).
 
     report = run_findings(FindingsPlan.create("samples", ["efficientnet_lite0"], ["untrained", "trained"], [64],
                                               seeds=[0, 1], preset=get_preset("default")), out="runs/findings")
@@ -20,20 +22,37 @@ from typing import Callable, Sequence
 
 from core.errors import UserError
 from core.recipe.presets import Preset
+from core.studies.findings_runs import lab_rows, manifold_rows
 from core.studies.sweep import Outcome, Sweep, run_sweep
-from core.studies.verdicts import Verdict, evaluate
+from core.studies.verdicts import Verdict, evaluate, finding_6
 
-NOT_HERE = {  # the findings these runs cannot test, and where they are tested
-    "5": "deep trained layers pull non-natural inputs toward natural-image statistics: `python -m core manifold` "
-         "(the Manifold page)",
-    "6": "a fully connected layer narrower than its input is not invertible, ReLU needs about twice the width: "
-         "`python -m core lab mlp` (the Invertibility lab page)",
+FINDINGS = ("1", "2", "3", "4", "5", "6", "7")
+SWEEP_FINDINGS = ("1", "2", "3", "4", "7")  # read the clarity sweep over every depth stop
+UNTRAINED_ONLY = ("1", "2")  # need the untrained checkpoint alone
+WHY_NONE = {  # why a chosen finding got no verdict, when the runs could not give one
+    "2": "finding 2 is not judged for a vision transformer (its first stop is the patch embedding: finding 7's)",
+    "4": "finding 4 compares trained with untrained: choose both checkpoints",
+    "5": "finding 5 compares trained with untrained on the same inputs: choose both checkpoints",
+    "7": "finding 7 is the blog's claim about vision transformers: no chosen model is one",
 }
+
+
+def parse_findings(chosen: str | Sequence[str] | None) -> tuple[str, ...]:
+    """"1,4" or ["4", "1"] -> ("1", "4"); None, "" or "all" -> every finding (raises UserError on a bad id)."""
+    if chosen is None or (isinstance(chosen, str) and chosen.strip().lower() in ("", "all")):
+        return FINDINGS
+    items = [str(c).strip() for c in (chosen.split(",") if isinstance(chosen, str) else chosen) if str(c).strip()]
+    bad = [c for c in items if c not in FINDINGS]
+    if bad or not items:
+        raise UserError(f"unknown finding {', '.join(bad)}: choose from 1-7 or all" if bad else
+                        "choose at least one finding (1-7, or all)")
+    return tuple(f for f in FINDINGS if f in items)
 
 
 @dataclass
 class FindingsPlan:
-    """What a findings report runs: one sweep per image size over the same images, models and checkpoints."""
+    """What a findings report runs: the chosen findings' runs, one sweep per image size over the same images,
+    models and checkpoints (`sweeps`), and for findings 5 and 6 their own runs at the same sizes and seeds."""
 
     sweeps: list[Sweep]
     images: str
@@ -43,29 +62,51 @@ class FindingsPlan:
     seeds: list[int]
     preset: Preset
     device: str = "cpu"
+    findings: tuple[str, ...] = FINDINGS
+    init_seed: int = 0
 
     @classmethod
     def create(cls, images: str | Sequence[str], models: Sequence[str], checkpoints: Sequence[str],
                sizes: Sequence[int], seeds: Sequence[int], preset: Preset, device: str = "cpu", init_seed: int = 0,
-               threads: int | None = None, batch_stops: str = "auto") -> "FindingsPlan":
+               threads: int | None = None, batch_stops: str = "auto",
+               findings: str | Sequence[str] | None = None) -> "FindingsPlan":
         """Validate the settings and read the images (raises UserError on bad settings, before any run).
 
         Args:
             images: "samples", a folder, or a comma list of image files.
             models: architecture names (curated, torchvision:NAME, timm:NAME, a registered file's name).
-            checkpoints: "untrained", "trained" or state-dict paths; finding 4 needs untrained and trained.
+            checkpoints: "untrained", "trained" or state-dict paths; findings 4 and 5 need untrained and trained.
             sizes: image sizes in px; each gets its own sweep, and finding 4 says whether its verdict depends on it.
             seeds, preset, device, init_seed, threads, batch_stops: as for `Sweep.create`.
+            findings: the findings to run ("1,4", a list, None or "all"); only their runs are made (findings 1
+                and 2 alone run the untrained checkpoint only).
         """
+        chosen = parse_findings(findings)
         sizes = [int(s) for s in sizes]
         if not sizes:
             raise UserError("--size needs at least one image size")
-        sweeps = [Sweep.create(images, models, checkpoints, "stops", size, seeds, preset, device, init_seed, threads,
+        cks = list(dict.fromkeys(c.strip() for c in checkpoints if c.strip()))
+        swept = [c for c in cks if c == "untrained"] if set(chosen) & set(SWEEP_FINDINGS) <= set(UNTRAINED_ONLY) \
+            else cks
+        sweeps = [Sweep.create(images, models, swept or cks, "stops", size, seeds, preset, device, init_seed, threads,
                                batch_stops) for size in dict.fromkeys(sizes)]
         label = images if isinstance(images, str) else ",".join(images)
-        return cls(sweeps, label, list(dict.fromkeys(m.strip() for m in models if m.strip())),
-                   list(dict.fromkeys(c.strip() for c in checkpoints if c.strip())), list(dict.fromkeys(sizes)),
-                   list(seeds), preset, device)
+        return cls(sweeps, label, list(dict.fromkeys(m.strip() for m in models if m.strip())), cks,
+                   list(dict.fromkeys(sizes)), list(seeds), preset, sweeps[0].device, chosen, int(init_seed))
+
+    @property
+    def image_paths(self) -> list[str]:
+        return [i.path for i in self.sweeps[0].images]
+
+    def parts(self) -> list[tuple[str, ...]]:
+        """The chosen findings grouped by the runs they share, cheapest first: (6,), (1, 2, 3, 4, 7), (5,)."""
+        groups = [("6",), tuple(f for f in SWEEP_FINDINGS if f in self.findings), ("5",)]
+        return [tuple(f for f in g if f in self.findings) for g in groups if any(f in self.findings for f in g)]
+
+    def only(self, findings: Sequence[str]) -> "FindingsPlan":
+        """The same plan for some of its findings (the page runs one part at a time, so Stop keeps the others)."""
+        return FindingsPlan(self.sweeps, self.images, self.models, self.checkpoints, self.sizes, self.seeds,
+                            self.preset, self.device, parse_findings(list(findings)), self.init_seed)
 
 
 @dataclass
@@ -74,27 +115,55 @@ class FindingsReport:
 
     plan: FindingsPlan
     rows: dict[int, list[dict]]  # size -> the sweep's rows (every run, converged or not)
-    verdicts: list[Verdict]  # every finding the rows allow, per model and size (`Verdict.evidence["size"]`)
+    verdicts: list[Verdict]  # every chosen finding the rows allow, per model and size (`Verdict.evidence["size"]`)
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     seconds: float = 0.0
-    not_here: dict[str, str] = field(default_factory=lambda: dict(NOT_HERE))
+    not_here: dict[str, str] = field(default_factory=dict)  # finding -> why it has no verdict in this report
     notes: list[str] = field(default_factory=list)  # what was left out and why (checkpoints, images, models)
+    manifold: dict[int, list[dict]] = field(default_factory=dict)  # size -> finding 5's rows
+    lab: list[dict] = field(default_factory=list)  # finding 6's rows
 
     def settings(self) -> dict:
         p = self.plan
+        names = {r["image"] for rows in self.rows.values() for r in rows} | {r["image"] for r in self.lab}
         return {"images": p.images, "models": p.models, "checkpoints": p.checkpoints, "sizes": p.sizes,
-                "seeds": p.seeds, "preset": p.preset.to_dict(), "device": p.device,
-                "image_names": sorted({r["image"] for rows in self.rows.values() for r in rows})}
+                "seeds": p.seeds, "preset": p.preset.to_dict(), "device": p.device, "findings": list(p.findings),
+                "image_names": sorted(names)}
+
+    def runs(self) -> dict[str, int]:
+        """Runs behind the report, by part ("64 px" for a sweep, "finding 5 · 64 px", "finding 6")."""
+        out = {f"{k} px": len(v) for k, v in self.rows.items()}
+        out.update({f"finding 5 · {k} px": len(v) for k, v in self.manifold.items()})
+        if self.lab:
+            out["finding 6"] = len(self.lab)
+        return out
+
+    def all_rows(self) -> list[dict]:
+        return [r for rs in self.rows.values() for r in rs] + [r for rs in self.manifold.values() for r in rs] \
+            + list(self.lab)
 
 
-def judge(rows_by_size: dict[int, list[dict]], models: Sequence[str]) -> list[Verdict]:
-    """Every finding's verdict per model and size, and for finding 4 across the sizes (`size_dependence`)."""
+def judge(rows_by_size: dict[int, list[dict]], models: Sequence[str], findings: Sequence[str] = FINDINGS,
+          manifold: dict[int, list[dict]] | None = None, lab: Sequence[dict] = ()) -> list[Verdict]:
+    """Every chosen finding's verdict per model and size, and for finding 4 across the sizes (`size_dependence`).
+
+    Args:
+        rows_by_size: size -> sweep rows (findings 1-4, 7).
+        models: the report's models, in its order.
+        findings: the finding ids to judge.
+        manifold: size -> finding 5's rows (`findings_runs.manifold_rows`).
+        lab: finding 6's rows (`findings_runs.lab_rows`; one verdict, no model or size: the lab's MLPs).
+    """
     out = []
-    for size, rows in rows_by_size.items():
+    for size in dict.fromkeys([*rows_by_size, *(manifold or {})]):
+        rows = list(rows_by_size.get(size, [])) + list((manifold or {}).get(size, []))
         have = {r["model"] for r in rows}
         for v in evaluate(rows, models=[m for m in models if m in have]):
-            v.evidence = {**(v.evidence or {}), "size": size}
-            out.append(v)
+            if v.id in findings:
+                v.evidence = {**(v.evidence or {}), "size": size}
+                out.append(v)
+    if "6" in findings and lab:
+        out.append(finding_6(lab))
     if len(rows_by_size) > 1:
         for model in models:
             fours = [v for v in out if v.id == "4" and v.model == model]
@@ -105,20 +174,25 @@ def judge(rows_by_size: dict[int, list[dict]], models: Sequence[str]) -> list[Ve
                     v.evidence["size_dependence"] = ("the same verdict at every size run" if same else
                                                      "the verdict depends on the size: " +
                                                      ", ".join(f"{k} px {w}" for k, w in says.items()))
-    return out
+    order = {f: i for i, f in enumerate(FINDINGS)}
+    return sorted(out, key=lambda v: (order[v.id], v.model is None, v.model or "", (v.evidence or {}).get("size") or 0,
+                                      v.checkpoint or ""))
 
 
 def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", cache=None,
-                 progress: Callable[[int, int, int, object], None] | None = None, **sweep_kwargs) -> FindingsReport:
-    """Run every sweep of `plan` (only what the cache lacks) and judge the findings.
+                 progress: Callable[[str, int, int, str], None] | None = None, load=None,
+                 **sweep_kwargs) -> FindingsReport:
+    """Run what the plan's findings need (only what the cache lacks) and judge them.
 
     Args:
         plan: `FindingsPlan.create(...)`.
         out: the report's folder; each size's sweep writes its runs.jsonl under `<out>/sweep-<size>px`.
-        backend: "local" or "ray" (the sweeps' backends).
+        backend: "local" or "ray" (the sweeps' backends; findings 5 and 6 run here, through the same cache).
         cache: the run cache (default: the project's).
-        progress: `progress(size, done, total, task)` after each run the size's sweep makes (`total`: its runs to
-            make; the cache's are not counted).
+        progress: `progress(part, done, total, what)`: `part` names the runs ("64 px" for a size's sweep,
+            "finding 5 · 64 px", "finding 6"), called with done 0 when a part starts (`what` then says how many
+            runs the cache holds) and after each run.
+        load: `load(arch, checkpoint, size, init_seed)` (default `load_model`; the app passes its cached one).
         sweep_kwargs: passed to `run_sweep` (Ray's address, workers, ...).
 
     Returns:
@@ -126,19 +200,47 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
     """
     out = Path(out)
     t0 = time.perf_counter()
-    rows, outcomes = {}, {}
-    for sweep in plan.sweeps:
-        def step(done, total, task, size=sweep.size):
-            if progress:
-                progress(size, done, total, task)
+    tell = progress or (lambda *a: None)
+    rows, outcomes, manifold, lab, notes = {}, {}, {}, [], []
+    interrupted = False
+    try:
+        for part in plan.parts():
+            if part == ("6",):
+                lab = lab_rows(plan.image_paths, plan.seeds, plan.device, plan.init_seed, cache=cache,
+                               progress=lambda d, n, what: tell("finding 6", d, n, what))
+            elif part == ("5",):
+                both = {"untrained", "trained"} <= set(plan.checkpoints)
+                for size in plan.sizes if both else []:
+                    for model in plan.models:
+                        name = f"finding 5 · {size} px"
+                        try:
+                            manifold.setdefault(size, []).extend(manifold_rows(
+                                model, size, plan.seeds, plan.preset, plan.device, plan.init_seed, load=load,
+                                cache=cache, progress=lambda d, n, what, name=name: tell(name, d, n, what)))
+                        except UserError as exc:
+                            notes.append(f"finding 5 left out {model} at {size} px: {exc}")
+            else:
+                for sweep in plan.sweeps:
+                    name = f"{sweep.size} px"
 
-        outcome = run_sweep(sweep, out / f"sweep-{sweep.size}px", backend=backend, cache=cache, progress=step,
-                            **sweep_kwargs)
-        rows[sweep.size], outcomes[sweep.size] = outcome.rows, outcome
-        if outcome.interrupted:
-            break
-    verdicts = judge(rows, plan.models)
-    notes = []
+                    def step(done, total, task, name=name):
+                        tell(name, done, total, f"{task.image.name} {task.spec.checkpoint} {task.spec.layer}")
+
+                    def started(tasks, todo, name=name):
+                        tell(name, 0, todo, f"{tasks} runs, {tasks - todo} in the cache")
+
+                    outcome = run_sweep(sweep, out / f"sweep-{sweep.size}px", backend=backend, cache=cache,
+                                        progress=step, load=load, on_start=started, **sweep_kwargs)
+                    rows[sweep.size], outcomes[sweep.size] = outcome.rows, outcome
+                    if outcome.interrupted:
+                        interrupted = True
+                        break
+            if interrupted:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        notes.append("interrupted; the runs it finished are stored, and running it again goes on")
+    verdicts = judge(rows, plan.models, plan.findings, manifold, lab)
     for size, outcome in outcomes.items():
         notes += [n for n in outcome.notes if n not in notes]
         notes += [f"skipped {path}: {why}" for path, why in outcome.skipped if f"skipped {path}: {why}" not in notes]
@@ -147,4 +249,40 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
     for size, rs in rows.items():
         missing = [m for m in plan.models if m not in {r["model"] for r in rs}]
         notes += [f"{m} at {size} px: no runs (see the notes above), so no verdict" for m in missing]
-    return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0, notes=notes)
+    judged = {v.id for v in verdicts}
+    not_here = {f: WHY_NONE.get(f, "no runs gave evidence (see the notes)") for f in plan.findings
+                if f not in judged and not interrupted}
+    not_here.update({f: "not chosen for this report" for f in FINDINGS if f not in plan.findings})
+    return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0, dict(sorted(not_here.items())),
+                          notes, manifold, lab)
+
+
+def combine(reports: Sequence[FindingsReport]) -> FindingsReport:
+    """One report from reports of parts of one plan (the page runs part by part): a later report's verdicts of a
+    finding replace an earlier one's; rows are merged."""
+    if not reports:
+        raise ValueError("no reports to combine")
+    verdicts: dict[str, list[Verdict]] = {}
+    rows: dict[int, list[dict]] = {}
+    manifold: dict[int, list[dict]] = {}
+    lab: list[dict] = []
+    outcomes, notes, seconds = {}, [], 0.0
+    for rep in reports:
+        for fid in rep.plan.findings:
+            verdicts[fid] = [v for v in rep.verdicts if v.id == fid]
+        for size, rs in rep.rows.items():
+            rows[size] = rs
+        manifold.update(rep.manifold)
+        lab = rep.lab or lab
+        outcomes.update(rep.outcomes)
+        notes += [n for n in rep.notes if n not in notes]
+        seconds += rep.seconds
+    chosen = [f for f in FINDINGS if f in verdicts]
+    plan = reports[-1].plan.only(chosen)
+    order = {f: i for i, f in enumerate(FINDINGS)}
+    out = sorted((v for f in chosen for v in verdicts[f]), key=lambda v: order[v.id])
+    judged = {v.id for v in out}
+    why = {f: w for rep in reports for f, w in rep.not_here.items() if f in rep.plan.findings}
+    not_here = {f: why.get(f, "no runs gave evidence (see the notes)") if f in chosen else "not chosen for this report"
+                for f in FINDINGS if f not in judged}
+    return FindingsReport(plan, rows, out, outcomes, seconds, dict(sorted(not_here.items())), notes, manifold, lab)
