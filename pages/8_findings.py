@@ -25,8 +25,8 @@ link_warnings, from_link = page.bind()
 if not present:
     st.markdown("#### Findings · does the paper hold for this model?", help="Each of the paper's findings as a stated, "
                 "falsifiable test on the runs of one sweep per size: holds, does not hold or inconclusive, with a 95% "
-                "bootstrap interval over images. An unconverged run never counts as evidence. The report (HTML, JSON, "
-                "Markdown) is the same as `python -m core findings` writes.")
+                "bootstrap interval over images. An unconverged run never counts as evidence (except finding 6's "
+                "exact rank proof). The report (HTML, JSON, Markdown) is the same as `python -m core findings` writes.")
 notices = st.container()
 for w in link_warnings:
     notices.warning(w)
@@ -72,7 +72,8 @@ with errors("models: "):
 if per is not None:
     b3.caption(f"Findings 1-4, 7: {per * len(sizes)} runs ({len(images)} images × {len(cks)} checkpoints × every "
                f"depth stop × {len(sizes)} size{'s' if len(sizes) > 1 else ''}), each up to {int(iters)} steps; "
-               f"5: {5 * 2 * 2 * len(chosen) * len(sizes)} runs (5 generated inputs × 2 checkpoints × 2 deep stops); "
+               + (f"5: {5 * 2 * 2 * len(chosen) * len(sizes)} runs (5 generated inputs × 2 checkpoints × 2 deep "
+                  "stops); " if {"untrained", "trained"} <= set(cks) else "5: needs both checkpoints; ") +
                f"6: {len(images) * 8} small MLP runs. Runs in the cache come back at once.")
 if problems:
     st.info("Run is not available yet: " + "; ".join(problems) + ".")

@@ -46,6 +46,10 @@ def test_the_html_report_is_self_contained(report):
     assert "url(" not in html and "@import" not in html
     assert html.count("data:image/png;base64,") == 2  # a curve per model and size
     assert "Finding 1" in html and "An unconverged run" in html and "id='evidence-6'" in html
+    ids = re.findall(r"id='([^']+)'", html)
+    assert len(ids) == len(set(ids))  # one card per finding, model and size, each with its own anchor
+    links = set(re.findall(r"href='#([^']+)'", html))
+    assert {"curve-resnet18-32", "curve-resnet18-48", "evidence-6"} <= links and links <= set(ids)
 
 
 def test_a_rerun_comes_from_the_cache(report, capsys):
@@ -75,3 +79,17 @@ def test_chosen_findings_run_only_what_they_need(report, capsys):
     assert main([*ARGS, "--size", "32", "--findings", "8", "--out", str(report / "bad")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown finding 8") and err.count("\n") == 1, err
+
+
+def test_a_part_of_the_plan_sweeps_only_the_checkpoints_it_reads():
+    from core.recipe.presets import get_preset
+    from core.studies.findings import FindingsPlan
+
+    plan = FindingsPlan.create("assets/chelsea.png,assets/coffee.png", ["resnet18"], ["untrained", "trained"], [32],
+                               [0], get_preset("default"))
+    assert plan.sweeps[0].checkpoints == ["untrained", "trained"]
+    first = plan.only(["1", "2"])  # the page's card for finding 1 or 2 must not run the trained checkpoint
+    assert first.findings == ("1", "2") and [s.checkpoints for s in first.sweeps] == [["untrained"]]
+    assert first.checkpoints == ["untrained", "trained"] and plan.sweeps[0].checkpoints == ["untrained", "trained"]
+    assert first.only(["4"]).sweeps[0].checkpoints == ["untrained", "trained"]
+    assert plan.only(["1", "4"]).sweeps[0].checkpoints == ["untrained", "trained"]

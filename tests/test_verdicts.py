@@ -339,6 +339,18 @@ def test_f6_a_rank_deficient_jacobian_proves_non_uniqueness_without_a_converged_
     assert finding_6(wide + lying).evidence["relu_narrow"]["unique"] == 0  # the exact rank outranks a clarity
 
 
+def test_f6_the_rank_proof_does_not_count_in_the_wide_group():
+    # Unconverged wide ReLU runs say nothing, even rank-deficient ones: counting them would add only "not unique"
+    # while the unconverged full-rank runs stay out, tilting the wide group's fraction against the finding.
+    wide = [{"width_ratio": w, "activation": "relu", "unique": False, "converged": False, "rank_deficient": True}
+            for w in (2.0, 2.0, 4.0, 4.0, 4.0)]
+    rows = lab(paper) + wide
+    v = finding_6(rows)
+    assert v.verdict == "holds" and v.evidence["relu_wide"] == {"runs": 2, "unique": 2, "verdict": "holds",
+                                                                "rank_deficient": 0}
+    assert v.left_out["not converged"] == 5 and accounted(v, rows)
+
+
 def test_f6_clarity_stands_in_for_unique():
     rows = [{"width_ratio": r["width_ratio"], "activation": r["activation"], "converged": True,
              "clarity": 0.99 if r["unique"] else 0.6} for r in lab(paper)]

@@ -97,7 +97,7 @@ def curve_chart(rows: list[dict], model: str, title: str, width: int = 760, heig
         line = [xy(p[0], p[1]) for p in pts]
         if len(line) > 1:
             d.line(line, fill=colour, width=2)
-        for p, (x, y) in zip(pts, line):
+        for p, (x, y) in zip(pts, line, strict=True):
             r = 4
             if p[4] >= 0.5:
                 d.ellipse([x - r, y - r, x + r, y + r], fill=colour)
@@ -188,8 +188,9 @@ def report_html(report: "FindingsReport") -> str:
            f" images {escape(', '.join(s['image_names']))} ({escape(str(s['images']))}); sizes "
            f"{', '.join(f'{x} px' for x in s['sizes'])}; seeds {s['seeds']}; preset {escape(s['preset']['name'])} "
            f"({s['preset']['iters']} steps at most); device {escape(s['device'])}; {report.seconds:.0f} s. "
-           "An unconverged run (m_g above m_r on a seed) never counts as evidence: each verdict says how many "
-           "runs it used and how many it left out.</p>",
+           "An unconverged run (m_g above m_r on a seed) never counts as evidence (one exact exception: in finding "
+           "6's narrow groups a rank-deficient Jacobian proves non-uniqueness without a converged run); each "
+           "verdict says how many runs it used and how many it left out.</p>",
            "<h2>Verdicts</h2><table><tr><th>finding</th><th>model</th><th>size</th><th>verdict</th>"
            "<th>value [95% CI]</th><th>n (left out)</th></tr>"]
     for v in report.verdicts:
@@ -205,15 +206,15 @@ def report_html(report: "FindingsReport") -> str:
     for v in report.verdicts:
         colour = VERDICT_COLOURS.get(v.verdict, "#111")
         left = ", ".join(f"{k}: {n}" for k, n in (v.left_out or {}).items()) or "none"
-        out.append(f"<div class='card' id='f{escape(v.id)}'><h3>Finding {escape(v.id)} · {escape(v.model or 'lab MLPs')}"
-                   f" · {_where(v)}: "
+        out.append(f"<div class='card' id='f{escape(v.id)}-{escape(v.model or 'lab')}-{_size_of(v)}'>"
+                   f"<h3>Finding {escape(v.id)} · {escape(v.model or 'lab MLPs')} · {_where(v)}: "
                    f"<span class='verdict' style='color:{colour}'>{escape(v.verdict)}</span></h3>"
                    f"<p><b>Claim.</b> {escape(v.claim)}</p><p><b>Test.</b> {escape(v.test)}</p>"
                    f"<p><b>Statistic.</b> {escape(v.statistic)} = {_num(v.value)} {_ci(v.ci)}; "
                    f"<b>threshold</b> {escape(v.threshold)}.</p><p><b>Why.</b> {escape(v.why)}</p>"
                    f"<p class='muted'>{v.n} runs used; left out: {escape(left)}."
                    + (f" {escape(str(v.evidence['size_dependence']))}." if v.evidence.get("size_dependence") else "")
-                   + f" <a href='#evidence-{escape(v.id)}'>Evidence</a>.</p></div>")
+                   + f" <a href='#{_evidence_id(v)}'>Evidence</a>.</p></div>")
     out += evidence_html(report)
     for size, rows in report.rows.items():
         for model in dict.fromkeys(r["model"] for r in rows):
@@ -232,23 +233,22 @@ def report_html(report: "FindingsReport") -> str:
     return "\n".join(out)
 
 
-def _anchors(report: "FindingsReport") -> list[str]:
-    """An anchor per finding's evidence: findings 1-4 and 7 point at the first curve, 5 and 6 at their tables."""
-    out = []
-    firsts = [(size, r["model"]) for size, rows in report.rows.items() for r in rows[:1]]
-    for fid in sorted({v.id for v in report.verdicts if v.id not in ("5", "6")}):
-        if firsts:
-            size, model = firsts[0]
-            out.append(f"<a id='evidence-{fid}' href='#curve-{escape(model)}-{size}'></a>")
-    return out
+def _evidence_id(v) -> str:
+    """Where a verdict's evidence is: its model's curve at its size (1-4, 7), finding 5's table at its size, or
+    finding 6's table."""
+    if v.id == "6":
+        return "evidence-6"
+    if v.id == "5":
+        return f"evidence-5-{_size_of(v)}"
+    return f"curve-{escape(v.model or '')}-{_size_of(v)}"
 
 
 def evidence_html(report: "FindingsReport") -> list[str]:
     """Finding 5's table (naturalness of each input's reconstructions, untrained against trained) and finding 6's
     (the lab's MLPs: unique configurations and Jacobian ranks by activation and width), converged or not."""
-    out = _anchors(report)
+    out = []
     for size, rows in report.manifold.items():
-        out.append(f"<h2 id='evidence-5'>Finding 5 at {size} px: non-natural inputs at deep stops</h2>"
+        out.append(f"<h2 id='evidence-5-{size}'>Finding 5 at {size} px: non-natural inputs at deep stops</h2>"
                    "<p class='muted'>Naturalness = -|spectral slope - 2| of the reconstructions (mean over seeds; "
                    "natural images have a slope near 2). Only rows converged at both checkpoints are evidence.</p>"
                    "<table><tr><th>model</th><th>stop</th><th>input</th><th>input's slope</th>"
@@ -270,14 +270,15 @@ def evidence_html(report: "FindingsReport") -> list[str]:
     if report.lab:
         out.append("<h2 id='evidence-6'>Finding 6: the lab's one-hidden-layer MLPs (16 × 16 grey images)</h2>"
                    "<table><tr><th>activation</th><th>width / input</th><th>runs</th><th>converged</th>"
-                   "<th>unique (every seed recovers the image)</th><th>Jacobian rank &lt; 256</th>"
+                   "<th>unique (every seed recovers the image; full-rank Jacobian)</th><th>Jacobian rank &lt; 256</th>"
                    "<th>mean clarity</th></tr>")
         cells: dict = {}
         for r in report.lab:
             cells.setdefault((r["activation"], r["width_ratio"]), []).append(r)
         for (act, w), rs in sorted(cells.items()):
             out.append(f"<tr><td>{escape(act)}</td><td>{w:g}</td><td>{len(rs)}</td>"
-                       f"<td>{sum(bool(r.get('converged')) for r in rs)}</td><td>{sum(bool(r['unique']) for r in rs)}"
+                       f"<td>{sum(bool(r.get('converged')) for r in rs)}</td><td>"
+                       f"{sum(bool(r['unique']) and not r.get('rank_deficient') for r in rs)}"
                        f"</td><td>{sum(bool(r.get('rank_deficient')) for r in rs)}</td>"
                        f"<td>{_num(sum(r['clarity'] for r in rs) / len(rs))}</td></tr>")
         out.append("</table>")

@@ -6,7 +6,8 @@ one sweep per image size (`core.studies.sweep`), cached under each spec's key, s
 images, runs only what is missing, and on CUDA a model's stops run as one optimisation (`batch_stops`). Finding 5
 inverts generated inputs at each model's deep stops and finding 6 the lab's MLPs (`core.studies.findings_runs`),
 through the same pipeline and cache. A plan may hold only some findings (`findings=("4",)`): it runs only what
-those need. An unconverged run never counts as evidence (the verdicts leave it out and say how many they left out).
+those need. An unconverged run never counts as evidence (the verdicts leave it out and say how many they left out;
+finding 6's rank-deficient Jacobians, an exact proof of non-uniqueness, are the one exception).
 
     report = run_findings(FindingsPlan.create("samples", ["efficientnet_lite0"], ["untrained", "trained"], [64],
                                               seeds=[0, 1], preset=get_preset("default")), out="runs/findings")
@@ -16,7 +17,7 @@ those need. An unconverged run never counts as evidence (the verdicts leave it o
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -47,6 +48,14 @@ def parse_findings(chosen: str | Sequence[str] | None) -> tuple[str, ...]:
         raise UserError(f"unknown finding {', '.join(bad)}: choose from 1-7 or all" if bad else
                         "choose at least one finding (1-7, or all)")
     return tuple(f for f in FINDINGS if f in items)
+
+
+def swept_checkpoints(findings: Sequence[str], checkpoints: Sequence[str]) -> list[str]:
+    """The checkpoints the sweeps run for these findings: the untrained one alone when every chosen sweep finding
+    reads only it (1, 2), else all of them."""
+    only_untrained = set(findings) & set(SWEEP_FINDINGS) <= set(UNTRAINED_ONLY)
+    return [c for c in checkpoints if c == "untrained"] if only_untrained and "untrained" in checkpoints \
+        else list(checkpoints)
 
 
 @dataclass
@@ -86,10 +95,8 @@ class FindingsPlan:
         if not sizes:
             raise UserError("--size needs at least one image size")
         cks = list(dict.fromkeys(c.strip() for c in checkpoints if c.strip()))
-        swept = [c for c in cks if c == "untrained"] if set(chosen) & set(SWEEP_FINDINGS) <= set(UNTRAINED_ONLY) \
-            else cks
-        sweeps = [Sweep.create(images, models, swept or cks, "stops", size, seeds, preset, device, init_seed, threads,
-                               batch_stops) for size in dict.fromkeys(sizes)]
+        sweeps = [Sweep.create(images, models, swept_checkpoints(chosen, cks), "stops", size, seeds, preset, device,
+                               init_seed, threads, batch_stops) for size in dict.fromkeys(sizes)]
         label = images if isinstance(images, str) else ",".join(images)
         return cls(sweeps, label, list(dict.fromkeys(m.strip() for m in models if m.strip())), cks,
                    list(dict.fromkeys(sizes)), list(seeds), preset, sweeps[0].device, chosen, int(init_seed))
@@ -104,9 +111,12 @@ class FindingsPlan:
         return [tuple(f for f in g if f in self.findings) for g in groups if any(f in self.findings for f in g)]
 
     def only(self, findings: Sequence[str]) -> "FindingsPlan":
-        """The same plan for some of its findings (the page runs one part at a time, so Stop keeps the others)."""
-        return FindingsPlan(self.sweeps, self.images, self.models, self.checkpoints, self.sizes, self.seeds,
-                            self.preset, self.device, parse_findings(list(findings)), self.init_seed)
+        """The same plan for some of its findings (the page runs one part at a time, so Stop keeps the others);
+        its sweeps run only the checkpoints those findings read (findings 1 and 2 alone: the untrained one)."""
+        chosen = parse_findings(list(findings))
+        sweeps = [replace(s, checkpoints=swept_checkpoints(chosen, self.checkpoints), notes=[]) for s in self.sweeps]
+        return FindingsPlan(sweeps, self.images, self.models, self.checkpoints, self.sizes, self.seeds,
+                            self.preset, self.device, chosen, self.init_seed)
 
 
 @dataclass

@@ -6,11 +6,13 @@ a hypothesis, a measurement per image, a statistic over images with a 95% percen
 same interval whatever their order) and a threshold that says "holds", "does not hold" or "inconclusive". The
 functions are pure (numpy and the standard library); nothing is drawn or written.
 
-The rule every finding obeys: an unconverged run is never evidence. A row whose `converged` is false (m_g > m_r on
-some seed; "borderline" rows included), whose status is "degenerate" or "error", or whose number is missing is
-left out of every statistic. Each `Verdict` says how many rows it used (`n`) and how many it left out
-(`left_out`, reason -> count); the two add up to the rows in the finding's scope (its model and checkpoints), so
-structural reasons ("middle third of depth", "not the image's deepest converged deep stop") are counted too.
+The rule every finding obeys: an unconverged run is never evidence (the one exception is exact: in finding 6's
+narrow groups a rank-deficient Jacobian proves a lab MLP non-unique without an optimiser, see `finding_6`).
+A row whose `converged` is false (m_g > m_r on some seed; "borderline" rows included), whose status is
+"degenerate" or "error", or whose number is missing is left out of every statistic. Each `Verdict` says how
+many rows it used (`n`) and how many it left out (`left_out`, reason -> count); the two add up to the rows in
+the finding's scope (its model and checkpoints), so structural
+reasons ("middle third of depth", "not the image's deepest converged deep stop") are counted too.
 
 Rows (one per image x model x checkpoint x layer, seeds averaged) are the sweep's (`core.studies.sweep.COLUMNS`)
 plus `label`/`kind`, see `finding_1`. Findings 5 (manifold) and 6 (MLP lab) read their own fields, see there.

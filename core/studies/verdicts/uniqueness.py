@@ -135,9 +135,10 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
     ("relu", "linear", ...), `unique` (bool: the inversion recovered the input; missing: clarity >= 0.95),
     `converged`/`status` (the unconverged rule; a run that did not converge says nothing about uniqueness) and
     optional `rank_deficient` (bool: the network's Jacobian at the image has rank below the input's dimension).
-    A rank-deficient row is not unique and counts whether or not its run converged: for a piecewise-linear
-    network (linear, ReLU) the map is linear around the image, so a null direction of the Jacobian changes the
-    input without changing the embedding at all, an exact proof that needs no optimiser.
+    A rank-deficient row is not unique, and in the narrow groups (width < 1, ReLU < 1.5 x) it counts whether or
+    not its run converged: for a piecewise-linear network (linear, ReLU) the map is linear around the image, so a
+    null direction of the Jacobian changes the input without changing the embedding at all, an exact proof that
+    needs no optimiser. In the wide group only converged runs count, so the exception cannot tilt the verdict.
 
     Why this test: below width 1 no map can be injective, so a single unique run there contradicts the claim; a
     ReLU layer zeroes about half its units, so below 1.5 x it keeps fewer than the input's dimensions and must not
@@ -154,19 +155,21 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
     """
     rows, model = scope(rows, model, None)
     out = Counter()
-    keep = []
+    keep, proof_only = [], []  # converged rows; unconverged rows kept only for their rank-deficient Jacobian
     for r in rows:
         if not finite(num(r.get("width_ratio"))):
             out["no width_ratio"] += 1
             continue
-        why = None if truth(r.get("rank_deficient")) else reason_out(r, "")
+        why = reason_out(r, "")
         if why is None and r.get("unique") is None and not finite(num(r.get("clarity"))) \
                 and not truth(r.get("rank_deficient")):
             why = "no unique or clarity"
-        if why:
-            out[why] += 1
-        else:
+        if why is None:
             keep.append(r)
+        elif truth(r.get("rank_deficient")) and num(r["width_ratio"]) < RELU_NOT:
+            proof_only.append((r, why))
+        else:
+            out[why] += 1
 
     def unique(r) -> bool:
         if truth(r.get("rank_deficient")):
@@ -176,11 +179,21 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
     def act(r) -> str:
         return str(r.get("activation") or "").strip().lower()
 
-    groups = {"narrow": [r for r in keep if num(r["width_ratio"]) < 1],
-              "relu_narrow": [r for r in keep if act(r) == "relu" and num(r["width_ratio"]) < RELU_NOT],
+    # The rank proof counts only in the narrow groups, whose test is "none unique". The wide group's test is a
+    # fraction: adding proven non-unique runs there while unconverged full-rank ones stay out would tilt it.
+    proof_narrow = []
+    for r, why in proof_only:
+        if num(r["width_ratio"]) < 1 or act(r) == "relu":
+            proof_narrow.append(r)
+        else:
+            out[why] += 1
+    narrow_pool = keep + proof_narrow
+    groups = {"narrow": [r for r in narrow_pool if num(r["width_ratio"]) < 1],
+              "relu_narrow": [r for r in narrow_pool if act(r) == "relu" and num(r["width_ratio"]) < RELU_NOT],
               "relu_wide": [r for r in keep if act(r) == "relu" and num(r["width_ratio"]) >= RELU_WIDTH]}
-    counted = [r for r in keep if any(r is g for rs in groups.values() for g in rs)]
-    out["width outside the tested groups"] += len(keep) - len(counted)
+    counted = [r for r in narrow_pool if any(r is g for rs in groups.values() for g in rs)]
+    if len(narrow_pool) > len(counted):
+        out["width outside the tested groups"] += len(narrow_pool) - len(counted)
     evidence, results = {}, {}
     for name, rs in groups.items():
         k = sum(unique(r) for r in rs)
@@ -194,7 +207,7 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
         evidence[name] = {"runs": len(rs), "unique": int(k), "verdict": res,
                           "rank_deficient": sum(truth(r.get("rank_deficient")) for r in rs)}
     table: dict = {}
-    for r in keep:
+    for r in counted:
         table.setdefault((act(r), float(num(r["width_ratio"]))), []).append(unique(r))
     evidence["unique_fraction"] = [{"activation": a, "width_ratio": w, "runs": len(v), "fraction": rounded(np.mean(v))}
                                    for (a, w), v in sorted(table.items())]
