@@ -6,7 +6,7 @@ from core import ARCHITECTURES, UserError, get_preset, sample_images
 from core.devices import resolve_device
 from core.studies import FINDINGS, FindingsPlan
 from ui import findings_view, models, pickers, state
-from ui.errors import errors
+from ui.errors import errors, message
 from ui.nav import page_setup
 from ui.notices import stem
 from ui.state import Field, choice, items, join, setting
@@ -81,6 +81,8 @@ shown = page.get("results")
 if shown is None or (running and shown["key"] != key):
     shown = page["results"] = {"key": key, "store": []}
 progress_box = st.container()
+if shown.get("error"):
+    progress_box.error(shown["error"] + " The findings judged before it are kept below; Run goes on from the cache.")
 report = findings_view.combined(shown["store"])
 if report is not None:
     if shown["key"] != key:
@@ -93,7 +95,10 @@ elif not problems:
 findings_view.cards(report, card_keys, bool(problems), card_clicked if running else None)
 if running:
     parts = plan.parts() if run_clicked else [(card_clicked,)]
-    with errors("findings: "):
+    shown.pop("error", None)
+    try:
         findings_view.run_parts(plan, parts, shown["store"], progress_box)
-        st.rerun()  # the toolbar and cards were drawn for a running report: draw them for the finished one
+    except Exception as exc:  # noqa: BLE001 - kept for the rerun: the parts finished before it stay in the store
+        shown["error"] = message(exc, "findings: ")
+    st.rerun()  # the toolbar and cards were drawn for a running report: draw them for the finished one
 page.sync()

@@ -93,3 +93,35 @@ def test_a_part_of_the_plan_sweeps_only_the_checkpoints_it_reads():
     assert first.checkpoints == ["untrained", "trained"] and plan.sweeps[0].checkpoints == ["untrained", "trained"]
     assert first.only(["4"]).sweeps[0].checkpoints == ["untrained", "trained"]
     assert plan.only(["1", "4"]).sweeps[0].checkpoints == ["untrained", "trained"]
+
+
+def test_an_interrupted_sweep_gives_no_verdict_and_says_so(monkeypatch, tmp_path):
+    import core.studies.findings as F
+    from core.recipe.presets import get_preset
+    from core.studies.sweep import Outcome
+
+    rows = [{"image": img, "model": "resnet18", "checkpoint": "untrained", "layer": f"l{s}", "label": f"l{s}",
+             "depth": float(s), "relative_depth": (s + 1) / 6, "clarity": 1.0 - 0.1 * s, "converged": True,
+             "status": "converged"} for img in ("a", "b", "c") for s in range(6)]
+    monkeypatch.setattr(F, "run_sweep", lambda *a, **k: Outcome(rows, 0, len(rows), 0, 1.0, "local", [], [], True))
+    plan = F.FindingsPlan.create("assets/chelsea.png,assets/coffee.png", ["resnet18"], ["untrained"], [32], [0],
+                                 get_preset("default"), findings="1,4,7")
+    report = F.run_findings(plan, tmp_path)  # the rows would let finding 1 hold, but the sweep was cut short
+    assert report.verdicts == [] and report.not_here["1"] == F.INTERRUPTED
+    assert "both checkpoints" in report.not_here["4"] and "vision transformer" in report.not_here["7"]
+    assert any("interrupted" in n for n in report.notes)
+
+
+def test_why_a_finding_has_no_verdict_follows_what_was_chosen():
+    from types import SimpleNamespace
+
+    from core.studies.findings import why_none
+
+    rows = [{"model": "resnet18", "layer": "conv1", "label": "conv1", "depth": 0.0}]
+    trained = SimpleNamespace(checkpoints=["trained"])
+    both = SimpleNamespace(checkpoints=["untrained", "trained"])
+    assert "choose it" in why_none("2", trained, rows) and "choose it" in why_none("1", trained, rows)
+    assert "choose both" in why_none("4", trained, rows)
+    assert "could not be loaded" in why_none("5", both, rows)  # both chosen: the weights or runs failed
+    assert why_none("2", both, rows) == "no runs gave evidence (see the notes)"
+    assert "vision transformer" in why_none("2", both, [{**rows[0], "model": "vit_b_16"}])

@@ -234,6 +234,30 @@ def test_compare_offers_three_trained_models_offline_in_one_click():
     assert not [i for i in at.info if "left out" in i.value or "not on this machine" in i.value]
 
 
+def test_a_failing_part_keeps_the_parts_before_it_and_says_what_failed(monkeypatch):
+    import ui.findings_view as view
+
+    real = view.run_findings
+
+    def failing(plan, *args, **kw):
+        if "1" in plan.findings:  # the sweep part fails after finding 6 (the lab) was judged
+            raise RuntimeError("the sweep broke")
+        return real(plan, *args, **kw)
+
+    monkeypatch.setattr(view, "run_findings", failing)
+    at = open_page("pages/8_findings.py", {"models": "resnet18", "cks": "untrained", "images": "chelsea,coffee",
+                                           "sizes": "32", "seeds": "2", "iters": "25"})
+    at.button(key="fd_run").click()
+    at.run()
+    ok(at)
+    shown = [e.value for e in at.error]
+    assert len(shown) == 1 and "the sweep broke" in shown[0] and "kept below" in shown[0], shown
+    store = at.session_state["fd_results"]["store"]
+    assert [r.plan.findings for r in store] == [("6",)]  # finding 6's verdict survived the failure
+    assert not at.get("progress")  # no progress bar left standing
+    assert not at.button(key="fd_run").disabled
+
+
 def test_findings_page_runs_shows_verdict_cards_and_its_link_reproduces_them(file_names):
     from core.studies.findings import combine
 

@@ -16,14 +16,20 @@ from core import UserError
 log = logging.getLogger("inversion.app")
 
 
+def message(exc: Exception, what: str = "") -> str:
+    """The one line a page shows for `exc`: a UserError's own message, else its type and start (the traceback
+    goes to the server log)."""
+    if isinstance(exc, UserError):
+        return f"{what}{exc}"
+    log.error("unexpected error%s\n%s", f" in {what}" if what else "", traceback.format_exc())
+    return f"{what}unexpected error: {type(exc).__name__}: {str(exc)[:300]} (details in the server log)"
+
+
 @contextmanager
 def errors(what: str = "", box=None):
     """Show a UserError as st.error and carry on; other errors get a short message, not a traceback."""
     box = box or st
     try:
         yield
-    except UserError as exc:
-        box.error(f"{what}{exc}")
     except Exception as exc:  # noqa: BLE001 - the page must stay usable; details go to the log
-        log.error("unexpected error%s\n%s", f" in {what}" if what else "", traceback.format_exc())
-        box.error(f"{what}unexpected error: {type(exc).__name__}: {str(exc)[:300]} (details in the server log)")
+        box.error(message(exc, what))

@@ -42,13 +42,14 @@ def run(plan: FindingsPlan, box) -> "object":
         text = f"{part}: {done} of {total} runs" + (f" · {what}" if what else "")
         bars[part].progress(min(1.0, done / max(1, total)), text=text)
 
-    with tempfile.TemporaryDirectory(prefix="findings-") as out:  # the runs live in the cache; the ledger goes
-        report = run_findings(plan, Path(out), cache=disk_cache(), progress=progress,
-                              load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
-    started.empty()
-    for bar in bars.values():
-        bar.empty()
-    return report
+    try:
+        with tempfile.TemporaryDirectory(prefix="findings-") as out:  # the runs live in the cache; the ledger goes
+            return run_findings(plan, Path(out), cache=disk_cache(), progress=progress,
+                                load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    finally:  # finished, failed or stopped: no bar is left standing
+        started.empty()
+        for bar in bars.values():
+            bar.empty()
 
 
 def run_parts(plan: FindingsPlan, parts, store: list, box) -> None:

@@ -25,17 +25,35 @@ from core.errors import UserError
 from core.recipe.presets import Preset
 from core.studies.findings_runs import lab_rows, manifold_rows
 from core.studies.sweep import Outcome, Sweep, run_sweep
-from core.studies.verdicts import Verdict, evaluate, finding_6
+from core.studies.verdicts import Verdict, evaluate, finding_6, is_vit
 
 FINDINGS = ("1", "2", "3", "4", "5", "6", "7")
 SWEEP_FINDINGS = ("1", "2", "3", "4", "7")  # read the clarity sweep over every depth stop
 UNTRAINED_ONLY = ("1", "2")  # need the untrained checkpoint alone
-WHY_NONE = {  # why a chosen finding got no verdict, when the runs could not give one
-    "2": "finding 2 is not judged for a vision transformer (its first stop is the patch embedding: finding 7's)",
-    "4": "finding 4 compares trained with untrained: choose both checkpoints",
-    "5": "finding 5 compares trained with untrained on the same inputs: choose both checkpoints",
-    "7": "finding 7 is the blog's claim about vision transformers: no chosen model is one",
-}
+INTERRUPTED = "interrupted before its runs finished: the runs it finished are stored, and running it again goes on"
+
+
+def why_none(fid: str, plan: "FindingsPlan", rows: Sequence[dict], interrupted: bool = False) -> str:
+    """Why a chosen finding got no verdict: what the plan chose, what its runs hold, or an interruption."""
+    cks = set(plan.checkpoints)
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        by_model.setdefault(r["model"], []).append(r)
+    vits = {m for m, rs in by_model.items() if is_vit(m, rs)}
+    if fid in UNTRAINED_ONLY and "untrained" not in cks:
+        return f"finding {fid} reads the untrained checkpoint: choose it"
+    if fid in ("4", "5") and not {"untrained", "trained"} <= cks:
+        return f"finding {fid} compares trained with untrained on the same inputs: choose both checkpoints"
+    if fid == "7" and not vits and rows:
+        return "finding 7 is the blog's claim about vision transformers: no chosen model is one"
+    if interrupted:
+        return INTERRUPTED
+    if fid in ("4", "5"):
+        return (f"finding {fid} needs both checkpoints' runs of a model, and no model has them (a checkpoint "
+                "could not be loaded or its runs failed: see the notes)")
+    if fid == "2" and vits and vits >= set(by_model):
+        return "finding 2 is not judged for a vision transformer (its first stop is the patch embedding: finding 7's)"
+    return "no runs gave evidence (see the notes)"
 
 
 def parse_findings(chosen: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -200,7 +218,7 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
         backend: "local" or "ray" (the sweeps' backends; findings 5 and 6 run here, through the same cache).
         cache: the run cache (default: the project's).
         progress: `progress(part, done, total, what)`: `part` names the runs ("64 px" for a size's sweep,
-            "finding 5 · 64 px", "finding 6"), called with done 0 when a part starts (`what` then says how many
+            "finding 5 · 64 px", with several models "finding 5 · MODEL · 64 px", "finding 6"), called with done 0 when a part starts (`what` then says how many
             runs the cache holds) and after each run.
         load: `load(arch, checkpoint, size, init_seed)` (default `load_model`; the app passes its cached one).
         sweep_kwargs: passed to `run_sweep` (Ray's address, workers, ...).
@@ -222,7 +240,8 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
                 both = {"untrained", "trained"} <= set(plan.checkpoints)
                 for size in plan.sizes if both else []:
                     for model in plan.models:
-                        name = f"finding 5 · {size} px"
+                        name = f"finding 5 · {model} · {size} px" if len(plan.models) > 1 else \
+                            f"finding 5 · {size} px"  # a progress bar per model: each counts its own runs
                         try:
                             manifold.setdefault(size, []).extend(manifold_rows(
                                 model, size, plan.seeds, plan.preset, plan.device, plan.init_seed, load=load,
@@ -250,7 +269,8 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
     except KeyboardInterrupt:
         interrupted = True
         notes.append("interrupted; the runs it finished are stored, and running it again goes on")
-    verdicts = judge(rows, plan.models, plan.findings, manifold, lab)
+    complete = {size: rs for size, rs in rows.items() if not outcomes[size].interrupted}  # a cut sweep is no sample
+    verdicts = judge(complete, plan.models, plan.findings, manifold, lab)
     for size, outcome in outcomes.items():
         notes += [n for n in outcome.notes if n not in notes]
         notes += [f"skipped {path}: {why}" for path, why in outcome.skipped if f"skipped {path}: {why}" not in notes]
@@ -260,8 +280,8 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
         missing = [m for m in plan.models if m not in {r["model"] for r in rs}]
         notes += [f"{m} at {size} px: no runs (see the notes above), so no verdict" for m in missing]
     judged = {v.id for v in verdicts}
-    not_here = {f: WHY_NONE.get(f, "no runs gave evidence (see the notes)") for f in plan.findings
-                if f not in judged and not interrupted}
+    every = [r for rs in rows.values() for r in rs]
+    not_here = {f: why_none(f, plan, every, interrupted) for f in plan.findings if f not in judged}
     not_here.update({f: "not chosen for this report" for f in FINDINGS if f not in plan.findings})
     return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0, dict(sorted(not_here.items())),
                           notes, manifold, lab)
