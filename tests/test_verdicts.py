@@ -8,6 +8,7 @@ import random
 import pytest
 
 from core.studies import verdicts as V
+from core.studies.verdicts.rows import fmt
 from core.studies.verdicts import (
     VERDICT_FIELDS,
     evaluate,
@@ -256,6 +257,15 @@ def test_f4_late_fails():
 def test_f4_late_straddling_is_inconclusive():
     v = finding_4(two(lambda s: 0.2, lambda s: 0.0, noise=0.05))
     assert v.verdict == "inconclusive" and v.evidence["late"]["verdict"] == "inconclusive" and "late" in v.why
+    # the headline value is the early part's (+0.20): the why says that part holds, after what decides
+    assert v.why.startswith("late part is inconclusive") and "early part holds" in v.why and "+0.20" in v.why
+    assert v.value == pytest.approx(0.2)
+
+
+def test_a_tiny_effect_prints_with_three_decimals():
+    assert fmt(-0.0012, (-0.0031, 0.0009), True) == "-0.001 [-0.003, +0.001]"
+    assert fmt(-0.12, (-0.15, -0.0009), True) == "-0.12 [-0.15, -0.00]"
+    assert fmt(0.5) == "0.50" and fmt(float("nan")) == "n/a"
 
 
 def test_f4_unpaired_rows_are_left_out():

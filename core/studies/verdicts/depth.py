@@ -232,6 +232,8 @@ def finding_4(rows: Iterable[dict], model: str | None = None, untrained: str = "
                             f"{fmt(v, ci, True)} ({at})")))
     verdict = combine_parts([parts["early"]["verdict"], parts["late"]["verdict"]])
     shown = [t for res, t in texts if verdict == HOLDS or res == verdict] or [t for _, t in texts]
+    if texts[0][1] not in shown:  # the early part's value is the verdict's headline number: say what it is
+        shown.append(texts[0][1])
     for d in list(parts.values()) + per_stop:
         d.pop("_v"), d.pop("_ci")
     evidence = {"early": parts["early"], "late": parts["late"], "stops": per_stop, "paired_images":

@@ -56,10 +56,13 @@ def rounded(v, digits: int = 4):
 
 
 def fmt(v, ci=None, signed: bool = False) -> str:
-    """'−0.12 [−0.15, −0.09]' for a value and its interval."""
+    """'−0.12 [−0.15, −0.09]' for a value and its interval; three decimals when all are below 0.01 in size, so
+    a tiny effect does not print as '-0.00 [-0.00, +0.00]'."""
     if not finite(v):
         return "n/a"
-    f = "{:+.2f}" if signed else "{:.2f}"
+    shown = [v] + [c for c in (ci or ()) if finite(c)]
+    digits = 3 if max(abs(x) for x in shown) < 0.01 else 2
+    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
     text = f.format(v)
     if ci is not None and all(finite(c) for c in ci):
         text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
