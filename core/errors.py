@@ -39,6 +39,7 @@ class SweepStopped(UserError):
     def __init__(self, cause: str, stored: int | None = None, total: int | None = None, outcome=None,
                  retried: int = 0):
         self.cause, self.stored, self.total, self.outcome, self.retried = cause, stored, total, outcome, retried
+        self.report = None  # a findings run sets it to what it judged before the stop
         super().__init__(self.say("rerun the same command to resume"))
 
     def say(self, resume: str) -> str:

@@ -112,6 +112,41 @@ def test_an_interrupted_sweep_gives_no_verdict_and_says_so(monkeypatch, tmp_path
     assert any("interrupted" in n for n in report.notes)
 
 
+def test_a_lost_ray_node_keeps_what_was_judged_and_writes_it(monkeypatch, tmp_path, capsys):
+    import core.studies.findings as F
+    from core.errors import SweepStopped
+    from core.recipe.presets import get_preset
+    from core.studies.sweep import Outcome
+
+    lab = [{"image": "chelsea", "activation": "relu", "width_ratio": 2.0, "converged": True, "unique": True,
+            "rank_deficient": False, "clarity": 0.99}]
+    real_6 = F.finding_6
+
+    def lost(*a, **k):
+        raise SweepStopped("the Ray node at 127.0.0.1 died", 3, 28, Outcome([], 0, 3, 0, 1.0, "ray", [], []))
+
+    monkeypatch.setattr(F, "run_sweep", lost)
+    monkeypatch.setattr(F, "lab_rows", lambda *a, **k: lab)
+    judged = []
+    monkeypatch.setattr(F, "finding_6", lambda rows: judged.append(rows) or real_6([]))  # its own tests: elsewhere
+    plan = F.FindingsPlan.create("assets/chelsea.png,assets/coffee.png", ["resnet18"], ["untrained"], [32], [0],
+                                 get_preset("default"), findings="1,6")
+    with pytest.raises(SweepStopped) as caught:
+        F.run_findings(plan, tmp_path)
+    report = caught.value.report  # finding 6 ran before the sweep: its rows are kept, the cut size is not judged
+    assert report is not None and report.lab is lab and judged[0] is lab and report.not_here["1"] == F.INTERRUPTED
+    assert [v.id for v in report.verdicts] == ["6"]
+    assert any("died" in n for n in report.notes)
+    out = tmp_path / "cli"
+    assert main(["findings", "--models", "resnet18", "--checkpoints", "untrained", "--size", "32", "--findings",
+                 "1,6", "--images", "assets/chelsea.png,assets/coffee.png", "--backend", "ray", "--out",
+                 str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "died" in err and err.count("\n") == 1, err
+    data = json.loads((out / "findings.json").read_text())  # written before the error line
+    assert data["not_tested_here"]["1"] == F.INTERRUPTED and any("died" in n for n in data["notes"])
+
+
 def test_why_a_finding_has_no_verdict_follows_what_was_chosen():
     from types import SimpleNamespace
 

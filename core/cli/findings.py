@@ -14,7 +14,7 @@ import sys
 
 from core.cli.args import batch_option, model_file_option, seeds_option, typed
 from core.devices import resolve_device
-from core.errors import UserError
+from core.errors import SweepStopped, UserError
 from core.jobs.settings import RunSettings
 from core.report.findings import write_findings
 from core.studies.findings import FindingsPlan, run_findings
@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> None:
     kwargs = {"address": args.address, "workers": args.workers} if args.backend == "ray" else {}
     try:
         report = run_findings(plan, args.out, args.backend, progress=progress, **kwargs)
+    except SweepStopped as exc:  # Ray lost a node: write what was judged before it, then the one error line
+        for bar in bars.values():
+            bar.close()
+        if exc.report is not None:
+            write_findings(exc.report, args.out)  # the error stays one line; the report says the size was cut
+        raise
     finally:
         for bar in bars.values():
             bar.close()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from core.errors import UserError
+from core.errors import SweepStopped, UserError
 from core.recipe.presets import Preset
 from core.studies.findings_runs import lab_rows, manifold_rows
 from core.studies.sweep import Outcome, Sweep, run_sweep
@@ -225,12 +225,16 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
 
     Returns:
         A `FindingsReport`; write it with `core.report.findings.write_findings`.
+
+    Raises:
+        SweepStopped: Ray lost a node or the connection during a sweep; its `report` holds what was judged before
+            (the cut size gets no verdict), and every finished run is stored, so a rerun goes on.
     """
     out = Path(out)
     t0 = time.perf_counter()
     tell = progress or (lambda *a: None)
     rows, outcomes, manifold, lab, notes = {}, {}, {}, [], []
-    interrupted = False
+    interrupted, stopped = False, None
     try:
         for part in plan.parts():
             if part == ("6",):
@@ -258,8 +262,15 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
                     def started(tasks, todo, name=name):
                         tell(name, 0, todo, f"{tasks} runs, {tasks - todo} in the cache")
 
-                    outcome = run_sweep(sweep, out / f"sweep-{sweep.size}px", backend=backend, cache=cache,
-                                        progress=step, load=load, on_start=started, **sweep_kwargs)
+                    try:
+                        outcome = run_sweep(sweep, out / f"sweep-{sweep.size}px", backend=backend, cache=cache,
+                                            progress=step, load=load, on_start=started, **sweep_kwargs)
+                    except SweepStopped as exc:  # Ray lost a node: judge what is complete, then say why
+                        stopped = exc
+                        notes.append(f"{sweep.size} px: stopped: {exc.cause}")
+                        outcome = replace(exc.outcome, interrupted=True) if exc.outcome else None
+                        if outcome is None:
+                            raise
                     rows[sweep.size], outcomes[sweep.size] = outcome.rows, outcome
                     if outcome.interrupted:
                         interrupted = True
@@ -283,8 +294,12 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
     every = [r for rs in rows.values() for r in rs]
     not_here = {f: why_none(f, plan, every, interrupted) for f in plan.findings if f not in judged}
     not_here.update({f: "not chosen for this report" for f in FINDINGS if f not in plan.findings})
-    return FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0, dict(sorted(not_here.items())),
-                          notes, manifold, lab)
+    report = FindingsReport(plan, rows, verdicts, outcomes, time.perf_counter() - t0,
+                            dict(sorted(not_here.items())), notes, manifold, lab)
+    if stopped is not None:
+        stopped.report = report  # what was judged before the loss, for the caller to write
+        raise stopped
+    return report
 
 
 def combine(reports: Sequence[FindingsReport]) -> FindingsReport:
