@@ -147,6 +147,26 @@ def test_a_lost_ray_node_keeps_what_was_judged_and_writes_it(monkeypatch, tmp_pa
     assert data["not_tested_here"]["1"] == F.INTERRUPTED and any("died" in n for n in data["notes"])
 
 
+def test_findings_5_and_6_run_on_the_sweeps_thread_count(monkeypatch, tmp_path):
+    """One report, one CPU thread count: findings 5 and 6 take the sweep's, not a timing probe's (rounding differs
+    with the count, and a head stop's reconstructions follow rounding)."""
+    import core.studies.findings as F
+    import core.studies.findings_runs as R
+    from core.engine.speed import SpeedOptions
+    from core.recipe.presets import get_preset
+    from core.studies.sweep import Outcome
+
+    seen = {}
+    monkeypatch.setattr(F, "run_sweep", lambda *a, **k: Outcome([], 0, 0, 0, 1.0, "local", [], []))
+    monkeypatch.setattr(F, "lab_rows", lambda *a, **k: seen.setdefault("6", k["threads"]) and [])
+    monkeypatch.setattr(F, "manifold_rows", lambda *a, **k: seen.setdefault("5", k["threads"]) and [])
+    plan = F.FindingsPlan.create("assets/chelsea.png,assets/coffee.png", ["resnet18"], ["untrained", "trained"],
+                                 [32], [0], get_preset("default"), threads=1, findings="5,6")
+    F.run_findings(plan, tmp_path)
+    assert plan.threads == 1 and seen == {"5": 1, "6": 1}
+    assert R._speed("cpu", 1) == SpeedOptions(threads=1) and R._speed("cpu", None) is None
+
+
 def test_why_a_finding_has_no_verdict_follows_what_was_chosen():
     from types import SimpleNamespace
 

@@ -75,6 +75,30 @@ def test_local_sweep_end_to_end(tmp_path):
     assert meta["ran"] == 6 and meta["models"] == ["resnet18"]
 
 
+def test_auto_batches_a_sweeps_stops_on_the_cpu_only_at_small_sizes(monkeypatch, tmp_path):
+    """auto: a live curve on the CPU runs its stops one by one, a sweep's batch up to CPU_BATCH_MAX_PX."""
+    import torch
+
+    import core.studies.sweep_tasks as T
+    from core.studies.curve import CPU_BATCH_MAX_PX, batched
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not batched("auto", cpu) and batched("auto", cuda) and batched("on", cpu)
+    assert batched("auto", cpu, sweep_size=CPU_BATCH_MAX_PX) and not batched("auto", cpu, sweep_size=128)
+    assert not batched("off", cuda, sweep_size=32) and not batched("auto", torch.device("mps"), sweep_size=32)
+    class Batched(Exception):
+        pass
+
+    def run_stops(specs, *a, **k):
+        raise Batched(len(specs))
+
+    monkeypatch.setattr(T, "run_stops", run_stops)
+    images = make_images(tmp_path / "imgs", n=1)
+    tasks = tiny(images).plan()  # auto, CPU, 32 px: the sweep's two stops go to run_stops as one batch
+    with pytest.raises(Batched, match="2"):
+        T.execute_stops(tasks, None, 1, "auto")
+
+
 def test_batched_stops_give_the_same_sweep(tmp_path):
     """batch_stops on runs each image's stops (layer1, layer3) as one optimisation: the same numbers as one by one."""
     from core.studies.sweep_ray import batches

@@ -87,11 +87,13 @@ def run_options(p: argparse.ArgumentParser) -> None:
                         "and do not store it")
 
 
-def batch_option(p: argparse.ArgumentParser) -> None:
-    """--batch-stops, for the subcommands that run many stops of one model (`curve`, `compare`)."""
+def batch_option(p: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """--batch-stops, for the subcommands that run many stops of one model (`curve`, `compare`; `sweep` and
+    `findings` with `sweep=True`, whose auto also batches on the CPU at small sizes: `core.studies.curve.batched`)."""
+    auto = "on for CUDA and, up to 64 px, on the CPU" if sweep else "on for CUDA"
     p.add_argument("--batch-stops", choices=BATCH_STOPS, default="auto",
                    help="run a checkpoint's stops as one optimisation, every stop's seeds in one batch "
-                        "(on), or one stop after another (off); auto: on for CUDA (default auto)")
+                        f"(on), or one stop after another (off); auto: {auto} (default auto)")
 
 
 MODEL_HELP = ("architecture: a curated name (see `models`), torchvision:NAME or timm:NAME (any classifier of "

@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="ray: CPUs of the local Ray (default: all)")
-    batch_option(p)
+    batch_option(p, sweep=True)
     p.add_argument("--out", required=True, help="output folder (findings.json, findings.md, report.html)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

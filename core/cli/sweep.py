@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="ray: GPUs each task declares (fractions let several small runs share a GPU)")
     p.add_argument("--batch", type=int, default=8, help="ray: runs per task (they share one loaded model)")
-    batch_option(p)
+    batch_option(p, sweep=True)
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed last time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -3,7 +3,8 @@
 
 Findings 1-4 and the ViT claim (7) come from the clarity at every depth stop of every image, model and checkpoint:
 one sweep per image size (`core.studies.sweep`), cached under each spec's key, so a rerun, or a report on more
-images, runs only what is missing, and on CUDA a model's stops run as one optimisation (`batch_stops`). Finding 5
+images, runs only what is missing, and a model's stops run as one optimisation on CUDA and, up to 64 px, on the CPU
+(`batch_stops`, the same numbers). Finding 5
 inverts generated inputs at each model's deep stops and finding 6 the lab's MLPs (`core.studies.findings_runs`),
 through the same pipeline and cache. A plan may hold only some findings (`findings=("4",)`): it runs only what
 those need. An unconverged run never counts as evidence (the verdicts leave it out and say how many they left out;
@@ -118,6 +119,11 @@ class FindingsPlan:
         label = images if isinstance(images, str) else ",".join(images)
         return cls(sweeps, label, list(dict.fromkeys(m.strip() for m in models if m.strip())), cks,
                    list(dict.fromkeys(sizes)), list(seeds), preset, sweeps[0].device, chosen, int(init_seed))
+
+    @property
+    def threads(self) -> int:
+        """The CPU threads of every run of the report: the sweeps', also for findings 5 and 6."""
+        return self.sweeps[0].threads
 
     @property
     def image_paths(self) -> list[str]:
@@ -239,7 +245,7 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
         for part in plan.parts():
             if part == ("6",):
                 lab = lab_rows(plan.image_paths, plan.seeds, plan.device, plan.init_seed, cache=cache,
-                               progress=lambda d, n, what: tell("finding 6", d, n, what))
+                               progress=lambda d, n, what: tell("finding 6", d, n, what), threads=plan.threads)
             elif part == ("5",):
                 both = {"untrained", "trained"} <= set(plan.checkpoints)
                 for size in plan.sizes if both else []:
@@ -249,7 +255,8 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
                         try:
                             manifold.setdefault(size, []).extend(manifold_rows(
                                 model, size, plan.seeds, plan.preset, plan.device, plan.init_seed, load=load,
-                                cache=cache, progress=lambda d, n, what, name=name: tell(name, d, n, what)))
+                                cache=cache, progress=lambda d, n, what, name=name: tell(name, d, n, what),
+                                threads=plan.threads))
                         except UserError as exc:
                             notes.append(f"finding 5 left out {model} at {size} px: {exc}")
             else:

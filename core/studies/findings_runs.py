@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from core.devices import resolve_device
+from core.engine.speed import SpeedOptions
 from core.engine.verdict import status
 from core.images import load_image
 from core.jobs.pipeline import Callbacks
@@ -37,6 +39,14 @@ SIX_ACTIVATIONS = ("linear", "relu")
 HEAD_WORDS = ("pool", "classifier", "fc", "head.", "logits")  # not "body" stops (as `manifold.default_layers`)
 
 Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
+
+
+def _speed(device: str, threads: int | None):
+    """A fixed CPU thread count (rounding differs with it: at a head stop, where many inputs match, finding 5's
+    naturalness moved by 0.05 between 1 and 2 threads), else the device's exact defaults."""
+    if threads and resolve_device(device).type == "cpu":
+        return SpeedOptions(threads=int(threads))
+    return None
 
 
 def deep_stops(model, n: int = FIVE_LAYERS) -> list[str]:
@@ -66,7 +76,7 @@ def _slopes(images: torch.Tensor) -> dict:
 
 def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, device: str = "cpu",
                   init_seed: int = 0, inputs: Sequence[str] = FIVE_INPUTS, load=None, cache=None,
-                  progress: Progress | None = None) -> list[dict]:
+                  progress: Progress | None = None, threads: int | None = None) -> list[dict]:
     """Finding 5's rows: each generated input inverted at `arch`'s deep stops, untrained and trained.
 
     A row's `naturalness` is the spectral slope's score, -|slope - 2| (natural images sit near 2), of the
@@ -80,6 +90,7 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
         load: `load(arch, checkpoint, size, init_seed)` (default `load_model`; the app passes its cached one).
         cache: the run cache (default: the project's).
         progress: `progress(done, total, what)` before each run and once at the end.
+        threads: CPU threads for every run (the sweep's: one report, one count; None: a timing probe picks).
 
     Returns:
         One dict per (checkpoint, layer, input): model, checkpoint, layer, label, relative_depth, input,
@@ -98,7 +109,7 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
     rows = []
     for r in iter_manifold(arch, tensors, ["untrained", "trained"], deep_stops(models[0]), seeds=list(seeds),
                            preset=preset, device=device, init_seed=init_seed, describer=_slopes, models=models,
-                           cache=cache, callbacks=Callbacks(stop=on_stop)):
+                           cache=cache, callbacks=Callbacks(stop=on_stop), speed=_speed(device, threads)):
         m = r.result.metrics
         slope = finite_mean(r.descriptors.get(SLOPE.name) or [])
         rows.append({"model": arch, "checkpoint": r.checkpoint, "layer": r.layer, "label": r.label,
@@ -112,7 +123,8 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
 
 def lab_rows(images: Sequence[str | Path], seeds: Sequence[int], device: str = "cpu", init_seed: int = 0,
              widths: Sequence[float] = SIX_WIDTHS, activations: Sequence[str] = SIX_ACTIVATIONS,
-             iters: int = LAB_ITERS, cache=None, progress: Progress | None = None) -> list[dict]:
+             iters: int = LAB_ITERS, cache=None, progress: Progress | None = None,
+             threads: int | None = None) -> list[dict]:
     """Finding 6's rows: the lab's one-hidden-layer MLPs inverted on each image made grey at 16 px.
 
     A configuration is `unique` when every seed recovers the image (its lowest clarity >= 0.95): seeds that land
@@ -125,6 +137,7 @@ def lab_rows(images: Sequence[str | Path], seeds: Sequence[int], device: str = "
         seeds, device, init_seed, cache: as for `iter_mlp_lab`.
         widths, activations, iters: the lab's settings (widths as multiples of the 256 inputs).
         progress: `progress(done, total, what)` before each run and once at the end.
+        threads: CPU threads for every run (as for `manifold_rows`).
 
     Returns:
         One dict per (image, configuration): image, width_ratio, activation, unique, clarity, clarity_min,
@@ -140,7 +153,8 @@ def lab_rows(images: Sequence[str | Path], seeds: Sequence[int], device: str = "
 
         image = load_image(path, LAB_SIZE)
         for r in iter_mlp_lab(image, widths, activations, (1,), seeds=list(seeds), iters=iters, init_seed=init_seed,
-                              device=device, cache=cache, callbacks=Callbacks(stop=on_stop)):
+                              device=device, cache=cache, callbacks=Callbacks(stop=on_stop),
+                              speed=_speed(device, threads)):
             d = r.to_json()
             rows.append({"image": name, "width_ratio": d["width"], "activation": d["activation"],
                          "unique": d["clarity_min"] >= UNIQUE_CLARITY, "clarity": d["clarity"],

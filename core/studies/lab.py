@@ -456,7 +456,7 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
                  activations: Sequence[str] = DEFAULT_ACTIVATIONS, depths: Sequence[int] = DEFAULT_DEPTHS, *,
                  seeds: Sequence[int] = (0, 1), iters: int = LAB_ITERS, init_seed: int = 0, device: str = "cpu",
                  blur: bool = False, early_stop: bool = True, cache=None, use_cache: bool = True,
-                 callbacks: Callbacks | None = None, every: int | None = None) -> Iterator[MLPRow]:
+                 callbacks: Callbacks | None = None, every: int | None = None, speed=None) -> Iterator[MLPRow]:
     """Invert `image` (made grey) with every MLP configuration; one row per configuration as it finishes.
 
     Each inversion is `core.jobs.pipeline.run(RunSpec.of(model, embedding, image, seeds, lab_preset(...), device))`,
@@ -467,7 +467,7 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
         widths: hidden units as multiples of the N*N inputs.
         activations: keys of ACTIVATIONS.
         depths: numbers of hidden layers.
-        seeds, device, cache, use_cache, every: as for `core.jobs.pipeline.run`.
+        seeds, device, cache, use_cache, every, speed: as for `core.jobs.pipeline.run`.
         callbacks: the hooks (`core.jobs.pipeline.Callbacks`): `stop(done, total, config name, embedding node)`
             before each configuration and (total, total, "", "") at the end; the others are passed to each run.
         iters: the step budget (the stopping rule may end a run sooner).
@@ -489,7 +489,7 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
         if on_stop:
             on_stop(i, len(configs), cfg.name, node)
         spec = RunSpec.of(model, node, grey, seeds, preset, device)
-        job = run(spec, grey, model, cache=cache, use_cache=use_cache, callbacks=callbacks, every=every)
+        job = run(spec, grey, model, cache=cache, use_cache=use_cache, callbacks=callbacks, every=every, speed=speed)
         spectrum = layer_jacobian(model, node, grey, grey=True)
         pinv = scores = None
         if cfg.activation == "linear":

@@ -424,7 +424,7 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
                   seeds: Sequence[int] = (0, 1), preset=None, device: str = "auto", init_seed: int = 0,
                   describer: Describer | None = None, models: Sequence | None = None, cache=None,
                   use_cache: bool = True, callbacks: Callbacks | None = None,
-                  every: int | None = None) -> Iterator[ManifoldRow]:
+                  every: int | None = None, speed=None) -> Iterator[ManifoldRow]:
     """One row per (checkpoint, layer, input), each through `core.jobs.pipeline.run` (cache, queue, memory plan, store).
 
     Args:
@@ -435,7 +435,8 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
         seeds, preset, device, init_seed: as for `core.jobs.spec.RunSpec.of` (preset default: `default`).
         describer: computes the descriptors (default: `Describer(arch, N)`).
         models: already loaded models, one per checkpoint.
-        cache, use_cache, every: as for `core.jobs.pipeline.run`.
+        cache, use_cache, every, speed: as for `core.jobs.pipeline.run` (a report fixes `speed`'s CPU threads, so
+            its numbers do not follow a timing probe).
         callbacks: the hooks (`core.jobs.pipeline.Callbacks`): `stop(done, total, checkpoint, layer)` before each
             run (its input is `list(inputs)[done % len(inputs)]`: inputs run in order within a layer) and
             (total, total, "", "") at the end; the others are passed to each run.
@@ -465,7 +466,8 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
                     on_stop(done, total, ck, node)
                 image = inputs[name]
                 spec = RunSpec.of(model, node, image, list(seeds), preset, dev, checkpoint=ck)
-                job = run(spec, image, model, cache=cache, use_cache=use_cache, callbacks=callbacks, every=every)
+                job = run(spec, image, model, cache=cache, use_cache=use_cache, callbacks=callbacks, every=every,
+                          speed=speed)
                 done += 1
                 yield ManifoldRow(ck, node, label, depth, name, job.result, describer(job.result.images),
                                   input_desc[name], cached=job.cached)

@@ -135,7 +135,8 @@ class Sweep:
                 on every backend: with 1 thread against 2, EfficientNet-Lite0's clarity after 200+ steps differed by
                 up to 0.04 (rounding, amplified by the optimisation), so only equal counts give equal numbers.
             batch_stops: "on": the stops of one image, model and checkpoint run as one optimisation
-                (`core.jobs.pipeline.run_stops`, the same results), "off" one by one, "auto" on for CUDA.
+                (`core.jobs.pipeline.run_stops`, the same results), "off" one by one, "auto" on for CUDA and,
+                up to 64 px, on the CPU (`core.studies.curve.batched`).
 
         Returns:
             The Sweep (its `skipped` lists unreadable images).

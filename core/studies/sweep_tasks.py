@@ -115,7 +115,7 @@ def execute_stops(tasks: Sequence[Task], model, threads: int = 1, batch_stops: s
     user error in the batch sends each task through `execute`, so the failing one is named alone."""
     tasks = list(tasks)
     spec = tasks[0].spec
-    if len(tasks) > 1 and batched(batch_stops, resolve_device(spec.device)):
+    if len(tasks) > 1 and batched(batch_stops, resolve_device(spec.device), sweep_size=spec.size):
         speed = _speed(spec, threads)
         try:
             image = load_image(tasks[0].image.path, spec.size)
