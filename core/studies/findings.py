@@ -4,11 +4,11 @@
 Findings 1-4 and the ViT claim (7) come from the clarity at every depth stop of every image, model and checkpoint:
 one sweep per image size (`core.studies.sweep`), cached under each spec's key, so a rerun, or a report on more
 images, runs only what is missing, and a model's stops run as one optimisation on CUDA and, up to 64 px, on the CPU
-(`batch_stops`, the same numbers). Finding 5
-inverts generated inputs at each model's deep stops and finding 6 the lab's MLPs (`core.studies.findings_runs`),
-through the same pipeline and cache. A plan may hold only some findings (`findings=("4",)`): it runs only what
-those need. An unconverged run never counts as evidence (the verdicts leave it out and say how many they left out;
-finding 6's rank-deficient Jacobians, an exact proof of non-uniqueness, are the one exception).
+(`batch_stops`, the same numbers). Finding 5 inverts generated inputs at each model's deep stops and finding 6 the
+lab's MLPs (`core.studies.findings_runs`), through the same pipeline and cache, on the sweeps' CPU thread count. A
+plan may hold only some findings (`findings=("4",)`): it runs only what those need. An unconverged run never
+counts as evidence (the verdicts leave it out and say how many they left out; finding 6's rank-deficient
+Jacobians, an exact proof of non-uniqueness, are the one exception).
 
     report = run_findings(FindingsPlan.create("samples", ["efficientnet_lite0"], ["untrained", "trained"], [64],
                                               seeds=[0, 1], preset=get_preset("default")), out="runs/findings")

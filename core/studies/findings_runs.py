@@ -42,8 +42,9 @@ Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what runs
 
 
 def _speed(device: str, threads: int | None):
-    """A fixed CPU thread count (rounding differs with it: at a head stop, where many inputs match, finding 5's
-    naturalness moved by 0.05 between 1 and 2 threads), else the device's exact defaults."""
+    """A fixed CPU thread count, else the device's exact defaults. Rounding differs with the count, and at a head
+    stop, where many inputs match, the reconstruction follows it: with a timing probe picking the count run by run,
+    Lite0's finding 5 value was -0.29 in one report and -0.31 in another (BENCHMARKS.md)."""
     if threads and resolve_device(device).type == "cpu":
         return SpeedOptions(threads=int(threads))
     return None
