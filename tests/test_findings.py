@@ -151,7 +151,6 @@ def test_findings_5_and_6_run_on_the_sweeps_thread_count(monkeypatch, tmp_path):
     """One report, one CPU thread count: findings 5 and 6 take the sweep's, not a timing probe's (rounding differs
     with the count, and a head stop's reconstructions follow rounding)."""
     import core.studies.findings as F
-    import core.studies.findings_runs as R
     from core.engine.speed import SpeedOptions
     from core.recipe.presets import get_preset
     from core.studies.sweep import Outcome
@@ -164,7 +163,8 @@ def test_findings_5_and_6_run_on_the_sweeps_thread_count(monkeypatch, tmp_path):
                                  [32], [0], get_preset("default"), threads=1, findings="5,6")
     F.run_findings(plan, tmp_path)
     assert plan.threads == 1 and seen == {"5": 1, "6": 1}
-    assert R._speed("cpu", 1) == SpeedOptions(threads=1) and R._speed("cpu", None) is None
+    assert SpeedOptions.with_threads("cpu", 1) == SpeedOptions(threads=1)
+    assert SpeedOptions.with_threads("cpu", None) == SpeedOptions.auto("cpu")  # no count given: the probe's
 
 
 def test_why_a_finding_has_no_verdict_follows_what_was_chosen():

@@ -86,6 +86,7 @@ def test_auto_batches_a_sweeps_stops_on_the_cpu_only_at_small_sizes(monkeypatch,
     assert not batched("auto", cpu) and batched("auto", cuda) and batched("on", cpu)
     assert batched("auto", cpu, sweep_size=CPU_BATCH_MAX_PX) and not batched("auto", cpu, sweep_size=128)
     assert not batched("off", cuda, sweep_size=32) and not batched("auto", torch.device("mps"), sweep_size=32)
+
     class Batched(Exception):
         pass
 

@@ -84,8 +84,6 @@ def run(args: argparse.Namespace) -> None:
     try:
         report = run_findings(plan, args.out, args.backend, progress=progress, **kwargs)
     except SweepStopped as exc:  # Ray lost a node: write what was judged before it, then the one error line
-        for bar in bars.values():
-            bar.close()
         if exc.report is not None:
             write_findings(exc.report, args.out)  # the error stays one line; the report says the size was cut
         raise

@@ -97,6 +97,13 @@ class SpeedOptions:
             return cls(threads=pick_cpu_threads())
         return cls()
 
+    @classmethod
+    def with_threads(cls, device: str | torch.device, threads: int | None) -> "SpeedOptions":
+        """`auto`, but on the CPU with `threads` when given: rounding differs with the thread count, so the runs of
+        one sweep or report take one count, not a timing probe's (`pick_cpu_threads`) run by run."""
+        dev = torch.device(device) if not isinstance(device, torch.device) else device
+        return cls(threads=int(threads)) if dev.type == "cpu" and threads else cls.auto(dev)
+
     def replace(self, **changes) -> "SpeedOptions":
         return replace(self, **changes)
 

@@ -273,11 +273,11 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
                         outcome = run_sweep(sweep, out / f"sweep-{sweep.size}px", backend=backend, cache=cache,
                                             progress=step, load=load, on_start=started, **sweep_kwargs)
                     except SweepStopped as exc:  # Ray lost a node: judge what is complete, then say why
+                        if exc.outcome is None:
+                            raise
                         stopped = exc
                         notes.append(f"{sweep.size} px: stopped: {exc.cause}")
-                        outcome = replace(exc.outcome, interrupted=True) if exc.outcome else None
-                        if outcome is None:
-                            raise
+                        outcome = replace(exc.outcome, interrupted=True)
                     rows[sweep.size], outcomes[sweep.size] = outcome.rows, outcome
                     if outcome.interrupted:
                         interrupted = True

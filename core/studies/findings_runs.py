@@ -19,7 +19,6 @@ from typing import Callable, Sequence
 
 import torch
 
-from core.devices import resolve_device
 from core.engine.speed import SpeedOptions
 from core.engine.verdict import status
 from core.images import load_image
@@ -39,15 +38,6 @@ SIX_ACTIVATIONS = ("linear", "relu")
 HEAD_WORDS = ("pool", "classifier", "fc", "head.", "logits")  # not "body" stops (as `manifold.default_layers`)
 
 Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
-
-
-def _speed(device: str, threads: int | None):
-    """A fixed CPU thread count, else the device's exact defaults. Rounding differs with the count, and at a head
-    stop, where many inputs match, the reconstruction follows it: with a timing probe picking the count run by run,
-    Lite0's finding 5 value was -0.29 in one report and -0.31 in another (BENCHMARKS.md)."""
-    if threads and resolve_device(device).type == "cpu":
-        return SpeedOptions(threads=int(threads))
-    return None
 
 
 def deep_stops(model, n: int = FIVE_LAYERS) -> list[str]:
@@ -91,7 +81,9 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
         load: `load(arch, checkpoint, size, init_seed)` (default `load_model`; the app passes its cached one).
         cache: the run cache (default: the project's).
         progress: `progress(done, total, what)` before each run and once at the end.
-        threads: CPU threads for every run (the sweep's: one report, one count; None: a timing probe picks).
+        threads: CPU threads for every run (the sweep's: one report, one count; None: a timing probe picks). At a
+            head stop, where many inputs match, the reconstruction follows rounding: with the probe picking run by
+            run, Lite0's finding 5 value was -0.29 in one report and -0.31 in another (BENCHMARKS.md).
 
     Returns:
         One dict per (checkpoint, layer, input): model, checkpoint, layer, label, relative_depth, input,
@@ -107,10 +99,10 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
         if progress:
             progress(done, total, f"{ck} {layer} {list(tensors)[done % len(tensors)]}" if layer else "")
 
-    rows = []
+    rows, speed = [], SpeedOptions.with_threads(device, threads)
     for r in iter_manifold(arch, tensors, ["untrained", "trained"], deep_stops(models[0]), seeds=list(seeds),
                            preset=preset, device=device, init_seed=init_seed, describer=_slopes, models=models,
-                           cache=cache, callbacks=Callbacks(stop=on_stop), speed=_speed(device, threads)):
+                           cache=cache, callbacks=Callbacks(stop=on_stop), speed=speed):
         m = r.result.metrics
         slope = finite_mean(r.descriptors.get(SLOPE.name) or [])
         rows.append({"model": arch, "checkpoint": r.checkpoint, "layer": r.layer, "label": r.label,
@@ -155,7 +147,7 @@ def lab_rows(images: Sequence[str | Path], seeds: Sequence[int], device: str = "
         image = load_image(path, LAB_SIZE)
         for r in iter_mlp_lab(image, widths, activations, (1,), seeds=list(seeds), iters=iters, init_seed=init_seed,
                               device=device, cache=cache, callbacks=Callbacks(stop=on_stop),
-                              speed=_speed(device, threads)):
+                              speed=SpeedOptions.with_threads(device, threads)):
             d = r.to_json()
             rows.append({"image": name, "width_ratio": d["width"], "activation": d["activation"],
                          "unique": d["clarity_min"] >= UNIQUE_CLARITY, "clarity": d["clarity"],

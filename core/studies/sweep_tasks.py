@@ -84,15 +84,10 @@ def _num(v) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _speed(spec, threads: int):
-    """A sweep run's speed options: a fixed thread count on the CPU (equal numbers on every backend), else auto."""
-    return SpeedOptions(threads=threads) if spec.device == "cpu" else SpeedOptions.auto(spec.device)
-
-
 def execute(task: Task, model, threads: int = 1) -> tuple[object, str | None]:
     """Run one task through `core.jobs.pipeline.run` without the cache (the caller stores it), on `threads` CPU threads:
     (result, None) or (None, error text) for a run that fails with a user error; other errors propagate."""
-    speed = _speed(task.spec, threads)
+    speed = SpeedOptions.with_threads(task.spec.device, threads)  # equal numbers on every backend
     try:
         image = load_image(task.image.path, task.spec.size)
         return run(task.spec, image, model, use_cache=False, speed=speed).result, None
@@ -116,7 +111,7 @@ def execute_stops(tasks: Sequence[Task], model, threads: int = 1, batch_stops: s
     tasks = list(tasks)
     spec = tasks[0].spec
     if len(tasks) > 1 and batched(batch_stops, resolve_device(spec.device), sweep_size=spec.size):
-        speed = _speed(spec, threads)
+        speed = SpeedOptions.with_threads(spec.device, threads)
         try:
             image = load_image(tasks[0].image.path, spec.size)
             jobs = run_stops([t.spec for t in tasks], image, model, use_cache=False, speed=speed)

@@ -61,8 +61,7 @@ def fmt(v, ci=None, signed: bool = False) -> str:
     if not finite(v):
         return "n/a"
     shown = [v] + [c for c in (ci or ()) if finite(c)]
-    digits = 3 if max(abs(x) for x in shown) < 0.01 else 2
-    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+    f = "{:" + ("+" if signed else "") + (".3f}" if max(abs(x) for x in shown) < 0.01 else ".2f}")
     text = f.format(v)
     if ci is not None and all(finite(c) for c in ci):
         text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
