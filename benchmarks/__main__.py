@@ -15,6 +15,16 @@ if sys.argv[1:2] == ["findings"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["judged-set"]:
+    from benchmarks.judged_set import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
+if sys.argv[1:2] == ["measures"]:
+    from benchmarks.measures import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 if sys.argv[1:2] == ["estimate"]:
     from benchmarks.estimate import main
 

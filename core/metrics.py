@@ -1,14 +1,8 @@
-"""The distances of METHOD.md (m_g, m_i, m_r) and image-quality scores.
+"""The distances of METHOD.md (m_g, m_i, m_r) and the pixel scores (SSIM, PSNR).
 
-`clarity` puts a reconstruction on a 0-1 scale that agrees with the eye: its SSIM to the image,
-normalised between the run's start (0) and the image itself (1):
-
-    clarity = clip((SSIM(a_g, a) - SSIM(a_0, a)) / (1 - SSIM(a_0, a)), 0, 1)
-
-Within one image, size and set of seeds the start is fixed, so clarity orders reconstructions
-exactly as SSIM does, and it falls along ladders of added noise and of added blur (tested). The
-raw pixel distance `m_i` stays available as `input_l2`; it ranks a blurred silhouette below
-coloured noise, which the eye does not (measured in BENCHMARKS.md).
+What a reconstruction keeps, on the 0 (the run's start) to 1 (the image) scale, is `core.measures`'
+panel; SSIM here is its pixel fidelity. The raw pixel distance `m_i` stays available as `input_l2`; it
+ranks a blurred silhouette below coloured noise, which the eye does not (measured in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -64,21 +58,3 @@ def psnr(recon: torch.Tensor, original: torch.Tensor) -> float:
     if np.array_equal(a, b):
         return 100.0
     return float(min(peak_signal_noise_ratio(b, a, data_range=1.0), 100.0))
-
-
-def clarity(ssim_recon: float, ssim_start: float) -> float:
-    """SSIM normalised so that the start scores 0 and the image itself 1, clipped to [0, 1]."""
-    if ssim_recon >= 1.0:
-        return 1.0
-    return float(min(1.0, max(0.0, (ssim_recon - ssim_start) / max(1e-12, 1.0 - ssim_start))))
-
-
-def score(reconstruction: torch.Tensor, image: torch.Tensor, start: torch.Tensor) -> dict:
-    """Every image score of one reconstruction (3, H, W) against the image, all in [0, 1] pixels.
-
-    Returns:
-        {"clarity", "ssim", "psnr", "input_l2", "start_ssim"}.
-    """
-    s, s0 = ssim(reconstruction, image), ssim(start, image)
-    return {"clarity": clarity(s, s0), "ssim": s, "psnr": psnr(reconstruction, image),
-            "input_l2": float((reconstruction.float() - image.float()).norm()), "start_ssim": s0}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.engine.result import InversionResult, Metrics
-from core.engine.verdict import KEEPS_CLARITY, NEAR_COPY, NON_UNIQUE, reading, status, uniqueness
+from core.engine.verdict import KEEPS_FIDELITY, NEAR_COPY, NON_UNIQUE, reading, status, uniqueness
 from core.recipe.presets import DEFAULT
 
 SHIFT = 4.0  # ‖a′−a‖₂ (a power of two: ratio * SHIFT / SHIFT is exact)
@@ -17,7 +17,7 @@ EPS = 1e-6
 
 
 def metrics(ratio: float | list[float], clarity: float = 0.5, mg_over_mr: float | list[float] = 0.5,
-            degenerate: bool = False, k: int = 2) -> Metrics:
+            degenerate: bool = False, k: int = 2, fidelity: float = 0.5) -> Metrics:
     """Metrics of a k-seed run whose m_i / ‖a′−a‖₂ is `ratio` (one value for every seed, or one per seed)."""
     ratios = ratio if isinstance(ratio, list) else [ratio] * k
     mgr = mg_over_mr if isinstance(mg_over_mr, list) else [mg_over_mr] * len(ratios)
@@ -25,7 +25,8 @@ def metrics(ratio: float | list[float], clarity: float = 0.5, mg_over_mr: float 
         input_l2=[r * SHIFT for r in ratios], embedding_l2=[v * 2.0 for v in mgr],
         reference_l2=0.0 if degenerate else 2.0, shift_input_l2=SHIFT, degenerate=degenerate,
         converged=[True] * len(mgr) if degenerate else [v <= 1 for v in mgr], mg_over_mr=None if degenerate else mgr,
-        clarity=clarity, clarity_per_seed=[clarity] * len(ratios), ssim=[0.5] * len(ratios), budget=400)
+        clarity=clarity, clarity_per_seed=[clarity] * len(ratios), ssim=[0.5] * len(ratios), budget=400,
+        fidelity=fidelity, clarity_measure="content")
 
 
 def run(m: Metrics, stopped_early: bool = False):
@@ -93,12 +94,22 @@ def test_the_ratio_is_the_mean_over_seeds():
     assert uniqueness(metrics([1.0, 5.0])) == "non-unique"  # mean 3.0
 
 
-def test_clarity_from_0_9_keeps_the_image_whatever_the_ratio():
-    assert uniqueness(metrics(5.0, clarity=KEEPS_CLARITY)) == "keeps the image"
-    assert uniqueness(metrics(5.0, clarity=0.95)) == "keeps the image"
-    assert uniqueness(metrics(5.0, clarity=KEEPS_CLARITY - 0.001)) == "non-unique"
-    text = reading(run(metrics(5.0, clarity=0.93)))
-    assert "keeps the image" in text and "clarity 0.93" in text
+def test_pixel_fidelity_from_0_9_keeps_the_image_whatever_the_ratio():
+    assert uniqueness(metrics(5.0, fidelity=KEEPS_FIDELITY)) == "keeps the image"
+    assert uniqueness(metrics(5.0, fidelity=0.95)) == "keeps the image"
+    assert uniqueness(metrics(5.0, fidelity=KEEPS_FIDELITY - 0.001)) == "non-unique"
+    text = reading(run(metrics(5.0, fidelity=0.93)))
+    assert "keeps the image" in text and "pixel fidelity 0.93" in text
+
+
+def test_recognisable_content_alone_is_not_a_copy():
+    """Clarity (recognisable content) near 1 with pixels far from the image is a non-unique answer, not a copy."""
+    assert uniqueness(metrics(5.0, clarity=0.97, fidelity=0.2)) == "non-unique"
+
+
+def test_results_from_before_the_panel_read_clarity_as_pixel_fidelity():
+    old = Metrics(**{**metrics(5.0).to_dict(), "clarity": 0.93, "fidelity": None, "clarity_measure": None})
+    assert uniqueness(old) == "keeps the image"
 
 
 def test_degenerate_and_unconverged_readings_are_unaffected():

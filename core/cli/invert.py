@@ -15,7 +15,8 @@ from core.errors import UserError
 from core.images import MAX_PIXELS, load_image
 from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
-from core.metrics import score
+from core.measures import score
+from core.metrics import psnr
 from core.models.checkpoints import load_model
 from core.models.registry import get_architecture
 from core.recipe.presets import get_preset
@@ -93,6 +94,7 @@ def cmd_score(args) -> None:
     else:
         start = start_images([0], size, get_preset("default"))[0].clamp(0, 1)
         start_name = "default preset a_0, seed 0"
-    out = score(reconstruction, image, start)
-    out.update(size=size, start=start_name)
+    out = score(reconstruction, image, start, args.model or "")
+    out.update(psnr=psnr(reconstruction, image), input_l2=float((reconstruction - image).norm()), size=size,
+               start=start_name)
     print(json.dumps(out))

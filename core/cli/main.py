@@ -55,13 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
     p.add_argument("--layers", default="stops", help="'stops' (all) or a comma list of layers")
     batch_option(p)
-    p = sub.add_parser("score", help="clarity, SSIM, PSNR and m_i of a reconstruction against an image")
+    p = sub.add_parser("score", help="clarity and the other measures (pixel fidelity, structure, content), SSIM, "
+                       "PSNR and m_i of a reconstruction against an image")
     p.add_argument("--image", required=True, help="the original image")
     p.add_argument("--reconstruction", required=True, help="the reconstruction to score")
     p.add_argument("--size", type=positive_int, default=None,
                    help="square size both are cropped and resized to (default: the reconstruction's own)")
     p.add_argument("--start", default=None,
                    help="the run's start image, clarity's zero (default: the default preset's a_0 for seed 0)")
+    p.add_argument("--model", default=None,
+                   help="the model that made the reconstruction: the content judge is then another network "
+                        "(default: the first judge, trained efficientnet_lite2)")
     p = sub.add_parser("download", help="fetch a model's trained weights into its library's cache (torchvision's, "
                        "the Hugging Face hub's for timm)")
     p.add_argument("model", help=MODEL_HELP)

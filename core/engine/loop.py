@@ -28,7 +28,8 @@ from core.engine.result import InversionResult, Metrics, Snapshot
 from core.engine.speed import SpeedOptions
 from core.engine.stopping import converged_mask, is_degenerate
 from core.errors import DivergenceError, UserError
-from core.metrics import clarity, l2_per_item, mean_pairwise, pairwise, perturbed, psnr, ssim
+from core.measures import baseline, measure
+from core.metrics import l2_per_item, mean_pairwise, pairwise, perturbed, psnr, ssim
 from core.models.checkpoints import LoadedModel
 from core.models.encoder import Encoder, resolve_layer
 from core.models.health import signal_health
@@ -122,7 +123,7 @@ class Inversion:
         self.state = preset.param.create(self.speed.format_input(a0.to(self.device)))
         with torch.no_grad():
             self.start = self.state.image().detach().float().cpu().clamp(0, 1)
-        self.start_ssim = [ssim(img, self.original) for img in self.start]  # clarity's zero point, per seed
+        self.baseline = baseline(self.original, self.start, model.name)  # the measures' zero points, per seed
         self._forward_tf = [t for t in preset.transforms if not t.on_pixels]
         self._post_tf = [t for t in preset.transforms if t.on_pixels]
         k = len(self.seeds)
@@ -375,17 +376,13 @@ class Inversion:
         hist = self._hist[: self.steps_done + 1].cpu()
         reached = [next((i for i, v in enumerate(hist[:, 1, s].tolist()) if v <= self.m_r), None)
                    for s in range(len(self.seeds))]
-        ssims = [ssim(img, self.original) for img in shown]
-        clar = [clarity(s, s0) for s, s0 in zip(ssims, self.start_ssim)]
         degenerate = is_degenerate(self.m_r, self.y_norm)
         mg = m_g.cpu().tolist()
         metrics = Metrics(
             input_l2=m_i.cpu().tolist(),
             embedding_l2=mg,
-            ssim=ssims,
             psnr=[psnr(img, self.original) for img in shown],
-            clarity_per_seed=clar,
-            start_ssim=self.start_ssim,
+            **measure(shown, self.baseline),
             start_input_l2=l2_per_item(self.start, self.original.unsqueeze(0)).tolist(),
             reference_l2=self.m_r,
             shift_input_l2=self.shift,
@@ -397,7 +394,6 @@ class Inversion:
             seed_spread_embedding=mean_pairwise(out),
             seed_distances_input=pairwise(x),  # K x K, for the non-uniqueness view
             seed_distances_embedding=pairwise(out),
-            clarity=sum(clar) / len(clar),
             steps_to_reference=reached,
             stop_reason=self.stop_reason,
             budget=self.total,  # the steps this run was to take (a continued run's included)

@@ -58,8 +58,21 @@ class Metrics:
     embedding_l2: list[float] | None = None  # m_g: embedding L2 to the image's
     ssim: list[float] | None = None
     psnr: list[float] | None = None
-    clarity_per_seed: list[float] | None = None
-    start_ssim: list[float] | None = None  # clarity's zero point, per seed
+    clarity_per_seed: list[float] | None = None  # the measure core.measures.CLARITY names, per seed
+    start_ssim: list[float] | None = None  # fidelity's zero point, per seed
+    # the panel of measures (core.measures): each raw, its start's value, and normalised 0 (start) - 1 (image)
+    edge_corr: list[float] | None = None
+    start_edge_corr: list[float] | None = None
+    judge_distance: list[float] | None = None
+    start_judge_distance: list[float] | None = None
+    fidelity_per_seed: list[float] | None = None  # pixel fidelity: SSIM normalised
+    structure_per_seed: list[float] | None = None
+    content_per_seed: list[float] | None = None
+    fidelity: float | None = None  # each a mean over seeds
+    structure: float | None = None
+    content: float | None = None
+    judge: str | None = None  # the trained network that judged content
+    clarity_measure: str | None = None  # which measure `clarity` is
     start_input_l2: list[float] | None = None
     reference_l2: float | None = None  # m_r: a near-copy's embedding distance
     shift_input_l2: float | None = None  # that near-copy's pixel distance, ‖a′−a‖₂

@@ -6,7 +6,7 @@ degenerate layer (m_r about 0) is said to be one, and a layer whose signal is ne
 
 Uniqueness (`uniqueness`) has a band too, on the ratio `mean(m_i) / ‖a′−a‖₂` of a converged run:
 
-    ratio <= NEAR_COPY (1.5)          "keeps the image"  (also: clarity >= KEEPS_CLARITY, 0.9)
+    ratio <= NEAR_COPY (1.5)          "keeps the image"  (also: pixel fidelity >= KEEPS_FIDELITY, 0.9)
     NEAR_COPY < ratio < NON_UNIQUE    "borderline"       more seeds or more steps decide
     ratio >= NON_UNIQUE (3.0)         "non-unique"       the layer cannot tell the images apart
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # hints only: the result's to_json reads this module
 DEAD_FLAT = 0.9  # more than this fraction of activation outputs on a flat part: the signal is mostly dead
 NEAR_COPY = 1.5  # mean(m_i) / ‖a′−a‖₂ up to this: as close as a near-copy, the layer keeps the image
 NON_UNIQUE = 3.0  # from this ratio on: the images differ, the layer cannot tell them apart
-KEEPS_CLARITY = 0.9  # clarity from this on also keeps the image (nearly the image to the eye)
+KEEPS_FIDELITY = 0.9  # pixel fidelity (normalised SSIM) from this on also keeps the image: nearly a copy
 
 
 def status(metrics: dict) -> str:
@@ -68,13 +68,13 @@ def uniqueness(metrics) -> str | None:
     """What a converged run says about uniqueness: "keeps the image", "borderline" or "non-unique".
 
     The band is on `mean(m_i) / ‖a′−a‖₂` (module docstring): up to NEAR_COPY (1.5, inclusive) the layer keeps
-    the image, and so it does at clarity >= KEEPS_CLARITY (0.9) whatever the ratio; from NON_UNIQUE (3.0,
+    the image, and so it does at pixel fidelity >= KEEPS_FIDELITY (0.9) whatever the ratio; from NON_UNIQUE (3.0,
     inclusive) on the representation is non-unique; strictly in between "borderline" (more seeds or more steps
     decide). Every place that states uniqueness (the reading, hence result.json's verdict and the CLI) asks this.
 
     Args:
-        metrics: a run's metrics (`Metrics` or a dict): "input_l2", "shift_input_l2", "clarity" and what
-            `status` reads.
+        metrics: a run's metrics (`Metrics` or a dict): "input_l2", "shift_input_l2", "fidelity" (a dict
+            without it: "clarity", as results were scored before the measures panel) and what `status` reads.
 
     Returns:
         The class, or None when `status(metrics)` is not "converged" (before m_g <= m_r, or at a degenerate
@@ -85,13 +85,19 @@ def uniqueness(metrics) -> str | None:
     """
     if status(metrics) != "converged":
         return None
-    clarity = metrics.get("clarity")
+    pixel = _fidelity(metrics)
     ratio = _image_ratio(metrics)
-    if (clarity is not None and clarity >= KEEPS_CLARITY) or ratio <= NEAR_COPY:
+    if (pixel is not None and pixel >= KEEPS_FIDELITY) or ratio <= NEAR_COPY:
         return "keeps the image"
     if ratio < NON_UNIQUE:
         return "borderline"
     return "non-unique"
+
+
+def _fidelity(metrics) -> float | None:
+    """Pixel fidelity; "clarity" for metrics made before the panel (then clarity was normalised SSIM)."""
+    value = metrics.get("fidelity")
+    return metrics.get("clarity") if value is None and metrics.get("clarity_measure") is None else value
 
 
 def _times(r: float) -> str:
@@ -132,8 +138,8 @@ def reading(result: InversionResult) -> str:
         matched = "Embedding matched as well as a near-copy (m_g ≤ m_r)"
         if u == "keeps the image":
             why = f"m_i ≈ {times} × ‖a′−a‖₂"
-            if r > NEAR_COPY:  # kept by clarity, farther than a near-copy in pixels
-                why = f"clarity {m['clarity']:.2f}, {why}"
+            if r > NEAR_COPY:  # kept by pixel fidelity, farther than a near-copy in pixels
+                why = f"pixel fidelity {_fidelity(m):.2f}, {why}"
             return prefix + (f"{matched} and the images match the original ({why}): this layer keeps the image."
                              + note)
         if u == "borderline":

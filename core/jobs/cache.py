@@ -26,7 +26,7 @@ from core.engine.result import InversionResult
 from core.paths import CACHE
 from core.recipe.presets import Preset
 
-FORMAT = 4  # bump when the stored layout or the meaning of a result changes (4: schedules fit the budget)
+FORMAT = 5  # bump when the stored layout or the meaning of a result changes (5: clarity from the measures panel)
 SUFFIX = ".pt"
 
 

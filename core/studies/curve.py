@@ -22,8 +22,15 @@ from core.errors import UserError
 from core.jobs.pipeline import Callbacks, run, run_stops
 from core.jobs.spec import RunSpec
 from core.models.checkpoints import LoadedModel, load_model
+from core.measures import MEASURES
 from core.models.encoder import depth_stops, forward_position, resolve_layer
 from core.recipe.presets import DEFAULT, Preset
+
+
+def _measure_cols(m, name: str) -> dict:
+    """A measure's mean and its seeds' min and max (None for a result stored before the panel)."""
+    per = m.get(f"{name}_per_seed")
+    return {name: m.get(name), f"{name}_min": min(per) if per else None, f"{name}_max": max(per) if per else None}
 
 
 @dataclass
@@ -48,6 +55,8 @@ class CurveRow:
             "ssim_mean": statistics.fmean(ssim), "ssim_std": statistics.pstdev(ssim),
             "psnr_mean": statistics.fmean(m["psnr"]),
             "clarity_min": min(m["clarity_per_seed"]), "clarity_max": max(m["clarity_per_seed"]),
+            "clarity_measure": m.get("clarity_measure"), "judge": m.get("judge"),
+            **{k: v for name in MEASURES for k, v in _measure_cols(m, name).items()},
             "input_l2_mean": statistics.fmean(m["input_l2"]),
             "embedding_l2_mean": statistics.fmean(m["embedding_l2"]),
             "reference_l2": m["reference_l2"], "shift_input_l2": m["shift_input_l2"],

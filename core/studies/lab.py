@@ -42,7 +42,8 @@ from core.engine.speed import pick_cpu_threads
 from core.errors import UserError
 from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
-from core.metrics import clarity, ssim
+from core.measures import against_starts, restore
+from core.metrics import ssim
 from core.models.checkpoints import LoadedModel
 from core.models.encoder import Encoder, resolve_layer
 from core.models.registry import Architecture, Stop
@@ -495,8 +496,9 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
         if cfg.activation == "linear":
             pinv, err = linear_pinv(model, grey)
             s = ssim(pinv, grey)
-            starts = job.result.metrics["start_ssim"]  # clarity's zero point: the run's own starts
-            scores = {"ssim": s, "clarity": sum(clarity(s, s0) for s0 in starts) / len(starts), **err}
+            # on the run's own scale: each measure from its starts (0) to the image (1)
+            panel = against_starts(pinv, restore(grey, job.result.metrics, job.result.model))
+            scores = {"ssim": s, "clarity": panel["clarity"], "fidelity": panel["fidelity"], **err}
         yield MLPRow(cfg, init_seed, job.result, spectrum, pinv, scores, job.cached)
     if on_stop:
         on_stop(len(configs), len(configs), "", "")

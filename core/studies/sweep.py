@@ -31,6 +31,7 @@ from core.devices import cpu_cores, resolve_device
 from core.errors import SweepStopped, UserError
 from core.images import load_image, sample_images
 from core.jobs.cache import image_hash
+from core.measures import MEASURES
 from core.jobs.pipeline import default_cache
 from core.jobs.spec import RunSpec
 from core.models.checkpoints import load_model
@@ -44,10 +45,13 @@ from core.studies.sweep_tasks import SweepImage, Task, by_image, execute_stops, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 COLUMNS = ["image", "image_sha256", "model", "checkpoint", "layer", "label", "depth", "relative_depth", "clarity",
            "ssim_mean", "psnr_mean", "input_l2_mean", "embedding_l2_mean", "reference_l2", "converged", "status",
-           "steps_done", "seconds", "device", "worker", "key", "error", "shift_input_l2", "seed_spread_input"]
-OPTIONAL_COLUMNS = ("label", "status", "key", "error", "shift_input_l2", "seed_spread_input")  # older sweeps lack them
+           "steps_done", "seconds", "device", "worker", "key", "error", "shift_input_l2", "seed_spread_input",
+           *MEASURES]
+# older sweeps lack these
+OPTIONAL_COLUMNS = ("label", "status", "key", "error", "shift_input_l2", "seed_spread_input", *MEASURES)
 SUMMARY_COLUMNS = ["model", "checkpoint", "layer", "label", "depth", "relative_depth", "n", "clarity_mean",
-                   "clarity_ci_low", "clarity_ci_high", "ssim_mean", "converged_fraction", "errors"]
+                   "clarity_ci_low", "clarity_ci_high", "ssim_mean", "converged_fraction", "errors",
+                   *(f"{name}_mean" for name in MEASURES)]
 
 
 # --------------------------------------------------------------------------- images
@@ -374,6 +378,12 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.9
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
+def _mean(values) -> float:
+    """The mean of the finite values (NaN where there are none: rows from before the measures panel)."""
+    v = [float(x) for x in values if x is not None and np.isfinite(float(x))]
+    return float(np.mean(v)) if v else float("nan")
+
+
 def summarize(rows: Sequence[dict]) -> list[dict]:
     """One row per (model, checkpoint, layer): n images, mean clarity with its 95% bootstrap interval over
     images, mean SSIM and the fraction of runs that converged. Failed runs count in `errors`, not in the means."""
@@ -390,7 +400,8 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
                     "clarity_mean": float(np.mean(clar)) if clar else float("nan"), "clarity_ci_low": lo,
                     "clarity_ci_high": hi, "ssim_mean": float(np.mean([r["ssim_mean"] for r in ok])) if ok else float("nan"),
                     "converged_fraction": float(np.mean([r["converged"] for r in ok])) if ok else float("nan"),
-                    "errors": len(rs) - len(ok)})
+                    "errors": len(rs) - len(ok),
+                    **{f"{name}_mean": _mean(r.get(name) for r in ok) for name in MEASURES}})
     return sorted(out, key=lambda s: (s["model"], s["checkpoint"], s["depth"]))
 
 

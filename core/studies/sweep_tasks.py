@@ -18,6 +18,7 @@ from core.errors import UserError
 from core.images import load_image
 from core.jobs.pipeline import run, run_stops
 from core.jobs.spec import RunSpec
+from core.measures import MEASURES
 from core.studies.curve import batched
 
 
@@ -62,7 +63,7 @@ def row_of(task: Task, result=None, error: str | None = None, seconds: float | N
             "worker": worker, "error": error}
     if result is None:
         nan = float("nan")
-        return {**base, "clarity": nan, "ssim_mean": nan, "psnr_mean": nan, "input_l2_mean": nan,
+        return {**base, "clarity": nan, **{name: nan for name in MEASURES}, "ssim_mean": nan, "psnr_mean": nan, "input_l2_mean": nan,
                 "embedding_l2_mean": nan, "reference_l2": nan, "shift_input_l2": nan, "seed_spread_input": nan,
                 "converged": False, "status": "error",
                 "steps_done": 0, "seconds": float(seconds or 0.0), "device": device or ""}
@@ -71,7 +72,7 @@ def row_of(task: Task, result=None, error: str | None = None, seconds: float | N
     def mean(v):
         return float(np.mean(v))
 
-    return {**base, "clarity": float(m["clarity"]), "ssim_mean": mean(m["ssim"]), "psnr_mean": mean(m["psnr"]),
+    return {**base, "clarity": float(m["clarity"]), **{name: _num(m.get(name)) for name in MEASURES}, "ssim_mean": mean(m["ssim"]), "psnr_mean": mean(m["psnr"]),
             "input_l2_mean": mean(m["input_l2"]), "embedding_l2_mean": mean(m["embedding_l2"]),
             "reference_l2": float(m["reference_l2"]), "converged": bool(all(m["converged"])), "status": status(m),
             # what the uniqueness reading needs: the near-copy's pixel distance, how far apart the seeds' answers are

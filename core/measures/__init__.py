@@ -1,0 +1,13 @@
+"""Measures of what a reconstruction keeps of the image: pixel fidelity, structure, recognisable content.
+
+    from core.measures import baseline, measure
+    base = baseline(image, starts, "efficientnet_lite0")   # once per run: the image and the seeds' starts
+    m = measure(reconstructions, base)                     # {"clarity", "fidelity", "structure", "content", ...}
+"""
+
+from core.measures.judge import judge_for
+from core.measures.panel import (CLARITY, MEASURES, ORDER, Baseline, against_starts, baseline, measure, normalise,
+                                  restore, score)
+
+__all__ = ["CLARITY", "MEASURES", "ORDER", "Baseline", "against_starts", "baseline", "judge_for", "measure", "normalise",
+           "restore", "score"]
