@@ -9,7 +9,7 @@ import torch
 from core.recipe.components import build, names, spec
 from core.engine.loop import Inversion, invert, start_images
 from core.errors import UserError
-from core.metrics import score
+from core.measures import score
 from core.recipe.objectives import Target
 from core.recipe.presets import PAPER, get_preset
 from core.priors import blur

@@ -11,7 +11,8 @@ import torch
 from core.engine.loop import Inversion, check_seeds, invert, start_images
 from core.engine.result import Metrics
 from core.errors import DivergenceError, UserError
-from core.metrics import REFERENCE_NOISE_STD, clarity, l2_per_item, mean_pairwise, perturbed, psnr, ssim
+from core.measures import normalise
+from core.metrics import REFERENCE_NOISE_STD, l2_per_item, mean_pairwise, perturbed, psnr, ssim
 from core.recipe.components import spec
 from core.recipe.presets import DEFAULT, PAPER, PRESETS, Preset, get_preset
 from core.jobs.cache import run_key
@@ -94,8 +95,8 @@ def test_metrics_on_known_pairs():
     assert ssim(img, img) == pytest.approx(1.0) and psnr(img, img) == 100.0
     assert psnr((img * 0 + 0.5), img * 0 + 0.6) == pytest.approx(20.0, abs=1e-3)  # MSE 0.01 -> 20 dB
     assert ssim(torch.rand(3, 32, 32), img) < 0.2
-    assert clarity(1.0, 0.1) == 1.0 and clarity(0.1, 0.1) == 0.0 and clarity(0.05, 0.1) == 0.0
-    assert clarity(0.55, 0.1) == pytest.approx(0.5)
+    assert normalise(1.0, 0.1, False) == 1.0 and normalise(0.1, 0.1, False) == 0.0
+    assert normalise(0.05, 0.1, False) == 0.0 and normalise(0.55, 0.1, False) == pytest.approx(0.5)
 
 
 def test_reference_perturbation_is_fixed_and_barely_visible():

@@ -222,44 +222,90 @@ STAGES = [("conv_stem", "stem conv"), ("blocks.1.0", "stage 2 block 1"), ("block
           ("blocks.4.0", "stage 5 block 1"), ("blocks.5.0", "stage 6 block 1"), ("classifier", "logits")]
 
 
-def two(early_delta, late_delta, noise=0.01):
-    """Untrained falling curve; trained = untrained + early_delta at relative depth <= 1/3, + late_delta at >= 2/3."""
+def two(early_delta, late_delta, noise=0.01, late_pixel=lambda s: -0.1, pixels=True):
+    """Untrained falling curve; trained = untrained + early_delta at relative depth <= 1/3, + late_delta at >= 2/3.
+    Pixel fidelity follows clarity, except trained's at the late stops: untrained's + late_pixel (no fidelity
+    column at all with pixels=False: rows from before the measures panel)."""
     rows = curve(falling, stops=STAGES, model="efficientnet_lite0")
+    for r in rows:
+        r["fidelity"] = r["clarity"]
     for i, img in enumerate(IMAGES):
         for s in range(len(STAGES)):
             rd = (s + 1) / len(STAGES)
-            d = early_delta(s) if rd <= 1 / 3 + 1e-9 else (late_delta(s) if rd >= 2 / 3 - 1e-9 else 0.3)
-            rows.append(row(img, s, falling(i, s) + d + noise * (i - 2), stops=STAGES, model="efficientnet_lite0",
-                            checkpoint="trained"))
+            late = rd >= 2 / 3 - 1e-9
+            d = early_delta(s) if rd <= 1 / 3 + 1e-9 else (late_delta(s) if late else 0.3)
+            r = row(img, s, falling(i, s) + d + noise * (i - 2), stops=STAGES, model="efficientnet_lite0",
+                    checkpoint="trained")
+            r["fidelity"] = falling(i, s) + late_pixel(s) + noise * (i - 2) if late else r["clarity"]
+            rows.append(r)
+    if not pixels:
+        for r in rows:
+            del r["fidelity"]
     return rows
 
 
 def test_f4_both_parts_hold():
-    v = finding_4(two(lambda s: 0.2, lambda s: -0.1))
+    """Early stops clearer; late stops abstract: less pixel fidelity than untrained, the content gained."""
+    v = finding_4(two(lambda s: 0.2, lambda s: 0.1))
     assert v.verdict == "holds" and v.evidence["early"]["verdict"] == v.evidence["late"]["verdict"] == "holds"
+    assert v.evidence["late"]["pixel"]["value"] == pytest.approx(-0.1) and v.evidence["late"]["kept"]["verdict"] == "holds"
     assert v.value == pytest.approx(0.2) and v.checkpoint == "trained vs untrained"
     assert v.left_out == {"middle third of depth": 2 * len(IMAGES)}
 
 
+def test_f4_content_kept_within_the_margin_is_still_abstract():
+    v = finding_4(two(lambda s: 0.2, lambda s: -0.02))
+    assert v.evidence["late"]["verdict"] == "holds" and v.verdict == "holds"
+
+
 def test_f4_early_fails_and_names_the_stop():
-    v = finding_4(two(lambda s: 0.05 if s == 0 else -0.3, lambda s: -0.1))
+    v = finding_4(two(lambda s: 0.05 if s == 0 else -0.3, lambda s: 0.1))
     assert v.verdict == "does not hold" and v.evidence["early"]["verdict"] == "does not hold"
     assert v.why.startswith("early part does not hold") and "stage 2 block 1" in v.why and "-0.30" in v.why
     assert "late" not in v.why  # the late part holds: the why names only what fails
 
 
-def test_f4_late_fails():
-    v = finding_4(two(lambda s: 0.2, lambda s: 0.2))
+def test_f4_late_fails_when_the_pixels_are_clearer():
+    v = finding_4(two(lambda s: 0.2, lambda s: 0.2, late_pixel=lambda s: 0.2))
     assert v.verdict == "does not hold" and v.evidence["late"]["verdict"] == "does not hold"
-    assert "late part does not hold" in v.why
+    assert v.evidence["late"]["pixel"]["verdict"] == "does not hold"
+    assert "late part (abstract images) does not hold" in v.why and "above 0" in v.why
+
+
+def test_f4_late_fails_when_the_content_is_lost():
+    v = finding_4(two(lambda s: 0.2, lambda s: -0.3))
+    assert v.evidence["late"]["verdict"] == "does not hold" and v.evidence["late"]["kept"]["verdict"] == "does not hold"
+    assert v.evidence["late"]["pixel"]["verdict"] == "holds" and "lost" in v.why
 
 
 def test_f4_late_straddling_is_inconclusive():
-    v = finding_4(two(lambda s: 0.2, lambda s: 0.0, noise=0.05))
+    v = finding_4(two(lambda s: 0.2, lambda s: 0.1, noise=0.05, late_pixel=lambda s: 0.0))
     assert v.verdict == "inconclusive" and v.evidence["late"]["verdict"] == "inconclusive" and "late" in v.why
     # the headline value is the early part's (+0.20): the why says that part holds, after what decides
-    assert v.why.startswith("late part is inconclusive") and "early part holds" in v.why and "+0.20" in v.why
-    assert v.value == pytest.approx(0.2)
+    assert v.why.startswith("late part (abstract images) is inconclusive") and "early part holds" in v.why
+    assert "+0.20" in v.why and v.value == pytest.approx(0.2)
+
+
+def test_f4_rows_without_pixel_fidelity_leave_the_late_part_inconclusive():
+    v = finding_4(two(lambda s: 0.2, lambda s: 0.1, pixels=False))
+    assert v.evidence["early"]["verdict"] == "holds" and v.evidence["late"]["verdict"] == "inconclusive"
+    assert "pixel fidelity" in v.why
+
+
+def test_findings_on_the_curve_are_stated_under_each_measure():
+    """Clarity falls with depth, pixel fidelity rises: finding 1 holds under clarity only, and says so."""
+    rows = curve(falling)
+    for r in rows:
+        r["fidelity"] = 1.0 - r["clarity"]
+        r["structure"] = r["clarity"]
+    v = next(x for x in evaluate(rows) if x.id == "1")
+    by = v.evidence["by_measure"]
+    assert set(by) == {"clarity", "fidelity", "structure"}
+    assert by["clarity"]["verdict"] == by["structure"]["verdict"] == "holds" == v.verdict
+    assert by["fidelity"]["verdict"] == "does not hold" and by["fidelity"]["value"] > 0
+    assert v.why.endswith("Under each measure: holds under clarity (recognisable content) and structure; "
+                          "does not hold under pixel fidelity.")
+    assert validate(v.to_dict())
 
 
 def test_a_tiny_effect_prints_with_three_decimals():
@@ -269,7 +315,7 @@ def test_a_tiny_effect_prints_with_three_decimals():
 
 
 def test_f4_unpaired_rows_are_left_out():
-    rows = two(lambda s: 0.2, lambda s: -0.1)
+    rows = two(lambda s: 0.2, lambda s: 0.1)
     for r in rows:
         if r["checkpoint"] == "trained" and r["image"] == "chelsea":
             r["converged"] = False

@@ -4,6 +4,7 @@ the drill-down to images."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 from pathlib import Path
@@ -12,7 +13,7 @@ import streamlit as st
 
 from core import resolve_layer, trained_status
 from core.images import upscale
-from core.report import summary_figure, write_sweep
+from core.report import METRICS, summary_figure, write_sweep
 from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
@@ -153,7 +154,14 @@ def show(frame, page: PageState, name: str = "", uploaded: bool = False) -> None
     the results' file under `results_dir()` (or the upload's name), for the downloads' names."""
     summary = summarize(frame.to_dict("records"))
     n_images = frame["image"].nunique()
-    st.plotly_chart(summary_figure(summary, f"{n_images} images · {frame['model'].nunique()} models"),
+    measured = [m for m in ("fidelity", "structure")
+                if any(math.isfinite(float(s.get(f"{m}_mean", float("nan")))) for s in summary)]
+    metric = "clarity"
+    if measured:  # a sweep made before the measures panel has clarity (then normalised SSIM) only
+        m1, _ = st.columns([2, 3])
+        metric = m1.selectbox("Measure", ["clarity", *measured], key=page.key("sweep_metric"),
+                              label_visibility="collapsed", format_func=lambda m: f"Measure: {METRICS[m]}")
+    st.plotly_chart(summary_figure(summary, f"{n_images} images · {frame['model'].nunique()} models", metric),
                     width="stretch")
     errors = int(frame["error"].notna().sum()) if "error" in frame else 0
     if errors:

@@ -15,6 +15,7 @@ from core.images import upscale
 from core.models import predict
 from core.report import (
     METRICS,
+    measures_text,
     curve_csv,
     curve_figure,
     distance_figures,
@@ -77,8 +78,23 @@ def _predictions(result: InversionResult, model, key: str):
 def seed_caption(m: dict, i: int, s: int, short: bool = False) -> str:
     conv = "" if m["converged"][i] else " · NOT CONVERGED"
     if short:
-        return f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_g/m_r {_ratio(m, i)}{conv}"
-    return f"seed {s} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · m_g {m['embedding_l2'][i]:.3g}{conv}"
+        return f"seed {s} · clarity {m['clarity_per_seed'][i]:.2f} · m_g/m_r {_ratio(m, i)}{conv}"
+    return (f"seed {s} · {measures_text(m, i)} · SSIM {m['ssim'][i]:.2f} · m_i {m['input_l2'][i]:.2f} · "
+            f"m_g {m['embedding_l2'][i]:.3g}{conv}")
+
+
+CLARITY_HELP = ("Recognisable content: how close an independent trained network (the judge, never the model "
+                "inverted) finds the reconstruction to the image, 1 = the image itself, 0 = no better than the run's "
+                "start. Chosen because it agreed with a person's judgement on 52 of 57 pairs (BENCHMARKS.md).")
+
+
+def others_text(m) -> str:
+    """The other measures in words, for a tooltip."""
+    judge = f" Judge: trained {m['judge']}." if m.get("judge") else ""
+    if m.get("fidelity") is None:
+        return judge
+    return (f"Pixel fidelity (SSIM, normalised) {m['fidelity']:.3f}; structure (edges on luminance, blind to "
+            f"colour) {m['structure']:.3f}.{judge}")
 
 
 def _ratio(m: dict, i: int) -> str:
@@ -124,8 +140,7 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
     st.image([upscale(result.original, px)] + [upscale(im, px) for im in result.images], caption=captions, width=px)
     st.markdown(f"**Reading:** {reading(result)}")
     c = st.columns(5)
-    c[0].metric("clarity", f"{m['clarity']:.3f}", help="SSIM to the image, normalised: 1 = the image itself, "
-                "0 = no better than the run's start")
+    c[0].metric("clarity", f"{m['clarity']:.3f}", help=CLARITY_HELP + " " + others_text(m))
     c[1].metric("m_r", f"{m['reference_l2']:.3g}", help="‖O(a′) − O(a)‖₂: how far a near-copy lands")
     c[2].metric("‖a′ − a‖₂", f"{m['shift_input_l2']:.3g}", help="size of the near-copy's pixel change")
     spread = m["seed_spread_input"]
@@ -161,7 +176,7 @@ def run_row(result: InversionResult, ck_display: str | None, original: bool, px:
     first = upscale(result.original if original else torch.ones(3, 8, 8), px)
     imgs = [first] + [upscale(im, px) for im in result.images]
     caps = ["original" if original else " "] + [
-        f"seed {s} · SSIM {m['ssim'][i]:.2f}" + ("" if m["converged"][i] else " · NOT CONVERGED") if short
+        f"seed {s} · {measures_text(m, i)}" + ("" if m["converged"][i] else " · NOT CONVERGED") if short
         else seed_caption(m, i, s) for i, s in enumerate(result.seeds)]
     st.image(imgs, caption=caps, width=px)
 
@@ -224,6 +239,7 @@ def distances(result: InversionResult, key: str):
                            "text/csv", key=f"{key}_dist")
 
 
+MEASURE_KEYS = ["clarity", "fidelity", "structure"]  # what a layer keeps, clarity first (core.report.METRICS' names)
 CURVE_PX = 370  # the curve's height on the page: under the toolbar, inside a 720 px high window
 
 
@@ -273,7 +289,10 @@ def comparison(shown: dict, base: dict, page: PageState) -> None:
     table, title = [r.to_json() for r in shown["rows"]], compare_title(shown["base"])
     if shown["base"] != base:
         st.info("Showing the last comparison; the settings have changed since. Press Run comparison for the new ones.")
-    st.plotly_chart(compare_figure(table, "clarity", title), width="stretch", key=page.key("chart"))
+    m1, _ = st.columns([2, 3])
+    metric = m1.selectbox("Measure", MEASURE_KEYS, key=page.key("metric"), label_visibility="collapsed",
+                          format_func=lambda m: f"Measure: {METRICS[m]}")
+    st.plotly_chart(compare_figure(table, metric, title), width="stretch", key=page.key("chart"))
     bad = unconverged_text(table)
     if bad:
         st.warning(f"Not converged, borderline or degenerate (hollow on the chart, framed in red below): {bad}")

@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.images import MAX_PIXELS, load_image
 from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
-from core.measures import score
+from core.measures import MEASURES, score
 from core.metrics import psnr
 from core.models.checkpoints import load_model
 from core.models.registry import get_architecture
@@ -52,7 +52,9 @@ def cmd_invert(args) -> None:
     write_inversion(result, Path(args.out))
     m = result.metrics
     took = "cached (computed earlier; --no-cache recomputes)" if job.cached else f"{result.seconds:.1f}s"
-    print(f"{args.model} {args.checkpoint} {args.layer}: clarity {m['clarity']:.3f}, "
+    others = ", ".join(f"{MEASURES[n][2].split(' (')[0]} {m[n]:.3f}" for n in MEASURES if n != m["clarity_measure"])
+    print(f"{args.model} {args.checkpoint} {args.layer}: clarity {m['clarity']:.3f} "
+          f"({MEASURES[m['clarity_measure']][2].split(' (')[0]}; {others}), "
           f"m_g {sum(m['embedding_l2']) / len(m['embedding_l2']):.4g} vs m_r {m['reference_l2']:.4g}, "
           f"{took} on {result.device} -> {args.out}")
     print(f"  {reading(result)}")

@@ -4,6 +4,7 @@ one module per run kind or study (`files` for a run and a curve, `compare`, `lab
 """
 
 from core.report.text import (
+    measures_text,
     METRICS, PALETTE, MAX_TICKS, TICK_CHARS, run_title, curve_title, row_value, unconverged, unconverged_text,
     short_label, thin_ticks, tick_label, wrap_words
 )
@@ -39,7 +40,7 @@ __all__ = [
     "dashed_frame", "distance_figures", "distances_csv", "drawable", "gallery", "get_font", "has_glyph",
     "is_reference", "is_scalable", "jacobian_figure", "jacobian_title", "lab_figure", "lab_grid", "lab_title",
     "labelled_grid", "log_ticks", "manifold_captions", "manifold_cell_caption", "manifold_figure", "manifold_grid",
-    "manifold_json", "manifold_order", "manifold_title", "pair_grid", "pair_text", "png_bytes", "render_rows", "result_grid", "row_value",
+    "manifold_json", "manifold_order", "manifold_title", "measures_text", "pair_grid", "pair_text", "png_bytes", "render_rows", "result_grid", "row_value",
     "run_title", "seed_band", "short_label", "summary_figure", "summary_lines", "table_csv", "text_width",
     "thin_ticks", "tick_label", "trajectory_csv", "trajectory_figure", "truncate_text", "unconverged", "unconverged_text",
     "validation_table", "wrap_text", "wrap_words", "write_compare", "write_curve", "write_inversion", "write_jacobian",

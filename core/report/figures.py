@@ -14,12 +14,12 @@ if TYPE_CHECKING:  # hints only: importing these would pull in the models
 
 
 def seed_band(rows: Sequence[dict], metric: str) -> tuple[list | None, list | None]:
-    """The band over seeds that curve rows carry for `metric` (SSIM ± its spread, clarity's min to max);
+    """The band over seeds that curve rows carry for `metric` (SSIM ± its spread, a measure's min to max);
     (None, None) for a metric without one."""
     if metric == "ssim_mean":
         return [r["ssim_mean"] - r["ssim_std"] for r in rows], [r["ssim_mean"] + r["ssim_std"] for r in rows]
-    if metric == "clarity":
-        return [r["clarity_min"] for r in rows], [r["clarity_max"] for r in rows]
+    if all(r.get(f"{metric}_min") is not None and r.get(f"{metric}_max") is not None for r in rows):  # the measures
+        return [r[f"{metric}_min"] for r in rows], [r[f"{metric}_max"] for r in rows]
     return None, None
 
 

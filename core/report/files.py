@@ -18,7 +18,7 @@ from core.engine.verdict import status
 from core.images import to_pil
 from core.report.draw import CELL, Cell, check_marks, get_font, labelled_grid, png_bytes, render_rows, wrap_text
 from core.report.figures import as_matrix, curve_figure, is_reference
-from core.report.text import curve_title, run_title, short_checkpoint, unconverged_text
+from core.report.text import curve_title, measures_text, run_title, short_checkpoint, unconverged_text
 
 if TYPE_CHECKING:  # hints only: importing these would pull in the models
     from core.engine.result import InversionResult
@@ -33,16 +33,15 @@ __all__ = [
 
 def seed_cells(result: "InversionResult", width: int, original: bool = True) -> list[Cell]:
     """A run's grid cells: the original (or an empty cell, for a row under another run's), then each seed with
-    "seed s · SSIM 0.42 · converged" wrapped to `width` px ("not converged" in red, with a red dashed frame)."""
+    "seed s · clarity 0.16 · pixel 0.00 · structure 0.02 · converged" wrapped to `width` px ("not converged" in
+    red, with a red dashed frame)."""
     m = result.metrics or {}
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     font = get_font(14)
     cells = [Cell(result.original, [("original", "black")]) if original else Cell(None, [])]
-    ssim, conv = m.get("ssim") or [], m.get("converged") or []
+    conv = m.get("converged") or []
     for i, (s, img) in enumerate(zip(result.seeds, result.images)):
-        text = f"seed {s}"
-        if i < len(ssim):
-            text += f" · SSIM {ssim[i]:.2f}"
+        text = " · ".join(t for t in (f"seed {s}", measures_text(m, i) if m.get("clarity_per_seed") else "") if t)
         ok = bool(conv[i]) if i < len(conv) else None
         if ok is not None:
             text += " · converged" if ok else " · not converged"

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from core.atomic import atomic_write
 from core.report.draw import get_font, png_bytes
 from core.studies.sweep import bootstrap_ci
-from core.studies.verdicts import validate
+from core.studies.verdicts import measure_word, validate
 
 if TYPE_CHECKING:
     from core.studies.findings import FindingsReport
@@ -164,7 +164,34 @@ def findings_md(report: "FindingsReport") -> str:
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     for fid, where in report.not_here.items():
         lines.append(f"| {fid} | | | no verdict | | | | | {where} |")
+    lines += by_measure_md(report.verdicts)
     return "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in report.notes) + ("\n" if report.notes else "")
+
+
+def by_measure_md(verdicts) -> list[str]:
+    """The findings stated under each measure (1, 2, 4, 7): a Markdown table, verdict and value [CI] per measure."""
+    stated = [v for v in verdicts if (v.evidence or {}).get("by_measure")]
+    if not stated:
+        return []
+    names = list(stated[0].evidence["by_measure"])
+    lines = ["", "Under each measure (the same test, reading another number; clarity's is the verdict above):", "",
+             "| finding | model | size | " + " | ".join(measure_word(n) for n in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for v in stated:
+        by = v.evidence["by_measure"]
+        cells = [f"**{by[n]['verdict']}** {_num(by[n]['value'])} {_ci(by[n]['ci'])}" if n in by else "" for n in names]
+        lines.append(f"| {v.id} | {v.model} {v.checkpoint or ''} | {_where(v)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _by_measure_html(v) -> str:
+    by = (v.evidence or {}).get("by_measure")
+    if not by:
+        return ""
+    cells = "".join(f"<tr><td>{escape(measure_word(n))}</td><td class='verdict' style='color:"
+                    f"{VERDICT_COLOURS.get(b['verdict'], '#111')}'>{escape(b['verdict'])}</td><td>{_num(b['value'])} "
+                    f"{_ci(b['ci'])}</td></tr>" for n, b in by.items())
+    return f"<table><tr><th>measure</th><th>verdict</th><th>value [95% CI]</th></tr>{cells}</table>"
 
 
 CSS = """
@@ -212,7 +239,8 @@ def report_html(report: "FindingsReport") -> str:
                    f"<p><b>Claim.</b> {escape(v.claim)}</p><p><b>Test.</b> {escape(v.test)}</p>"
                    f"<p><b>Statistic.</b> {escape(v.statistic)} = {_num(v.value)} {_ci(v.ci)}; "
                    f"<b>threshold</b> {escape(v.threshold)}.</p><p><b>Why.</b> {escape(v.why)}</p>"
-                   f"<p class='muted'>{v.n} runs used; left out: {escape(left)}."
+                   + _by_measure_html(v)
+                   + f"<p class='muted'>{v.n} runs used; left out: {escape(left)}."
                    + (f" {escape(str(v.evidence['size_dependence']))}." if v.evidence.get("size_dependence") else "")
                    + f" <a href='#{_evidence_id(v)}'>Evidence</a>.</p></div>")
     out += evidence_html(report)

@@ -79,7 +79,8 @@ def result_png(result: InversionResult) -> bytes:
 
 
 def result_html(result: InversionResult) -> str:
-    """A run as HTML: its title, its picture, a table per seed (clarity, m_g, m_i, m_r, m_g / m_r, SSIM, converged)
+    """A run as HTML: its title, its picture, a table per seed (clarity, pixel fidelity, structure, m_g, m_i, m_r,
+    m_g / m_r, SSIM, converged)
     and the reading (`core.engine.verdict.reading`)."""
     m = result.metrics
 
@@ -87,10 +88,12 @@ def result_html(result: InversionResult) -> str:
         values = m.get(name) or []
         return values[i] if i < len(values) else None
 
-    rows = [[escape(str(s)), _num(at("clarity_per_seed", i)), _num(at("embedding_l2", i)), _num(at("input_l2", i)),
+    rows = [[escape(str(s)), _num(at("clarity_per_seed", i)), _num(at("fidelity_per_seed", i)),
+             _num(at("structure_per_seed", i)), _num(at("embedding_l2", i)), _num(at("input_l2", i)),
              _num(m.get("reference_l2")), _num(at("mg_over_mr", i)), _num(at("ssim", i)), _num(at("converged", i))]
             for i, s in enumerate(result.seeds)]
-    table = _table(["seed", "clarity", "m_g", "m_i", "m_r", "m_g / m_r", "SSIM", "converged"], rows)
+    table = _table(["seed", "clarity", "pixel fidelity", "structure", "m_g", "m_i", "m_r", "m_g / m_r", "SSIM",
+                    "converged"], rows)
     try:
         verdict = reading(result)
     except (KeyError, TypeError, ValueError):  # a result without the full metrics
@@ -156,15 +159,16 @@ def curve_png(c: Curve) -> bytes:
 
 
 def curve_html(c: Curve) -> str:
-    """A curve as HTML: its title, a table of its rows (checkpoint, stop, clarity, SSIM, m_g / m_r, status), the
+    """A curve as HTML: its title, a table of its rows (checkpoint, stop, the measures, SSIM, m_g / m_r, status), the
     gallery, the not-converged points, and the plotly chart (plotly.js from its CDN: where the notebook is offline
     the chart stays blank, the table and the gallery do not)."""
     table = c.table()
     rows = [[escape(short_checkpoint(str(r["checkpoint"]))), escape(str(r["label"] or r["layer"])),
-             escape(str(r["layer"])), _num(r["clarity"]), _num(r["ssim_mean"]), _num(r["mg_over_mr_max"]),
-             escape(r["status"]), f"{r['steps_done']}"] for r in table]
+             escape(str(r["layer"])), _num(r["clarity"]), _num(r.get("fidelity")), _num(r.get("structure")),
+             _num(r["ssim_mean"]), _num(r["mg_over_mr_max"]), escape(r["status"]), f"{r['steps_done']}"] for r in table]
     html = [f"<div><p style='margin:2px 0'><b>{escape(c.title)}</b></p>",
-            _table(["checkpoint", "stop", "node", "clarity", "SSIM", "max m_g / m_r", "status", "steps"], rows)]
+            _table(["checkpoint", "stop", "node", "clarity", "pixel fidelity", "structure", "SSIM", "max m_g / m_r",
+                    "status", "steps"], rows)]
     bad = unconverged_text(table)
     if bad:
         html.append(f"<p style='margin:2px 0'>Not converged, borderline or degenerate: {escape(bad)}</p>")

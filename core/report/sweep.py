@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Sequence
 
 from core.atomic import atomic_write
-from core.report.text import PALETTE
+from core.report.text import METRICS, PALETTE
 from core.studies.sweep import COLUMNS, SUMMARY_COLUMNS, Outcome, Sweep, summarize
 
 __all__ = ["summary_figure", "write_sweep"]
 
 
-def summary_figure(summary: Sequence[dict], title: str | None = None):
-    """Mean clarity ± its 95% interval over images, per model and checkpoint, against relative depth."""
+def summary_figure(summary: Sequence[dict], title: str | None = None, metric: str = "clarity"):
+    """A measure's mean ± its 95% interval over images, per model and checkpoint, against relative depth.
+
+    Args:
+        summary: `core.studies.summarize` rows.
+        title: the chart's title.
+        metric: "clarity" or a measure of `core.measures.MEASURES` ("fidelity", "structure").
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -29,19 +35,20 @@ def summary_figure(summary: Sequence[dict], title: str | None = None):
                       key=lambda s: s["relative_depth"])
         xs = [s["relative_depth"] for s in mine]
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[s["clarity_ci_high"] for s in mine]
-                                 + [s["clarity_ci_low"] for s in mine][::-1], fill="toself", mode="lines",
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[s[f"{metric}_ci_high"] for s in mine]
+                                 + [s[f"{metric}_ci_low"] for s in mine][::-1], fill="toself", mode="lines",
                                  line={"width": 0}, fillcolor=color, opacity=0.2, hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(
-            x=xs, y=[s["clarity_mean"] for s in mine], mode="lines+markers", name=f"{model} · {ck}",
-            line={"color": color}, customdata=[[s["label"], s["layer"], s["n"], s["clarity_ci_low"], s["clarity_ci_high"],
+            x=xs, y=[s[f"{metric}_mean"] for s in mine], mode="lines+markers", name=f"{model} · {ck}",
+            line={"color": color}, customdata=[[s["label"], s["layer"], s["n"], s[f"{metric}_ci_low"], s[f"{metric}_ci_high"],
                                                 s["converged_fraction"]] for s in mine],
-            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>clarity %{y:.3f} "
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>" + metric + " %{y:.3f} "
                           "[%{customdata[3]:.3f}, %{customdata[4]:.3f}] over %{customdata[2]} images<br>"
                           "converged %{customdata[5]:.0%}<extra>" + f"{model} · {ck}" + "</extra>"))
     fig.update_layout(title=title, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
                                                                    "range": [0, 1.02]},
-                      yaxis={"title": "clarity: mean and 95% bootstrap interval over images"},
+                      yaxis={"title": f"{METRICS.get(metric, metric).split(' (')[0]}: mean and 95% bootstrap interval "
+                                      "over images"},
                       legend={"orientation": "h", "y": 1.1}, margin={"l": 60, "r": 20, "t": 70, "b": 60})
     return fig
 

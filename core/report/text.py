@@ -7,14 +7,17 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from core.measures import CLARITY, MEASURES
 from core.models.checkpoints import short_checkpoint
 
 if TYPE_CHECKING:  # hints only: importing these would pull in the models
     from core.engine.result import InversionResult
 
 
-METRICS = {  # key in a curve row -> axis title
-    "clarity": "clarity (1 = exact, 0 = the run's start)",
+METRICS = {  # key in a curve row -> axis title (the measures first, clarity leading: the curve's picker order)
+    "clarity": "clarity: recognisable content (1 = the image, 0 = the run's start)",
+    "fidelity": "pixel fidelity: SSIM (1 = the image, 0 = the run's start)",
+    "structure": "structure: edges on luminance (1 = the image, 0 = the run's start)",
     "ssim_mean": "SSIM",
     "psnr_mean": "PSNR (dB)",
     "input_l2_mean": "m_i = ‖a_g − a‖₂",
@@ -88,6 +91,27 @@ def curve_title(settings: dict, stops: int | None = None) -> str:
     return " · ".join(parts)
 
 
+SHORT = {"clarity": "clarity", "fidelity": "pixel", "structure": "structure", "content": "content"}  # in captions
+
+
+def measures_text(m, i: int | None = None) -> str:
+    """A run's measures in a caption: "clarity 0.16 · pixel 0.00 · structure 0.02" (seed `i`'s, else the mean
+    over seeds). Clarity is not repeated under its measure's own name; a run stored before the panel shows
+    "clarity" only.
+
+    Args:
+        m: a run's metrics (`Metrics` or a dict).
+        i: a seed's position, or None for the means.
+    """
+    names = ["clarity"] + [n for n in MEASURES if n != (m.get("clarity_measure") or CLARITY)]
+    parts = []
+    for n in names:
+        v = m.get(n) if i is None else (m.get("clarity_per_seed" if n == "clarity" else f"{n}_per_seed") or [None] * (i + 1))[i]
+        if v is not None:
+            parts.append(f"{SHORT.get(n, n)} {v:.2f}")
+    return " · ".join(parts)
+
+
 def row_value(row: dict, metric: str) -> float | None:
     """A curve row's value of `metric`.
 
@@ -102,7 +126,7 @@ def row_value(row: dict, metric: str) -> float | None:
         if row.get("degenerate") or not row["reference_l2"]:
             return None
         return row["mg_over_mr_max"]
-    return row[metric]
+    return row.get(metric)
 
 
 def unconverged(rows: Sequence[dict]) -> list[dict]:

@@ -51,7 +51,7 @@ COLUMNS = ["image", "image_sha256", "model", "checkpoint", "layer", "label", "de
 OPTIONAL_COLUMNS = ("label", "status", "key", "error", "shift_input_l2", "seed_spread_input", *MEASURES)
 SUMMARY_COLUMNS = ["model", "checkpoint", "layer", "label", "depth", "relative_depth", "n", "clarity_mean",
                    "clarity_ci_low", "clarity_ci_high", "ssim_mean", "converged_fraction", "errors",
-                   *(f"{name}_mean" for name in MEASURES)]
+                   *(f"{name}_{part}" for name in MEASURES for part in ("mean", "ci_low", "ci_high"))]
 
 
 # --------------------------------------------------------------------------- images
@@ -384,9 +384,16 @@ def _mean(values) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+def _with_ci(name: str, rows: Sequence[dict]) -> dict:
+    """A measure's mean over the rows and its 95% bootstrap interval (NaN where no row has it)."""
+    v = [float(r[name]) for r in rows if r.get(name) is not None and np.isfinite(float(r[name]))]
+    lo, hi = bootstrap_ci(v) if v else (float("nan"), float("nan"))
+    return {f"{name}_mean": _mean(v), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
+
+
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """One row per (model, checkpoint, layer): n images, mean clarity with its 95% bootstrap interval over
-    images, mean SSIM and the fraction of runs that converged. Failed runs count in `errors`, not in the means."""
+    """One row per (model, checkpoint, layer): n images, mean clarity and each measure with its 95% bootstrap
+    interval over images, mean SSIM and the fraction of runs that converged. Failed runs count in `errors`, not in the means."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["checkpoint"], r["layer"]), []).append(r)
@@ -401,7 +408,7 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
                     "clarity_ci_high": hi, "ssim_mean": float(np.mean([r["ssim_mean"] for r in ok])) if ok else float("nan"),
                     "converged_fraction": float(np.mean([r["converged"] for r in ok])) if ok else float("nan"),
                     "errors": len(rs) - len(ok),
-                    **{f"{name}_mean": _mean(r.get(name) for r in ok) for name in MEASURES}})
+                    **{k: v for name in MEASURES for k, v in _with_ci(name, ok).items()}})
     return sorted(out, key=lambda s: (s["model"], s["checkpoint"], s["depth"]))
 
 

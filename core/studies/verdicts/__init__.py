@@ -27,6 +27,8 @@ manifold) and `vit` (7); `evaluate` runs every finding the rows allow. Imports r
 """
 
 from core.studies.verdicts.claims import (
+    ABSTRACT_MARGIN,
+    measure_word,
     CLAIMS, CONVERGED_SHARE, EARLY, EPS, FAILS, FIRST_CONV_CLARITY, FLAT_CI, FLAT_SPREAD, HOLDS, INCONCLUSIVE, LATE,
     MIN_IMAGES, MIN_STOPS, N_BOOT, NATURAL_KINDS, PE_SHARE, RELU_NOT, RELU_WIDTH, SEED, STATISTICS, TESTS,
     THRESHOLDS, UNIQUE_CLARITY, VERDICTS
@@ -38,6 +40,7 @@ from core.studies.verdicts.depth import finding_1, finding_2, finding_4
 from core.studies.verdicts.uniqueness import finding_3, finding_6
 from core.studies.verdicts.natural import finding_5
 from core.studies.verdicts.vit import finding_7
+from core.studies.verdicts.measures import STATED, under_each, where_it_holds
 from core.studies.verdicts.evaluate import evaluate
 
 __all__ = [
@@ -46,5 +49,5 @@ __all__ = [
     "PE_SHARE", "RELU_NOT", "RELU_WIDTH", "SEED", "STATISTICS", "TESTS", "THRESHOLDS", "UNIQUE_CLARITY",
     "VERDICTS", "VERDICT_FIELDS", "Verdict", "evaluate", "finding_1", "finding_2", "finding_3", "finding_4",
     "finding_5", "finding_6", "finding_7", "is_block", "is_first_conv", "is_patch_embedding", "is_pooling",
-    "is_vit", "reason_out", "spearman", "validate",
+    "is_vit", "reason_out", "spearman", "validate", "ABSTRACT_MARGIN", "STATED", "measure_word", "under_each", "where_it_holds",
 ]

@@ -18,7 +18,10 @@ MIN_STOPS = 3  # finding 1: a rank correlation over fewer converged stops says n
 EARLY = 1 / 3  # relative depth up to this: an early stop (findings 4)
 LATE = 2 / 3  # relative depth from this: a late / deep stop (findings 3, 4, 5)
 EPS = 1e-9  # tolerance on the depth bands (1/3 and 2/3 are not exact in floating point)
-FIRST_CONV_CLARITY = 0.9  # finding 2: "almost perfectly" (core.engine.verdict.KEEPS_CLARITY)
+FIRST_CONV_CLARITY = 0.9  # finding 2: "almost perfectly" (core.engine.verdict.KEEPS_FIDELITY)
+ABSTRACT_MARGIN = 0.05  # finding 4's late part: the measure is "kept" while trained - untrained stays above -this
+# the measures every finding on the clarity curve (1, 2, 4, 7) is also stated under (core.measures' panel)
+MEASURE_WORDS = {"clarity": "clarity (recognisable content)", "fidelity": "pixel fidelity", "structure": "structure"}
 CONVERGED_SHARE = 0.5  # finding 3: fewer deep runs than this converged: the optimiser failed, no evidence
 RELU_WIDTH = 2.0  # finding 6: ReLU is unique from this width ratio on ...
 RELU_NOT = 1.5  # ... and not below this one
@@ -27,6 +30,11 @@ FLAT_SPREAD = 0.1  # finding 7: "nearly flat": mean spread of clarity over the e
 FLAT_CI = 0.15  # ... with the interval's upper end at most this
 PE_SHARE = 0.5  # finding 7: at least this share of the last block's loss is already there at the patch embedding
 NATURAL_KINDS = ("natural", "photo", "sample", "image")  # finding 5: inputs of these kinds are not "arbitrary"
+
+def measure_word(measure: str) -> str:
+    """A measure as the verdicts' sentences name it ("clarity (recognisable content)", "pixel fidelity")."""
+    return MEASURE_WORDS.get(measure, measure)
+
 
 CLAIMS = {
     "1": "Before training, the deeper the layer, the less accurate its reconstruction.",
@@ -54,8 +62,9 @@ TESTS = {
          f"deepest converged deep stop, predicted >= {NON_UNIQUE:g} (core.engine.verdict's non-unique band). "
          f"Statistic: median over images with a 95% bootstrap CI.",
     "4": "Delta = trained - untrained clarity, paired by image and stop, both runs converged. Early stops (relative "
-         "depth <= 1/3): per image the mean Delta over them, predicted > 0; late stops (relative depth >= 2/3): "
-         "predicted not > 0. Means over images with 95% bootstrap CIs over images.",
+         "depth <= 1/3): per image the mean Delta over them, predicted > 0. Late stops (relative depth >= 2/3) "
+         "show abstract images: trained - untrained pixel fidelity predicted not > 0 while Delta clarity is "
+         f"kept or gained (predicted >= -{ABSTRACT_MARGIN:g}). Means over images with 95% bootstrap CIs over images.",
     "5": "Non-natural inputs (noise, shapes) reconstructed at deep layers (relative depth >= 2/3 where known) by "
          "the untrained and the trained checkpoint, both converged: per input, the mean over layers of trained - "
          "untrained naturalness, predicted > 0. Statistic: mean over inputs with a 95% bootstrap CI over inputs.",
@@ -89,8 +98,10 @@ THRESHOLDS = {
     "3": f"holds if CI low >= {NON_UNIQUE:g}; does not hold if CI high < {NEAR_COPY:g} (near copies: the layer "
          f"keeps the image); otherwise inconclusive, and inconclusive if fewer than {CONVERGED_SHARE:.0%} of the "
          f"deep runs converged or fewer than {MIN_IMAGES} images qualify",
-    "4": "early holds if CI low > 0, fails if CI high <= 0; late holds if CI high <= 0, fails if CI low > 0; the "
-         "finding holds if both parts hold, does not hold if either fails, else inconclusive",
+    "4": "early holds if CI low > 0, fails if CI high <= 0; late (abstract images) holds if Delta pixel fidelity's "
+         f"CI high <= 0 and Delta clarity's CI low >= -{ABSTRACT_MARGIN:g}, fails if Delta pixel fidelity's CI low > 0 "
+         f"or Delta clarity's CI high < -{ABSTRACT_MARGIN:g}; the finding holds if both parts hold, does not hold if "
+         "either fails, else inconclusive",
     "5": f"holds if CI low > 0; does not hold if CI high <= 0; inconclusive if it straddles 0 or fewer than "
          f"{MIN_IMAGES} inputs qualify",
     "6": "holds if (a), (b) and (c) all hold; does not hold if any fails; inconclusive if a width group is missing",

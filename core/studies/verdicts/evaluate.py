@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from core.studies.verdicts.depth import finding_1, finding_2, finding_4
+from core.studies.verdicts.measures import under_each
 from core.studies.verdicts.natural import finding_5
 from core.studies.verdicts.stops import is_vit
 from core.studies.verdicts.uniqueness import finding_3, finding_6
@@ -27,7 +28,8 @@ def evaluate(rows: Iterable[dict], models: Sequence[str] | None = None, untraine
     Sweep rows (those with model, layer and clarity): finding 1 and 2 on the untrained checkpoint (2 not for a
     ViT-like model: its first stop is the patch embedding, finding 7's), 3 on each checkpoint, 4 when both the
     untrained and the trained checkpoint are there, 7 on each checkpoint of a ViT-like model (`is_vit`).
-    Manifold rows (naturalness and input_kind): finding 5 per model. Lab rows (width_ratio): finding 6 per model.
+    Findings 1, 2, 4 and 7 are also stated under each measure (`under_each`). Manifold rows (naturalness and
+    input_kind): finding 5 per model. Lab rows (width_ratio): finding 6 per model.
 
     Args:
         rows: the rows, of any of the three kinds.
@@ -59,14 +61,14 @@ def evaluate(rows: Iterable[dict], models: Sequence[str] | None = None, untraine
         cks = sorted({str(r.get("checkpoint")) for r in mrows})
         vit = is_vit(m, mrows)
         if untrained in cks:
-            out.append(finding_1(mrows, m, untrained))
+            out.append(under_each(finding_1, mrows, m, untrained))
             if not vit:
-                out.append(finding_2(mrows, m, untrained))
+                out.append(under_each(finding_2, mrows, m, untrained))
         out += [finding_3(mrows, m, ck) for ck in cks]
         if untrained in cks and trained in cks:
-            out.append(finding_4(mrows, m, untrained, trained))
+            out.append(under_each(finding_4, mrows, m, untrained, trained))
         if vit:
-            out += [finding_7(mrows, m, ck) for ck in cks]
+            out += [under_each(finding_7, mrows, m, ck) for ck in cks]
     for kind, fn in ((manifold, finding_5), (lab, finding_6)):
         if not kind:
             continue

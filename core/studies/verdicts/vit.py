@@ -15,6 +15,7 @@ from core.studies.verdicts.claims import (
     INCONCLUSIVE,
     MIN_IMAGES,
     PE_SHARE,
+    measure_word,
 )
 from core.studies.verdicts.rows import (
     band,
@@ -33,7 +34,8 @@ from core.studies.verdicts.stops import is_block, is_patch_embedding
 from core.studies.verdicts.verdict import Verdict, make_verdict
 
 
-def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | None = None) -> Verdict:
+def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | None = None,
+              measure: str = "clarity") -> Verdict:
     """Finding 7 (ViT): clarity nearly flat across the encoder blocks, the loss at the patch embedding.
 
     Why this test: two parts. Flat: per image converged at every encoder-block stop, the spread (max - min) of
@@ -46,6 +48,7 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
         rows: sweep rows of one ViT-like model (`is_vit`); only `checkpoint`'s rows are read.
         model: the model (None: the rows must hold one).
         checkpoint: the checkpoint (None: the rows must hold one).
+        measure: the row's number the test reads ("clarity", "fidelity", "structure").
 
     Returns:
         The Verdict (value: the mean spread); evidence: "flat" and "drop" (value, ci, verdict, n_images) and the
@@ -57,14 +60,15 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
     pes = [s for s in stops if is_patch_embedding(s)]
     pe = pes[0] if pes else None
     blocks = [s for s in stops if pe is not None and s["depth"] > pe["depth"] and is_block(s)]
-    used, out = split_rows(rows)
+    word = measure_word(measure)
+    used, out = split_rows(rows, measure)
     evidence: dict = {"patch_embedding": pe and pe["label"], "blocks": [b["label"] for b in blocks]}
     if pe is None or len(blocks) < 2:
         out["not the patch embedding or a block"] += len(used)
         why = "the rows have no patch-embedding stop" if pe is None else \
             f"only {len(blocks)} encoder-block stop after the patch embedding (2 needed)"
         return make_verdict("7", None, None, INCONCLUSIVE, why, 0, out, model, checkpoint, evidence)
-    cells = by_image_layer(used)
+    cells = by_image_layer(used, measure)
     images = sorted({img for img, _ in cells})
     names = [b["layer"] for b in blocks]
     spread, drop = {}, {}
@@ -105,9 +109,9 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
     texts = []
     for name, res, n_img, text in (
             ("flat part", flat, len(spread),
-             f"the spread of clarity over {len(blocks)} blocks is {fmt(v_flat, ci_flat)}"),
+             f"the spread of {word} over {len(blocks)} blocks is {fmt(v_flat, ci_flat)}"),
             ("patch-embedding part", where, len(drop),
-             (f"(1 - clarity at {pe['label']}) - {PE_SHARE:g} x (1 - clarity at {blocks[-1]['label']}) is "
+             (f"(1 - {word} at {pe['label']}) - {PE_SHARE:g} x (1 - {word} at {blocks[-1]['label']}) is "
               f"{fmt(v_drop, ci_drop, True)}"))):
         if verdict == HOLDS or res == verdict:
             if n_img < MIN_IMAGES:
