@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.env import cpu_name, write_section
+from benchmarks.judged_set import load_png
 from core.engine.loop import start_images
 from core.images import load_image, sample_images
 from core.measures import MEASURES, baseline, measure
@@ -33,23 +34,18 @@ FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "judged"
 NAMES = (*MEASURES,)  # the panel, in order; clarity is one of them (core.measures.CLARITY)
 
 
-def _png(path: Path) -> torch.Tensor:
-    from PIL import Image
-    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
-
-
 def judged_scores(fixture: Path = FIXTURE) -> dict[str, dict[str, float]]:
     """run id -> {measure: 0-1} for every run of the judged set (each against its image and the common start)."""
     runs = json.loads((fixture / "runs.json").read_text())
-    start = _png(fixture / "start.png").unsqueeze(0)
+    start = load_png(fixture / "start.png").unsqueeze(0)
     out: dict[str, dict[str, float]] = {}
     by_image_model: dict[tuple[str, str], list[str]] = {}
     for rid, r in runs.items():
         by_image_model.setdefault((r["image"], r["model"]), []).append(rid)
     for (image, model), rids in by_image_model.items():
-        base = baseline(_png(fixture / f"image-{image}.png"), start, model)
+        base = baseline(load_png(fixture / f"image-{image}.png"), start, model)
         for rid in rids:
-            m = measure(_png(fixture / f"{rid}.png").unsqueeze(0), base)
+            m = measure(load_png(fixture / f"{rid}.png").unsqueeze(0), base)
             out[rid] = {name: m[name] for name in NAMES}
     return out
 

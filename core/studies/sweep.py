@@ -378,17 +378,11 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.9
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
-def _mean(values) -> float:
-    """The mean of the finite values (NaN where there are none: rows from before the measures panel)."""
-    v = [float(x) for x in values if x is not None and np.isfinite(float(x))]
-    return float(np.mean(v)) if v else float("nan")
-
-
 def _with_ci(name: str, rows: Sequence[dict]) -> dict:
     """A measure's mean over the rows and its 95% bootstrap interval (NaN where no row has it)."""
     v = [float(r[name]) for r in rows if r.get(name) is not None and np.isfinite(float(r[name]))]
     lo, hi = bootstrap_ci(v) if v else (float("nan"), float("nan"))
-    return {f"{name}_mean": _mean(v), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
+    return {f"{name}_mean": float(np.mean(v)) if v else float("nan"), f"{name}_ci_low": lo, f"{name}_ci_high": hi}
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
