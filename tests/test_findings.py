@@ -37,7 +37,12 @@ def test_the_three_files_are_written_and_the_json_validates(report):
     why = data["not_tested_here"]  # untrained only: no finding 4 or 5; a CNN: no finding 7
     assert set(why) == {"4", "5", "7"} and "both checkpoints" in why["5"] and "vision transformer" in why["7"]
     md = (report / "findings.md").read_text()
-    assert md.startswith("| finding |") and md.count("\n") == 2 + len(data["findings"]) + 3
+    main, _, by_measure = md.partition("\n\nUnder each measure")
+    assert md.startswith("| finding |") and main.count("\n") == 2 + len(data["findings"]) + 3 - 1
+    stated = [f for f in data["findings"] if f["evidence"].get("by_measure")]  # findings 1 and 2 here
+    assert {f["id"] for f in stated} == {"1", "2"} and all(set(f["evidence"]["by_measure"]) ==
+                                                            {"clarity", "fidelity", "structure"} for f in stated)
+    assert by_measure.count("\n| ") == 1 + len(stated)  # its header and a row per finding, model and size
 
 
 def test_the_html_report_is_self_contained(report):

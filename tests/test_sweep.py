@@ -194,8 +194,15 @@ def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
     a = read_results(tmp_path / "local" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
     b = read_results(tmp_path / "ray" / "results.parquet").sort_values(["image", "layer"]).reset_index(drop=True)
     assert len(b) == 6 and list(a["key"]) == list(b["key"])  # the same specs
-    for col in ("clarity", "ssim_mean", "psnr_mean", "input_l2_mean", "embedding_l2_mean", "reference_l2"):
-        assert (a[col] - b[col]).abs().max() <= 1e-4, col
+    # Ray batches each image's stops into one optimisation (batch_stops on), which is not bitwise the one-stop
+    # run: rounding differences grow over the steps. Stated tolerance: 1e-4 absolute on the 0-1 scales,
+    # 1e-4 relative on distances and PSNR (2.4e-5 seen), 1e-3 for the judge's measure, which reads each
+    # picture upsampled to 224 px through a deep network (3e-4 seen).
+    for col in ("fidelity", "structure", "ssim_mean", "psnr_mean", "input_l2_mean", "embedding_l2_mean",
+                "reference_l2"):
+        assert list(b[col]) == pytest.approx(list(a[col]), rel=1e-4, abs=1e-4), col
+    for col in ("clarity", "content"):
+        assert list(b[col]) == pytest.approx(list(a[col]), abs=1e-3), col
     assert (a["steps_done"] == b["steps_done"]).all() and (a["converged"] == b["converged"]).all()
     assert set(b["worker"]) != set(a["worker"])  # computed in Ray worker processes
 

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None,
                    help="the model that made the reconstruction: the content judge is then another network "
                         "(default: the first judge, trained efficientnet_lite2)")
+    p.set_defaults(model_required=False)
     p = sub.add_parser("download", help="fetch a model's trained weights into its library's cache (torchvision's, "
                        "the Hugging Face hub's for timm)")
     p.add_argument("model", help=MODEL_HELP)

@@ -13,6 +13,7 @@ with `torch.save` and read with `weights_only=True`, so an entry cannot run code
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -22,11 +23,14 @@ from pathlib import Path
 import torch
 
 from core.atomic import atomic_write
+from core.engine.loop import start_images
 from core.engine.result import InversionResult
+from core.measures import baseline, measure
 from core.paths import CACHE
 from core.recipe.presets import Preset
 
 FORMAT = 5  # bump when the stored layout or the meaning of a result changes (5: clarity from the measures panel)
+UPGRADABLE = 4  # an entry of this format is read and given the measures panel (its layout is FORMAT's)
 SUFFIX = ".pt"
 
 
@@ -69,7 +73,7 @@ def decode_result(data: bytes) -> InversionResult:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is simply not an entry
         raise ValueError(f"unreadable cache entry ({type(exc).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+    if not isinstance(obj, dict) or obj.get("format") not in (FORMAT, UPGRADABLE):
         raise ValueError("cache entry of another format")
     try:
         j = json.loads(obj["json"])
@@ -78,17 +82,28 @@ def decode_result(data: bytes) -> InversionResult:
             raise ValueError("cache entry without images")
         if images.shape[0] != len(j["seeds"]) or tuple(original.shape) != tuple(images.shape[1:]):
             raise ValueError("cache entry with inconsistent images")
-        return InversionResult(
+        result = InversionResult(
             model=j["model"], checkpoint=j["checkpoint"], layer=j["layer"], label=j["label"], size=j["size"],
             preset=Preset(**j["preset_settings"]), seeds=list(j["seeds"]), device=j["device"],
             seconds=float(j["seconds"]), steps_done=int(j["steps_done"]), stopped_early=bool(j["stopped_early"]),
             original=original, images=images, embedding_shape=tuple(j["embedding_shape"]),
             metrics=j["metrics"], history=j["history"], spec=j.get("spec") or {},
         )
+        return result if obj["format"] == FORMAT else _with_measures(result)
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed cache entry ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - e.g. UserError from an invalid stored preset
         raise ValueError(f"malformed cache entry ({exc})") from None
+
+
+def _with_measures(result: InversionResult) -> InversionResult:
+    """An entry stored before the measures panel, measured now: its starts are remade from its seeds and
+    recipe (the engine's `start_images`, then the recipe's parameterisation), so its clarity is today's."""
+    with torch.no_grad():
+        starts = result.preset.param.create(start_images(result.seeds, result.size, result.preset)).image()
+    base = baseline(result.original, starts.detach().float().cpu().clamp(0, 1), result.model)
+    result.metrics = dataclasses.replace(result.metrics, **measure(result.images, base))
+    return result
 
 
 class RunCache:

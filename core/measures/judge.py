@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.models import load_model
+from core.models import MODEL_LOCK, load_model
 
 JUDGES = ("efficientnet_lite2", "efficientnet_lite1")  # the first that is not the inverted model is used
 STAGES = ("blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6")  # strides 8 to 32
 SIDE = 224  # the judge's input side (every reconstruction is resized to it, bilinear)
 
-_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # one forward at a time (the hooks write one shared dict); always taken inside MODEL_LOCK
+_BUILD = threading.Lock()  # building a judge (apart from _LOCK, so a build never waits on a forward)
 _LOADED: dict[str, "Judge"] = {}
 
 
@@ -66,7 +67,7 @@ class Judge:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(SIDE, SIDE), mode="bilinear", align_corners=False, antialias=True)
-        with _LOCK:  # one forward at a time: the hooks write one shared dict
+        with MODEL_LOCK.shared(), _LOCK:  # a forward pass: no FX trace elsewhere meanwhile (core/models/lock.py)
             self._seen.clear()
             self.module((x - self.mean) / self.std)
             stages = [F.normalize(self._seen[s].float(), dim=1) for s in STAGES]
@@ -75,7 +76,7 @@ class Judge:
 
 def get_judge(name: str) -> Judge:
     """The process's one `Judge` of that name (built on first use)."""
-    with _LOCK:
+    with _BUILD:
         if name not in _LOADED:
             _LOADED[name] = Judge(name)
         return _LOADED[name]
