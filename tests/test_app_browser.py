@@ -199,7 +199,8 @@ def test_presentation_mode_fits_a_1280x720_projector(server):
             for b in cells:
                 assert b["w"] >= 256 and b["x"] >= 0 and b["y"] >= 0, b
                 assert b["x"] + b["w"] <= 1280 and b["y"] + b["h"] <= 720, b  # image and caption on screen
-            assert all("SSIM" in b["text"] for b in cells[1:])
+            assert all("clarity" in b["text"] for b in cells[1:])
+            assert page.get_by_text(re.compile(r"clarity \d\.\d\d · pixel \d\.\d\d · structure")).count() == 1
             sidebar = _boxes(page, '[data-testid="stSidebar"]')
             assert not sidebar or sidebar[0]["x"] + sidebar[0]["w"] <= 1  # collapsed
             assert page.locator('[data-testid="stException"]').count() == 0

@@ -32,12 +32,12 @@ def test_landing_page_shows_a_finished_example_without_clicking():
     row = result_images(at)
     assert row is not None, "the first visit shows a finished example"
     assert len(row.captions) == 1 + 2  # original + default CPU seeds
-    assert all("SSIM" in c for c in row.captions[1:])
+    assert all(c.startswith("seed") and "clarity" in c for c in row.captions[1:])
     # trained beside untrained: a second row of the same seeds under the first, and the difference in clarity
     rows = [im for im in at.get("image") if im.captions and len(im.captions) == 3]
     assert len(rows) == 2 and rows[1].captions[0].strip() == "" and rows[1].captions[1].startswith("seed 0")
     heads = [m.value for m in at.markdown if m.value.startswith("**trained**") or m.value.startswith("**untrained**")]
-    assert len(heads) == 2 and all("clarity" in h for h in heads), heads
+    assert len(heads) == 2 and all("clarity" in h and "pixel" in h and "structure" in h for h in heads), heads
     assert any(m.value.startswith("**At ") and "against" in m.value for m in at.markdown)
     assert sum(m.value.startswith("**Reading, ") for m in at.markdown) == 2
     assert at.query_params["model"] in ("efficientnet_lite0", ["efficientnet_lite0"])  # the view is in the URL

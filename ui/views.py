@@ -97,6 +97,11 @@ def others_text(m) -> str:
             f"colour) {m['structure']:.3f}.{judge}")
 
 
+def clarity_head(m) -> str:
+    """Clarity in bold, then the other measures' means over seeds (a run stored before the panel: clarity only)."""
+    return " · ".join([f"clarity **{m['clarity']:.2f}**", *measures_text(m).split(" · ")[1:]])
+
+
 def _ratio(m: dict, i: int) -> str:
     return "—" if m.get("mg_over_mr") is None else f"{m['mg_over_mr'][i]:.2f}"
 
@@ -135,8 +140,8 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
             c += f"\n{preds[i + 1][0][1]} ({preds[i + 1][0][2]:.0%})"
         captions.append(c)
     if present:
-        st.markdown(f"**{result.model} · {ck_display or result.checkpoint} · {result.label}** · clarity "
-                    f"**{m['clarity']:.2f}** · {steps_text(result)}")
+        st.markdown(f"**{result.model} · {ck_display or result.checkpoint} · {result.label}** · {clarity_head(m)} · "
+                    f"{steps_text(result)}")
     st.image([upscale(result.original, px)] + [upscale(im, px) for im in result.images], caption=captions, width=px)
     st.markdown(f"**Reading:** {reading(result)}")
     c = st.columns(5)
@@ -163,20 +168,21 @@ def _row_head(result: InversionResult, ck_display: str | None) -> str:
     m = result.metrics
     st_ = status(m)
     worst = "" if m.get("degenerate") or not m.get("mg_over_mr") else f" · worst m_g/m_r {max(m['mg_over_mr']):.2f}"
-    return (f"**{ck_display or result.checkpoint}** · clarity **{m['clarity']:.2f}**"
+    return (f"**{ck_display or result.checkpoint}** · {clarity_head(m)}"
             + ("" if st_ == "converged" else f" · :red[{st_}]") + f"{worst} · {steps_text(result)}")
 
 
 def run_row(result: InversionResult, ck_display: str | None, original: bool, px: int, short: bool = True) -> None:
-    """One checkpoint's row of a side-by-side view: a heading (checkpoint, clarity, status), then the original
-    (first row only) and each seed with its numbers."""
+    """One checkpoint's row of a side-by-side view: a heading (checkpoint, the measures, status), then the original
+    (first row only) and each seed with its clarity (short captions fit the first screen at 1280x720)."""
     st.markdown(_row_head(result, ck_display))
     m = result.metrics
     # a second row's first cell is blank (page white), so each seed sits under the same seed of the first row
     first = upscale(result.original if original else torch.ones(3, 8, 8), px)
     imgs = [first] + [upscale(im, px) for im in result.images]
     caps = ["original" if original else " "] + [
-        f"seed {s} · {measures_text(m, i)}" + ("" if m["converged"][i] else " · NOT CONVERGED") if short
+        f"seed {s} · clarity {m['clarity_per_seed'][i]:.2f}" + ("" if m["converged"][i] else " · NOT CONVERGED")
+        if short
         else seed_caption(m, i, s) for i, s in enumerate(result.seeds)]
     st.image(imgs, caption=caps, width=px)
 
