@@ -123,3 +123,30 @@ def test_preferring_trained_or_the_earlier_stop_does_not_pass_the_judged_set(jud
         fake = {rid: {CLARITY: rule(runs[rid])} for rid in judged}
         share = agreement(FIXTURE, fake, names=(CLARITY,))[CLARITY]["share"]
         assert share < CLARITY_AGREEMENT_FLOOR, (name, share)
+
+
+def _pair_run(checkpoint: str, clarity: float, fidelity: float, structure: float):
+    from core.engine.result import InversionResult
+
+    m = {"converged": [True, True], "mg_over_mr": [0.5, 0.6], "embedding_l2": [0.1, 0.1], "reference_l2": 1.0}
+    for name, v in (("clarity", clarity), ("fidelity", fidelity), ("structure", structure), ("content", clarity)):
+        m.update({name: v, f"{name}_per_seed": [v, v]})
+    return InversionResult(model="efficientnet_lite0", checkpoint=checkpoint, layer="blocks.5.0",
+                           label="stage 6 block 1", size=8, preset=DEFAULT, seeds=[0, 1], device="cpu", seconds=0.1,
+                           steps_done=100, stopped_early=False, original=torch.zeros(3, 8, 8),
+                           images=torch.zeros(2, 3, 8, 8), embedding_shape=(1, 4), metrics=m)
+
+
+def test_the_invert_sentence_says_where_the_measures_disagree():
+    """The issue's coffee case: more content in trained, more pixel fidelity and structure in untrained."""
+    from core.report import pair_text
+
+    trained, untrained = _pair_run("trained", 0.16, 0.00, 0.02), _pair_run("untrained", 0.06, 0.09, 0.20)
+    text = pair_text(trained, untrained, "trained", "untrained")
+    assert text.startswith("At stage 6 block 1, trained keeps more of the image than untrained: clarity 0.16")
+    assert ("The measures disagree: untrained is closer in pixel colour and detail and in where its brightness "
+            "edges lie") in text and "the object is more recognisable in trained's" in text
+    agree = pair_text(trained, _pair_run("untrained", 0.06, 0.00, 0.01), "trained", "untrained")
+    assert "disagree" not in agree and "closer in" not in agree  # pixels and edges within the margin: one sentence
+    same = pair_text(trained, _pair_run("untrained", 0.15, 0.30, 0.02), "trained", "untrained")
+    assert "keep about as much of the image" in same and "untrained is closer in pixel colour and detail" in same
