@@ -25,6 +25,11 @@ if sys.argv[1:2] == ["measures"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["load"]:
+    from benchmarks.load import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 if sys.argv[1:2] == ["estimate"]:
     from benchmarks.estimate import main
 

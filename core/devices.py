@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from core.errors import UserError
+from core.threads import cores as cpu_cores
+from core.threads import requested
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -33,19 +33,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
 
 
-def cpu_cores() -> int:
-    """Cores this process may use (affinity aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _cpu() -> torch.device:
-    """CPU with one thread per core this process may use (core.engine.speed may lower it on a busy machine)."""
-    cores = cpu_cores()
-    if torch.get_num_threads() != cores:
-        torch.set_num_threads(cores)
+    """CPU with the user's thread count, else one thread per core this process may use (a run then takes what
+    `core.threads` says the load leaves it)."""
+    n = requested() or cpu_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     return torch.device("cpu")
 
 

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=MODEL_HELP)
     for module in _EXTRA:
         module.add_parser(sub)
+    for name, p in sub.choices.items():  # every command that computes takes a thread count
+        if name not in ("models", "presets", "download") and "--threads" not in p._option_string_actions:
+            p.add_argument("--threads", type=int, default=None,
+                           help="CPU threads (default: OMP_NUM_THREADS if set, else one per core the machine leaves "
+                                "idle, followed while it runs)")
     return parser
 
 
@@ -92,6 +97,11 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            if threads < 1:
+                raise UserError(f"--threads must be at least 1 (got {threads})")
+            os.environ["INVERSION_THREADS"] = str(threads)  # the count every run of this command obeys (core.threads)
         use_model_file(args)  # --model-file: the user's network, registered under a name with its file's hash
         COMMANDS[args.command](args)
     except UserError as exc:

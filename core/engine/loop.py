@@ -181,6 +181,7 @@ class Inversion:
         last: Snapshot | None = None
         pending: HostCopy | None = None  # a snapshot on its way to the host
         self.speed.apply_global(self.device)
+        watch = self.speed.watch(self.device)
         t0 = time.perf_counter() - self.seconds
         while self.steps_done < self.total and not self.finished:
             n = self.steps_done
@@ -192,6 +193,7 @@ class Inversion:
                 per_seed.sum().backward()
                 self.apply(n, img, out, per_seed)
             self.advance()
+            self.follow(watch)
             if pending is not None and pending.ready():
                 last, pending = self._deliver(pending, last), None
                 yield last
@@ -208,6 +210,13 @@ class Inversion:
                         self.step_encoder.release()  # a finished run kept for Continue holds no graph memory
                     last = self._deliver(copy, last)
                     yield last
+
+    def follow(self, watch) -> None:
+        """Move to the thread count the load asks for now (`core.threads.Watch`; None: nothing to follow)."""
+        n = watch.check() if watch is not None else None
+        if n:
+            torch.set_num_threads(n)
+            self.speed = self.speed.replace(threads=n)
 
     # ------------------------------------------------------------------ the step API
     # One step in parts, so `core.engine.multistop` can step several runs through one shared forward and

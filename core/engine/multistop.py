@@ -185,6 +185,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
     # the deepest active stop only moves up (runs only leave), so one encoder is current at a time
     current = (len(order) - 1, _step_call(speed, speed.prepare_encoder(full.to(dev), dev), dev))
     speed.apply_global(dev)
+    watch = speed.watch(dev)  # the load, followed between steps as a single run does
     last = {id(r): None for r in runs}
     every = max(1, int(every))
     while True:
@@ -212,6 +213,8 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
             for r, n, (img, _), loss in zip(active, steps, inputs, losses):
                 r.apply(n, img, outs[index[r.stop.node]], loss)
         spent = time.perf_counter() - t0
+        for r in runs[:1]:
+            r.follow(watch)  # sets the process's thread count for every run of the batch
         for r, n in zip(active, steps):
             t1 = time.perf_counter()
             r.advance()  # its stopping rule's check uses the run's own encoder

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 
+from core import threads as thread_policy
 from core.devices import cpu_cores
 from core.engine.cudagraphs import MAX_SHAPES, GraphedEncoder
 
@@ -33,12 +33,12 @@ def pick_cpu_threads(max_age_s: float = 30.0) -> int:
     On a shared machine whose cores are busy, OpenMP with one thread per core waits at every
     barrier for a descheduled thread (each op then costs a scheduler tick, ~10 ms): measured
     here a 35x slowdown. A ~10 ms probe tells the two cases apart; the answer is cached.
-    `INVERSION_THREADS=<n>` overrides the probe.
+    A count the user set (`core.threads.requested`) overrides the probe.
     """
     global _THREAD_PICK
-    env = os.environ.get("INVERSION_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+    asked = thread_policy.requested()
+    if asked:
+        return asked
     cores = cpu_cores()
     if cores <= 1:
         return 1
@@ -67,6 +67,16 @@ def pick_cpu_threads(max_age_s: float = 30.0) -> int:
     return pick
 
 
+def cpu_threads() -> int:
+    """The thread count for a CPU run starting now (`core.threads`): the user's, else one per core the rest of
+    the machine leaves idle, else (no /proc/stat) the timing probe's."""
+    asked = thread_policy.requested()
+    if asked:
+        return asked
+    free = thread_policy.free_cores()
+    return thread_policy.count_for(free) if free is not None else pick_cpu_threads()
+
+
 @dataclass(frozen=True)
 class SpeedOptions:
     """How the engine runs its step. Every field off = the plain engine."""
@@ -78,6 +88,7 @@ class SpeedOptions:
     tf32: bool = False  # CUDA: TF32 matmul/conv
     cudnn_benchmark: bool = False  # CUDA: let cuDNN pick the fastest conv algorithm per shape
     threads: int | None = None  # CPU: torch threads for the run; None leaves torch's setting
+    adapt_threads: bool = False  # CPU: follow the machine's load while running (`core.threads.Watch`)
     cuda_graphs: bool = False  # CUDA: the step's encoder forward and backward replayed as CUDA graphs
     async_snapshots: bool = False  # CUDA: snapshots copied to the host while the next steps run (core.engine.hostcopy)
 
@@ -94,7 +105,7 @@ class SpeedOptions:
             # options at batch 4, channels_last and TF32 slower or lossy; cudnn.benchmark picks algorithms only
             return cls(cudnn_benchmark=True)
         if dev.type == "cpu":
-            return cls(threads=pick_cpu_threads())
+            return cls(threads=cpu_threads(), adapt_threads=thread_policy.requested() is None)
         return cls()
 
     @classmethod
@@ -103,6 +114,12 @@ class SpeedOptions:
         one sweep or report take one count, not a timing probe's (`pick_cpu_threads`) run by run."""
         dev = torch.device(device) if not isinstance(device, torch.device) else device
         return cls(threads=int(threads)) if dev.type == "cpu" and threads else cls.auto(dev)
+
+    def watch(self, device: torch.device) -> "thread_policy.Watch | None":
+        """What the engine asks between steps to follow the load (None: a fixed count, or not the CPU)."""
+        if device.type != "cpu" or not self.threads:
+            return None
+        return thread_policy.Watch(self.threads, fixed=not self.adapt_threads)
 
     def replace(self, **changes) -> "SpeedOptions":
         return replace(self, **changes)

@@ -37,6 +37,7 @@ import torch
 from core.devices import cpu_cores, resolve_device
 from core.engine.loop import Inversion
 from core.engine.speed import pick_cpu_threads
+from core.threads import free_cores, requested
 from core.models.checkpoints import LoadedModel
 from core.recipe.presets import Preset
 
@@ -125,7 +126,7 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
         # OpenMP barriers (each op a scheduler tick), and the estimate read 280x the real run (0.88 s vs 3 ms a step)
         pick = pick_cpu_threads(max_age_s=0)
         cores = cpu_cores()
-        if cores > 1 and not os.environ.get("INVERSION_THREADS"):
+        if cores > 1 and not requested():
             free = _idle_cores()  # the cores the rest of the machine leaves idle now (None: not known here)
             many = cores if free is None else max(1, min(cores, int(free + 0.5)))
             if many == 1:
@@ -208,40 +209,8 @@ def _faster(times: dict, choices: list[int]) -> int:
 
 
 def _idle_cores(window_s: float = 0.1) -> float | None:
-    """How many of this process's cores the rest of the machine left idle over `window_s` (from /proc/stat;
-    None where there is none). A small thread probe cannot tell this: with two busy processes on two cores
-    `pick_cpu_threads` still chose two threads 6 times in 8."""
-    try:
-        mine = {f"cpu{i}" for i in os.sched_getaffinity(0)}
-    except (AttributeError, OSError):
-        return None
-
-    def read():
-        out = {}
-        try:
-            with open("/proc/stat") as f:
-                for line in f:
-                    name, *vals = line.split()
-                    if name in mine:
-                        v = [int(x) for x in vals[:8]]  # user nice system idle iowait irq softirq steal
-                        out[name] = (v[3] + v[4], sum(v))
-        except (OSError, ValueError, IndexError):
-            return None
-        return out
-
-    a = read()
-    if not a:
-        return None
-    time.sleep(window_s)
-    b = read()
-    if not b:
-        return None
-    free, counted = 0.0, 0
-    for name, (i0, t0) in a.items():
-        if name in b and b[name][1] > t0:
-            free += (b[name][0] - i0) / (b[name][1] - t0)
-            counted += 1
-    return free if counted else None
+    """How many of this process's cores the rest of the machine leaves idle now (`core.threads.free_cores`)."""
+    return free_cores(window_s)
 
 
 def speed_for(estimate: Estimate, device, max_age_s: float = 120.0):

@@ -27,7 +27,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from core.devices import cpu_cores, resolve_device
+from core.devices import resolve_device
+from core.threads import choose as choose_threads
 from core.errors import SweepStopped, UserError
 from core.images import load_image, sample_images
 from core.jobs.cache import image_hash
@@ -135,7 +136,8 @@ class Sweep:
             models, checkpoints: architecture names; "untrained", "trained" or state-dict paths.
             layers: "stops" (every depth stop of each model) or node names present in every model.
             size, seeds, preset, device, init_seed: as for `RunSpec.of` (device: "cpu", "cuda", ...).
-            threads: CPU threads per run (default: this machine's cores). Fixed for the whole sweep and the same
+            threads: CPU threads per run (default: `core.threads.choose()` when the sweep is made: the user's count,
+                else one per core the machine leaves idle then). Fixed for the whole sweep and the same
                 on every backend: with 1 thread against 2, EfficientNet-Lite0's clarity after 200+ steps differed by
                 up to 0.04 (rounding, amplified by the optimisation), so only equal counts give equal numbers.
             batch_stops: "on": the stops of one image, model and checkpoint run as one optimisation
@@ -158,7 +160,7 @@ class Sweep:
             raise UserError("no readable images: " + "; ".join(f"{p}: {r}" for p, r in skipped[:5]))
         dev = resolve_device(device).type
         batched(batch_stops, resolve_device(device))  # refuses a bad value before any run
-        threads = int(threads or cpu_cores())
+        threads = int(threads or choose_threads())
         if threads < 1:
             raise UserError(f"--threads must be at least 1 (got {threads})")
         return cls(found, models, checkpoints, layers if isinstance(layers, str) else list(layers), int(size),

@@ -1,0 +1,128 @@
+"""How many CPU threads a run takes: one policy for every run path (the engine asks it; nothing else decides).
+
+OpenMP gives each thread a share of every operation and waits for all of them at a barrier. When another
+process holds a core, the thread on it is descheduled and every operation waits a scheduler tick for it:
+two threads beside two busy processes ran 5-30x slower than one thread. So a run takes as many threads as
+the rest of the machine leaves cores idle (`free_cores`, from /proc/stat), at least one, and the engine asks
+again while it runs (`Watch`), so load that arrives mid-run moves it to one thread instead of collapsing it.
+Threads also sleep rather than spin at barriers (`OMP_WAIT_POLICY=PASSIVE`, set before torch loads where
+the process starts in `core`), so a waiting thread does not take the core its partner needs.
+
+A count the user sets is obeyed: `INVERSION_THREADS`, else `OMP_NUM_THREADS`, else a command's `--threads`.
+
+Results move with the thread count only by float rounding, which grows over the steps: a run on one thread
+and the same run on two agree to 1e-4 relative in the distances and 1e-3 on the 0-1 measures (README,
+"Speed"); the run cache keys on the settings, not the thread count, and keeps that promise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+SETTLE_S = 1.0  # the engine asks again after this much run time
+
+
+def cores() -> int:
+    """Cores this process may use (affinity aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def requested() -> int | None:
+    """The count the user set: `INVERSION_THREADS`, else `OMP_NUM_THREADS` (None: the policy decides)."""
+    for name in ("INVERSION_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def _stat() -> dict[str, tuple[int, int]] | None:
+    """Per core this process may use: (idle jiffies, total jiffies), from /proc/stat (None where there is none)."""
+    try:
+        mine = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+        out = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *vals = line.split()
+                if name in mine:
+                    v = [int(x) for x in vals[:8]]  # user nice system idle iowait irq softirq steal
+                    out[name] = (v[3] + v[4], sum(v))
+        return out or None
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+
+
+class Sample:
+    """The machine's idle time and this process's CPU time at one moment; `free_since` compares two."""
+
+    def __init__(self):
+        self.stat = _stat()
+        self.own = time.process_time()
+        self.wall = time.monotonic()
+
+    def free_since(self, before: "Sample") -> float | None:
+        """Cores the rest of the machine left to this process between `before` and now: idle time plus this
+        process's own CPU time, over the wall time (None where /proc/stat is missing or no time passed)."""
+        if not self.stat or not before.stat or self.wall - before.wall <= 0:
+            return None
+        idle, counted = 0.0, 0
+        for name, (i0, t0) in before.stat.items():
+            if name in self.stat and self.stat[name][1] > t0:
+                idle += (self.stat[name][0] - i0) / (self.stat[name][1] - t0)
+                counted += 1
+        if not counted:
+            return None
+        own = (self.own - before.own) / (self.wall - before.wall)
+        return min(float(counted), idle + own)
+
+
+def free_cores(window_s: float = 0.1) -> float | None:
+    """Cores the rest of the machine leaves idle now, measured over `window_s` (None where it cannot be known)."""
+    before = Sample()
+    if before.stat is None:
+        return None
+    time.sleep(window_s)
+    return Sample().free_since(before)
+
+
+def count_for(free: float | None) -> int:
+    """Threads for `free` idle cores: one per idle core (rounded), at least 1, at most `cores()`; all cores when
+    it is unknown."""
+    n = cores()
+    if free is None:
+        return n
+    return max(1, min(n, int(free + 0.5)))
+
+
+def choose(window_s: float = 0.1) -> int:
+    """The thread count for a run starting now: the user's, else one per core the machine leaves idle."""
+    return requested() or count_for(free_cores(window_s))
+
+
+class Watch:
+    """Asked by the engine between steps: the thread count to move to now, or None to stay.
+
+    It compares the machine's idle time since its last look, every `SETTLE_S` of run time; a count the user
+    set is never changed.
+    """
+
+    def __init__(self, threads: int, fixed: bool = False):
+        self.threads = threads
+        self.fixed = fixed or requested() is not None or cores() <= 1
+        self._last = Sample()
+        self.changes = 0
+
+    def check(self) -> int | None:
+        if self.fixed or time.monotonic() - self._last.wall < SETTLE_S:
+            return None
+        now = Sample()
+        n = count_for(now.free_since(self._last)) if now.stat else None
+        self._last = now
+        if n is None or n == self.threads:
+            return None
+        self.threads, self.changes = n, self.changes + 1
+        return n

@@ -1,0 +1,77 @@
+"""The one thread policy (core.threads): a count the user sets is obeyed; otherwise one thread per core the rest
+of the machine leaves idle, followed while a run goes on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import threads
+from core.engine.speed import SpeedOptions
+
+
+@pytest.fixture
+def no_user_count(monkeypatch):
+    monkeypatch.delenv("INVERSION_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
+def test_the_users_count_is_obeyed_first_inversion_threads_then_omp(monkeypatch, no_user_count):
+    assert threads.requested() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads.requested() == 1 and threads.choose() == 1
+    monkeypatch.setenv("INVERSION_THREADS", "3")
+    assert threads.requested() == 3
+    monkeypatch.setenv("INVERSION_THREADS", "lots")  # not a count: the next one counts
+    assert threads.requested() == 1
+    speed = SpeedOptions.auto("cpu")
+    assert speed.threads == 1 and not speed.adapt_threads  # a set count is never moved by the load
+
+
+def test_one_thread_per_idle_core_at_least_one_at_most_the_cores(monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 4)
+    assert [threads.count_for(f) for f in (0.0, 0.4, 0.6, 1.4, 2.6, 9.0)] == [1, 1, 1, 1, 3, 4]
+    assert threads.count_for(None) == 4  # unknown load: every core
+
+
+def test_free_cores_counts_idle_time_and_this_processs_own(no_user_count):
+    before = threads.Sample()
+    if before.stat is None:
+        pytest.skip("no /proc/stat here")
+    x = 0
+    while threads.Sample().wall - before.wall < 0.2:  # keep one core busy ourselves: it still counts as ours
+        x += 1
+    free = threads.Sample().free_since(before)
+    assert free is not None and 0.5 <= free <= threads.cores() + 1e-9
+
+
+def test_a_run_follows_the_load_unless_the_count_is_fixed(monkeypatch, no_user_count):
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "SETTLE_S", 0.0)
+    seen = iter([0.3, 0.3, 1.9, 1.9])  # busy, busy, idle, idle
+    monkeypatch.setattr(threads.Sample, "free_since", lambda self, before: next(seen))
+    watch = threads.Watch(2)
+    assert watch.check() == 1 and watch.check() is None  # moved to one thread once, then stays
+    assert watch.check() == 2 and watch.check() is None and watch.changes == 2
+    assert threads.Watch(2, fixed=True).check() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.Watch(2).check() is None
+
+
+def test_every_command_that_computes_takes_threads_and_obeys_it(tmp_path, chelsea_path, no_user_count, capsys,
+                                                                 monkeypatch):
+    from core.cli.main import build_parser, main
+
+    monkeypatch.setenv("INVERSION_THREADS", "")  # the command sets it: put back as it was after the test
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert ("--threads" in parser._option_string_actions) == (name not in ("models", "presets", "download")), name
+    assert main(["invert", "--model", "resnet18", "--layer", "layer1", "--image", str(chelsea_path), "--size", "32",
+                 "--seeds", "1", "--iters", "4", "--out", str(tmp_path / "r"), "--quiet", "--no-cache",
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["device"] == "cpu (1 thread)"
+    assert main(["curve", "--model", "resnet18", "--image", str(chelsea_path), "--out", str(tmp_path / "c"),
+                 "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --threads must be at least 1 (got 0)"
