@@ -49,29 +49,31 @@ def stop(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
-def run_once(args: list[str], one_core: bool, out: Path, env_extra: dict | None = None) -> tuple[float, int | None]:
-    """One CLI run; returns (the run's seconds from result.json, the thread count it used)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+def run_once(args: list[str], one_core: bool, out: Path, env_extra: dict | None = None,
+             root: Path = ROOT) -> tuple[float, int | None]:
+    """One CLI run of the checkout at `root`; returns (the run's seconds from result.json, the thread count it
+    reported at its start)."""
+    env = {**os.environ, "PYTHONPATH": str(root), **(env_extra or {})}
     cmd = [sys.executable, "-m", "core", *args, "--image", str(ASSET), "--device", "cpu", "--out", str(out),
            "--quiet", "--no-cache"]
     if one_core:
         env.update(OMP_NUM_THREADS="1", INVERSION_THREADS="1")
         cmd = ["taskset", "-c", "0", *cmd]
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(cmd, env=env, cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     data = json.loads((out / "result.json").read_text())
     dev = str(data.get("device", ""))
     threads = int(dev.split("(")[1].split()[0]) if "(" in dev else None
     return float(data["seconds"]), threads
 
 
-def series(cases: dict, repeats: int, tmp: Path, env_extra: dict | None = None) -> dict:
+def series(cases: dict, repeats: int, tmp: Path, env_extra: dict | None = None, root: Path = ROOT) -> dict:
     rows = {}
     for name, args in cases.items():
         tool, core1, used = [], [], []
         for r in range(repeats):
             order = (False, True) if r % 2 == 0 else (True, False)  # alternate who goes first
             for one in order:
-                s, n = run_once(args, one, tmp / f"{len(rows)}-{r}-{int(one)}", env_extra)
+                s, n = run_once(args, one, tmp / f"{len(rows)}-{r}-{int(one)}", env_extra, root)
                 (core1 if one else tool).append(s)
                 if not one:
                     used.append(n)
@@ -98,6 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", default="all", help="comma list of case numbers (1-based) or 'all'")
     ap.add_argument("--idle", action="store_true", help="also the same series with no burners")
     ap.add_argument("--env", default="", help="extra environment for the tool's runs, e.g. OMP_WAIT_POLICY=ACTIVE")
+    ap.add_argument("--root", default=str(ROOT), help="the checkout whose `python -m core` is timed (e.g. a worktree "
+                    "of an earlier commit, for a before/after table)")
     ap.add_argument("--markdown", default="none", help="BENCHMARKS.md to write the section there")
     args = ap.parse_args(argv)
     names = list(CASES)
@@ -110,16 +114,18 @@ def main(argv=None) -> int:
         try:
             time.sleep(1.0)
             load = os.getloadavg()[0]
-            out["busy"] = series(cases, args.repeats, Path(tmp), extra)
+            out["busy"] = series(cases, args.repeats, Path(tmp), extra, Path(args.root))
         finally:
             stop(procs)
         text = [f"CPU: {cpu_name()}, {os.cpu_count()} cores. {args.burners} CPU-bound processes beside the runs "
                 f"(load {load:.1f} when they began); {args.repeats} alternating pairs per run"
-                + (f"; tool's runs with {args.env}" if args.env else "") + ".", "", table(out["busy"])]
+                + (f"; tool's runs with {args.env}" if args.env else "")
+                + ("" if Path(args.root) == ROOT else f"; the checkout at {Path(args.root).name}") + ".", "",
+                table(out["busy"])]
         if args.idle:
             time.sleep(3.0)
             idle_load = os.getloadavg()[0]
-            out["idle"] = series(cases, args.repeats, Path(tmp), extra)
+            out["idle"] = series(cases, args.repeats, Path(tmp), extra, Path(args.root))
             text += ["", f"Idle (load {idle_load:.1f} before):", "", table(out["idle"])]
     print("\n".join(text))
     if args.markdown != "none":

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from core.devices import resolve_device
-from core.threads import choose as choose_threads
+from core.threads import requested
 from core.errors import SweepStopped, UserError
 from core.images import load_image, sample_images
 from core.jobs.cache import image_hash
@@ -120,7 +120,7 @@ class Sweep:
     preset: Preset
     device: str = "cpu"
     init_seed: int = 0
-    threads: int = 1  # CPU threads per run, fixed: the thread count changes float rounding, which long runs amplify
+    threads: int = 0  # CPU threads per run, fixed when the user gives a count; 0: each run follows the load (core.threads)
     batch_stops: str = "auto"  # a (model, checkpoint, image)'s stops as one optimisation (`core.studies.curve.batched`)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # images that could not be read
     notes: list[str] = field(default_factory=list)  # model x checkpoint pairs left out, and why
@@ -136,8 +136,9 @@ class Sweep:
             models, checkpoints: architecture names; "untrained", "trained" or state-dict paths.
             layers: "stops" (every depth stop of each model) or node names present in every model.
             size, seeds, preset, device, init_seed: as for `RunSpec.of` (device: "cpu", "cuda", ...).
-            threads: CPU threads per run (default: `core.threads.choose()` when the sweep is made: the user's count,
-                else one per core the machine leaves idle then). Fixed for the whole sweep and the same
+            threads: CPU threads per run, fixed for the whole sweep (default: `OMP_NUM_THREADS` or `INVERSION_THREADS`
+                if set, else 0: each run follows the load as `core.threads` says, one thread per idle core; a count
+                chosen once at the start ran a whole report on one thread of an idle machine, 1.6x slower). A fixed count is the same
                 on every backend: with 1 thread against 2, EfficientNet-Lite0's clarity after 200+ steps differed by
                 up to 0.04 (rounding, amplified by the optimisation), so only equal counts give equal numbers.
             batch_stops: "on": the stops of one image, model and checkpoint run as one optimisation
@@ -160,8 +161,8 @@ class Sweep:
             raise UserError("no readable images: " + "; ".join(f"{p}: {r}" for p, r in skipped[:5]))
         dev = resolve_device(device).type
         batched(batch_stops, resolve_device(device))  # refuses a bad value before any run
-        threads = int(threads or choose_threads())
-        if threads < 1:
+        threads = int(threads or requested() or 0)
+        if threads < 0:
             raise UserError(f"--threads must be at least 1 (got {threads})")
         return cls(found, models, checkpoints, layers if isinstance(layers, str) else list(layers), int(size),
                    [int(s) for s in seeds], preset, dev, int(init_seed), threads, batch_stops, skipped)

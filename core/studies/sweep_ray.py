@@ -159,7 +159,8 @@ def run_ray(todo: Sequence, finished: Callable, address: str | None = None, work
 
     Without `address` a local Ray is started on 127.0.0.1 with `workers` CPUs (default: all) and shut
     down at the end; with one, the sweep joins that cluster (`ray start --head`, Slurm, Kubernetes).
-    A CPU task declares `threads` CPUs and runs on that many threads, as the local backend does.
+    A CPU task declares `threads` CPUs and runs on that many threads, as the local backend does (0, the local
+    default "follow the load": one CPU and one thread a task, Ray running as many tasks as there are CPUs).
 
     Returns how many runs came back from a retried task (Ray retries a task lost with its worker or node up to
     `MAX_RETRIES` times, on the nodes that remain). Raises `SweepStopped` (its `cause` from `lost_cause`, its
@@ -167,6 +168,7 @@ def run_ray(todo: Sequence, finished: Callable, address: str | None = None, work
     the others finish first. Other errors propagate."""
     if not todo:
         return 0
+    threads = max(1, int(threads))  # 0 ("follow the load" locally): a task on one CPU, one thread
     own = sorted({t.spec.model for t in todo if str(t.spec.model).startswith(("file:", "module:"))})
     if own:  # a worker process has only the registry it imports: your network lives in this process
         raise UserError(f"{', '.join(own)}: your own network runs with the local backend (--backend local); on Ray, "
