@@ -8,12 +8,6 @@ In a notebook a result and a curve (`curve`) display themselves, and long runs s
 (`progress=False` turns it off); see docs/notebook_example.py.
 """
 
-import os
-
-# before torch loads OpenMP: waiting threads sleep instead of spinning, so on a busy machine a thread waiting at a
-# barrier does not take the core its partner needs (core/threads.py); a value the user set is kept
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from core.models.registry import ARCHITECTURES, Architecture, Stop, get_architecture, register, register_model
 from core.models.checkpoints import download_trained, load_model, trained_status
 from core.studies.curve import clarity_curve, iter_curve

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core import threads
-from core.engine.speed import SpeedOptions
+from core.engine.speed import SpeedOptions, cpu_threads
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def no_user_count(monkeypatch):
 def test_the_users_count_is_obeyed_first_inversion_threads_then_omp(monkeypatch, no_user_count):
     assert threads.requested() is None
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert threads.requested() == 1 and threads.choose() == 1
+    assert threads.requested() == 1 and cpu_threads() == 1
     monkeypatch.setenv("INVERSION_THREADS", "3")
     assert threads.requested() == 3
     monkeypatch.setenv("INVERSION_THREADS", "lots")  # not a count: the next one counts
@@ -46,6 +46,19 @@ def test_free_cores_counts_idle_time_and_this_processs_own(no_user_count):
     assert free is not None and 0.5 <= free <= threads.cores() + 1e-9
 
 
+def test_a_busy_machine_gets_one_thread_an_idle_one_what_the_probe_finds_faster(monkeypatch, no_user_count):
+    from core.engine import speed
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(speed, "pick_cpu_threads", lambda: 2)
+    monkeypatch.setattr(threads, "free_cores", lambda window_s=0.1: 0.4)  # two busy processes beside us
+    assert cpu_threads() == 1
+    monkeypatch.setattr(threads, "free_cores", lambda window_s=0.1: 2.0)
+    assert cpu_threads() == 2
+    monkeypatch.setattr(speed, "pick_cpu_threads", lambda: 1)  # small steps: one thread is faster even idle
+    assert cpu_threads() == 1
+
+
 def test_a_run_follows_the_load_unless_the_count_is_fixed(monkeypatch, no_user_count):
     monkeypatch.setattr(threads, "cores", lambda: 2)
     monkeypatch.setattr(threads, "SETTLE_S", 0.0)
@@ -53,7 +66,10 @@ def test_a_run_follows_the_load_unless_the_count_is_fixed(monkeypatch, no_user_c
     monkeypatch.setattr(threads.Sample, "free_since", lambda self, before: next(seen))
     watch = threads.Watch(2)
     assert watch.check() == 1 and watch.check() is None  # moved to one thread once, then stays
-    assert watch.check() == 2 and watch.check() is None and watch.changes == 2
+    assert watch.check() == 2 and watch.check() is None and watch.changes == 2  # back up to where it started
+    seen = iter([3.9])
+    monkeypatch.setattr(threads, "cores", lambda: 4)
+    assert threads.Watch(2).check() is None  # four idle cores: never above the count it started with
     assert threads.Watch(2, fixed=True).check() is None
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.Watch(2).check() is None

@@ -68,13 +68,15 @@ def pick_cpu_threads(max_age_s: float = 30.0) -> int:
 
 
 def cpu_threads() -> int:
-    """The thread count for a CPU run starting now (`core.threads`): the user's, else one per core the rest of
-    the machine leaves idle, else (no /proc/stat) the timing probe's."""
+    """The thread count for a CPU run starting now (`core.threads`): the user's; else one thread when the rest of
+    the machine leaves at most one core idle; else as many as the idle cores where the timing probe finds several
+    threads faster (`pick_cpu_threads`: on small steps one thread is faster even on an idle machine)."""
     asked = thread_policy.requested()
     if asked:
         return asked
     free = thread_policy.free_cores()
-    return thread_policy.count_for(free) if free is not None else pick_cpu_threads()
+    most = thread_policy.count_for(free)
+    return 1 if most == 1 else min(most, pick_cpu_threads())
 
 
 @dataclass(frozen=True)
