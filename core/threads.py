@@ -81,13 +81,22 @@ class Sample:
         return min(float(counted), idle + own)
 
 
+_LAST: Sample | None = None  # the previous look, so back-to-back runs (a curve's stops) need not wait
+RECENT_S = 5.0  # a previous look younger than this (and at least `window_s` old) is compared with, no sleep
+
+
 def free_cores(window_s: float = 0.1) -> float | None:
-    """Cores the rest of the machine leaves idle now, measured over `window_s` (None where it cannot be known)."""
-    before = Sample()
-    if before.stat is None:
-        return None
-    time.sleep(window_s)
-    return Sample().free_since(before)
+    """Cores the rest of the machine leaves idle now, measured over at least `window_s` (None where it cannot be
+    known): against the previous look when it is recent, else over a `window_s` sleep."""
+    global _LAST
+    before = _LAST
+    if before is None or not before.stat or not window_s <= time.monotonic() - before.wall <= RECENT_S:
+        before = Sample()
+        if before.stat is None:
+            return None
+        time.sleep(window_s)
+    _LAST = Sample()
+    return _LAST.free_since(before)
 
 
 def count_for(free: float | None) -> int:

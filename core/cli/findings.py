@@ -51,8 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--init-seed", type=typed("init_seed"), default=0, help="seed of the untrained initialisation")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads per run, fixed for the report (default: OMP_NUM_THREADS if set, else one per "
-                        "core the machine leaves idle when it starts)")
+                   help="CPU threads per run, fixed for the report (default: OMP_NUM_THREADS if set, else each run "
+                        "follows the load)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="ray: CPUs of the local Ray (default: all)")

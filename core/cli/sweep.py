@@ -33,8 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (the local backend's device)")
     p.add_argument("--init-seed", type=typed("init_seed"), default=0, help="seed of the untrained initialisation")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads per run (default: OMP_NUM_THREADS if set, else one per core the machine leaves "
-                        "idle when it starts); fixed, and the same on both backends, since the thread count changes rounding and so the numbers of long runs")
+                   help="CPU threads per run, fixed, and the same on both backends, since the thread count changes "
+                        "rounding and so the numbers of long runs (default: OMP_NUM_THREADS if set, else each run "
+                        "follows the load)")
     p.add_argument("--out", required=True, help="output folder (results.parquet, summary.csv, summary.html)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")

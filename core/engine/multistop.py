@@ -213,8 +213,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
             for r, n, (img, _), loss in zip(active, steps, inputs, losses):
                 r.apply(n, img, outs[index[r.stop.node]], loss)
         spent = time.perf_counter() - t0
-        for r in runs[:1]:
-            r.follow(watch)  # sets the process's thread count for every run of the batch
+        first.follow(watch)  # the process's thread count, for every run of the batch
         for r, n in zip(active, steps):
             t1 = time.perf_counter()
             r.advance()  # its stopping rule's check uses the run's own encoder

@@ -69,6 +69,11 @@ def encode_result(result: InversionResult) -> bytes:
 
 def decode_result(data: bytes) -> InversionResult:
     """The inverse of `encode_result`; raises ValueError for anything that is not a valid entry."""
+    return _decode(data)[0]
+
+
+def _decode(data: bytes) -> tuple[InversionResult, bool]:
+    """`decode_result`, and whether the entry was of the older format (measured again here)."""
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is simply not an entry
@@ -89,7 +94,7 @@ def decode_result(data: bytes) -> InversionResult:
             original=original, images=images, embedding_shape=tuple(j["embedding_shape"]),
             metrics=j["metrics"], history=j["history"], spec=j.get("spec") or {},
         )
-        return result if obj["format"] == FORMAT else _with_measures(result)
+        return (result, False) if obj["format"] == FORMAT else (_with_measures(result), True)
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed cache entry ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - e.g. UserError from an invalid stored preset
@@ -134,13 +139,20 @@ class RunCache:
             except OSError:
                 continue
             try:
-                return decode_result(data)
+                result, upgraded = _decode(data)
             except ValueError:
                 if i == 0:  # a corrupt entry is dropped so that the next finished run replaces it
                     try:
                         path.unlink()
                     except OSError:
                         pass
+                continue
+            if upgraded and i == 0:  # measured once: stored in today's format (a read-only fallback is not written)
+                try:
+                    atomic_write(path, encode_result(result))
+                except OSError:
+                    pass
+            return result
         return None
 
     def __contains__(self, key: str) -> bool:

@@ -25,7 +25,6 @@ steps, 9 of 9 estimates of the default run came within 2x (0.68-1.33), idle and 
 from __future__ import annotations
 
 import math
-import os
 import statistics
 import threading
 import time
@@ -37,7 +36,7 @@ import torch
 from core.devices import cpu_cores, resolve_device
 from core.engine.loop import Inversion
 from core.engine.speed import pick_cpu_threads
-from core.threads import free_cores, requested
+from core.threads import count_for, free_cores, requested
 from core.models.checkpoints import LoadedModel
 from core.recipe.presets import Preset
 
@@ -128,7 +127,7 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
         cores = cpu_cores()
         if cores > 1 and not requested():
             free = _idle_cores()  # the cores the rest of the machine leaves idle now (None: not known here)
-            many = cores if free is None else max(1, min(cores, int(free + 0.5)))
+            many = count_for(free)
             if many == 1:
                 first = 1  # the other cores are busy: several threads would wait at every barrier
             elif probe_steps >= 4:

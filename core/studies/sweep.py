@@ -136,9 +136,9 @@ class Sweep:
             models, checkpoints: architecture names; "untrained", "trained" or state-dict paths.
             layers: "stops" (every depth stop of each model) or node names present in every model.
             size, seeds, preset, device, init_seed: as for `RunSpec.of` (device: "cpu", "cuda", ...).
-            threads: CPU threads per run, fixed for the whole sweep (default: `OMP_NUM_THREADS` or `INVERSION_THREADS`
-                if set, else 0: each run follows the load as `core.threads` says, one thread per idle core; a count
-                chosen once at the start ran a whole report on one thread of an idle machine, 1.6x slower). A fixed count is the same
+            threads: CPU threads per run (default: `INVERSION_THREADS` or `OMP_NUM_THREADS` if set, else 0: each run
+                follows the load as `core.threads` says; a count chosen once at the start ran a whole report on one
+                thread of an idle machine, 1.6x slower). A count given is fixed for the whole sweep and the same
                 on every backend: with 1 thread against 2, EfficientNet-Lite0's clarity after 200+ steps differed by
                 up to 0.04 (rounding, amplified by the optimisation), so only equal counts give equal numbers.
             batch_stops: "on": the stops of one image, model and checkpoint run as one optimisation
@@ -163,7 +163,7 @@ class Sweep:
         batched(batch_stops, resolve_device(device))  # refuses a bad value before any run
         threads = int(threads or requested() or 0)
         if threads < 0:
-            raise UserError(f"--threads must be at least 1 (got {threads})")
+            raise UserError(f"--threads must be at least 1 (got {threads})")  # 0 is the default's "follow the load"
         return cls(found, models, checkpoints, layers if isinstance(layers, str) else list(layers), int(size),
                    [int(s) for s in seeds], preset, dev, int(init_seed), threads, batch_stops, skipped)
 
