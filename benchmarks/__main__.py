@@ -30,6 +30,11 @@ if sys.argv[1:2] == ["load"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["levers"]:
+    from benchmarks.levers import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 if sys.argv[1:2] == ["estimate"]:
     from benchmarks.estimate import main
 

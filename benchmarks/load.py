@@ -3,7 +3,8 @@
 A user's laptop or a demo server is busy. With `--burners N` CPU-bound processes beside it (plain Python loops,
 started and stopped here by id), each case runs as `python -m core ...` would, alternately (a) as the tool chooses
 and (b) confined to one core (`taskset -c 0`, one thread), `--repeats` times; then the same without burners. The
-time is the run's own (`seconds` in result.json: no start-up), the cache off. Targets (issue "Fast on the machines
+time is the run's own (`seconds` in result.json: no start-up) where the command writes one, else the command's
+wall time (a curve, a report: start-up included, alike on both sides), the cache off. Targets (issue "Fast on the machines
 people have"): busy, the tool's run takes at most 1.2x one core's (median) and no run over 1.5x; idle, never slower
 than one core.
 """
@@ -35,6 +36,10 @@ CASES = {
     "invert lite0 trained blocks.3.0 64px default": ["invert", "--model", "efficientnet_lite0", "--checkpoint",
                                                      "trained", "--layer", "blocks.3.0", "--size", "64", "--seeds",
                                                      "2"],
+    "curve lite0 untrained+trained 4 stops 32px": ["curve", "--model", "efficientnet_lite0", "--size", "32",
+                                                  "--seeds", "2", "--layers", "blocks.1.0,blocks.3.0,blocks.5.0,blocks.6.0"],
+    "findings 1-3 resnet18 untrained 32px, one image": ["findings", "--models", "resnet18", "--checkpoints",
+                                                        "untrained", "--findings", "1,2,3", "--size", "32"],
 }
 
 
@@ -54,12 +59,19 @@ def run_once(args: list[str], one_core: bool, out: Path, env_extra: dict | None 
     """One CLI run of the checkout at `root`; returns (the run's seconds from result.json, the thread count it
     reported at its start)."""
     env = {**os.environ, "PYTHONPATH": str(root), **(env_extra or {})}
-    cmd = [sys.executable, "-m", "core", *args, "--image", str(ASSET), "--device", "cpu", "--out", str(out),
-           "--quiet", "--no-cache"]
+    image = ["--images", str(ASSET)] if args[0] == "findings" else ["--image", str(ASSET)]
+    cache = ["--no-cache"] if args[0] != "findings" else []
+    if not cache:  # a report has no --no-cache: an empty cache of its own
+        env["INVERSION_CACHE_DIR"] = str(out / "cache")
+    cmd = [sys.executable, "-m", "core", *args, *image, "--device", "cpu", "--out", str(out), "--quiet", *cache]
     if one_core:
         env.update(OMP_NUM_THREADS="1", INVERSION_THREADS="1")
         cmd = ["taskset", "-c", "0", *cmd]
+    t = time.perf_counter()
     subprocess.run(cmd, env=env, cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    if not (out / "result.json").exists():
+        return wall, None
     data = json.loads((out / "result.json").read_text())
     dev = str(data.get("device", ""))
     threads = int(dev.split("(")[1].split()[0]) if "(" in dev else None

@@ -5,7 +5,9 @@ process holds a core, the thread on it is descheduled and every operation waits 
 two threads beside two busy processes ran 5-30x slower than one thread. So a run takes no more threads than
 the rest of the machine leaves cores idle (`free_cores`, from /proc/stat), at least one, and the engine asks
 again while it runs (`Watch`), so load that arrives mid-run moves it to one thread instead of collapsing it,
-and it goes back up to its starting count when the cores are idle again. (Threads that sleep at barriers
+and it goes back up to its starting count when the cores are idle again. A run that starts on several threads
+first times a few of its own steps on them and on one thread, and keeps one thread unless several are clearly
+faster (`MANY_THREADS_GAIN`): a model's small steps can be slower split across threads even on idle cores. (Threads that sleep at barriers
 instead of spinning, `OMP_WAIT_POLICY=PASSIVE`, were tried: two threads on an idle machine then took 2-3x
 longer than with spinning, so torch's default is kept.)
 
@@ -108,11 +110,20 @@ def count_for(free: float | None) -> int:
     return max(1, min(n, int(free + 0.5)))
 
 
-class Watch:
-    """Asked by the engine between steps: the thread count to move to now, or None to stay.
+TRIAL_STEPS = 3  # steps timed on each count when a run starts on several threads (after one warm-up step each)
+TRIAL_S = 0.15  # ...and at least this long, unless TRIAL_MAX steps came first
+TRIAL_MAX = 8
+MANY_THREADS_GAIN = 0.8  # several threads are kept only when their steps take at most this much of one thread's
 
-    It compares the machine's idle time since its last look, every `SETTLE_S` of run time, and moves between one
-    thread and the run's starting count (never above it); a count the user set is never changed.
+
+class Watch:
+    """Asked by the engine after every step: the thread count to move to now, or None to stay.
+
+    A run that starts on several threads first times its own steps on that count and then on one thread
+    (`TRIAL_STEPS` each, after a warm-up step), and keeps one thread when that is faster: a probe cannot tell
+    how a model's small steps split across threads, the real steps can. Then, every `SETTLE_S` of run time, it
+    compares the machine's idle time since its last look and moves between one thread and the count it kept
+    (never above it). A count the user set is never changed.
     """
 
     def __init__(self, threads: int, fixed: bool = False):
@@ -120,14 +131,45 @@ class Watch:
         self.fixed = fixed or requested() is not None or cores() <= 1
         self._last = Sample()
         self.changes = 0
+        self.trial: dict[int, list[float]] | None = None if self.fixed or threads <= 1 else {threads: [], 1: []}
+        self._tick: float | None = None  # when the previous step ended
+        self._skip = False  # True: the next step warms a new count up (its time is not counted)
 
     def check(self) -> int | None:
-        if self.fixed or time.monotonic() - self._last.wall < SETTLE_S:
+        if self.fixed:
+            return None
+        if self.trial is not None:
+            return self._try()
+        if time.monotonic() - self._last.wall < SETTLE_S:
             return None
         now = Sample()
         n = min(self.ceiling, count_for(now.free_since(self._last))) if now.stat else None
         self._last = now
+        return self._move(n)
+
+    def _move(self, n: int | None) -> int | None:
         if n is None or n == self.threads:
             return None
         self.threads, self.changes = n, self.changes + 1
         return n
+
+    def _try(self) -> int | None:
+        """The start-of-run trial: time steps on the starting count, then on one thread; keep the faster."""
+        now = time.perf_counter()
+        last, self._tick = self._tick, now
+        if last is None or self._skip:  # the run's first step, or the first on a new count
+            self._skip = False
+            return None
+        times = self.trial[self.threads]
+        times.append(now - last)
+        if len(times) < TRIAL_MAX and (len(times) < TRIAL_STEPS or sum(times) < TRIAL_S):
+            return None
+        if self.threads != 1:  # the starting count is timed: now one thread
+            self._skip = True
+            return self._move(1)
+        many, one = (sorted(t)[len(t) // 2] for t in (self.trial[self.ceiling], self.trial[1]))
+        self.trial, self._last = None, Sample()
+        if many > one * MANY_THREADS_GAIN:
+            self.ceiling = 1
+            return None
+        return self._move(self.ceiling)

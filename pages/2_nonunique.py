@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import live, pickers, state, views
+from ui.errors import errors
 from ui.nav import page_setup
 
 present = page_setup("Non-uniqueness")
@@ -29,16 +30,22 @@ c_img, c_run = st.columns([3, 2])
 pick = pickers.inversion(page, from_link, notices, c_run, c_img, upload=False, min_seeds=2)
 page.sync()
 
-b1, b2, _ = st.columns([1, 1, 5])
+b1, b2, b3 = st.columns([1, 1, 5], vertical_alignment="center")
 run_clicked = b1.button("Run", type="primary", key=page.key("run"), disabled=not pick.ready)
 hit = live.cached(pick.spec)
+est = None
+if hit:
+    b3.caption("In the cache: Run shows it at once.")
+elif pick.ready:
+    with b3, errors("estimate: "):
+        est = live.estimate(pick, st)  # measured now, and the run takes the thread count it chose
 running = pick.ready and (run_clicked or hit is not None)  # the same settings as a finished run show at once
 b2.button("Stop", key=page.key("stop"), disabled=not running or hit is not None,
           help="Stops the run and keeps what it computed so far" if running else "nothing is running")
 if not pick.ready:
     st.info("Run is not available yet: " + "; ".join(pick.problems or ["fix the settings above"]) + ".")
 if running:
-    live.start(pick, page, results if present else st.container(), present)
+    live.start(pick, page, results if present else st.container(), present, estimate=est)
 
 shown = page.get("result")
 if shown:

@@ -7,7 +7,7 @@ from core.studies import KIND_TEXT, KINDS, default_layers, load_inputs
 from ui import manifold_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.notices import ignored_stops, link_values
+from ui.notices import ignored_stops, link_values, plan_estimate
 from ui.state import Field, items, join
 
 present = page_setup("Manifold")
@@ -64,9 +64,13 @@ problems = [t for good, t in ((usable, "choose a checkpoint that loads"), (chose
 n_runs = len(inputs) * len(usable) * len(chosen)
 st.caption(f"{len(inputs)} inputs × {len(usable)} checkpoints × {len(chosen)} layers = "
            f"{pickers.plural(n_runs, 'inversion')} of {pickers.plural(seeds_n, 'seed')}, ≤ {iters} steps, {size} px.")
+estimate_box = st.container()
 run_clicked = st.button("Run", type="primary", key=page.key("run"), disabled=bool(problems))
 if problems:
     st.info("Run is not available yet: " + "; ".join(problems) + ".")
+else:  # every input costs the same per step: one input's runs measured, times the inputs
+    plan_estimate(estimate_box, [(arch, m, ck, chosen) for ck, m in zip(usable, loaded)], next(iter(inputs.values())),
+                  seeds, preset, device, times=len(inputs), what=f"over {pickers.plural(len(inputs), 'input')}")
 base = {"model": arch, "checkpoints": usable, "layers": chosen, "inputs": list(inputs), "size": size, "seeds": seeds,
         "preset": preset.name, "iters": iters, "device": pickers.device_text(device), "init_seed": init_seed}
 if run_clicked and not problems:

@@ -8,7 +8,7 @@ from core.studies import iter_compare, plan_compare
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import page_setup
-from ui.notices import known_only, link_values
+from ui.notices import known_only, link_values, plan_estimate
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
 present = page_setup("Compare models")
@@ -75,11 +75,15 @@ st.caption(f"{pickers.plural(len(lines), 'model × checkpoint line')}, {pickers.
            "keeps every finished one.")
 problems = [t for good, t in ((lines, "choose at least one model and checkpoint that load"),
                               (image is not None, "choose or upload an image")) if not good]
+estimate_box = st.container()
 b1, b2, _ = st.columns([2, 1, 4])
 run_clicked = b1.button("Run comparison", type="primary", key=page.key("run"), disabled=bool(problems))
 stop_box = b2.empty()  # Stop is drawn once it is known whether a run starts
 if problems:
     st.info("Run comparison is not available yet: " + "; ".join(problems) + ".")
+else:  # measured now at each line's first and last stop (cached for a minute), never a constant
+    plan_estimate(estimate_box, [(x.model, x.loaded, x.checkpoint, x.nodes) for x in lines], image, seeds, preset,
+                  device, batch)
 base = {"models": list(dict.fromkeys(x.model for x in lines)), "checkpoints": cks, "stops": {x.name: x.nodes for x in
         lines}, "size": size, "seeds": seeds, "preset": preset.to_dict(), "init_seed": init_seed, "image": image_name}
 first, page["visited"] = not page.get("visited"), True

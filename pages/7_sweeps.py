@@ -67,6 +67,9 @@ with tab_run:
                     "and on Ray if need be), then open its results.parquet here.")
         else:
             sweep = planned  # every check passed: Run sweep is offered
+    if sweep is not None:
+        with errors("estimate: "):
+            sweeps.estimate(sweep, st)
     clicked = st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None)
     with errors("sweep: "):  # a lost Ray node: the message, and Resume (the same sweep, only its missing runs)
         wrote = sweeps.run_or_resume(sweep, out, backend, clicked, page)

@@ -77,6 +77,9 @@ if per is not None:
                f"6: {len(images) * 8} small MLP runs. Runs in the cache come back at once.")
 if problems:
     st.info("Run is not available yet: " + "; ".join(problems) + ".")
+elif plan is not None and not running:
+    with errors("estimate: "):
+        findings_view.estimate(plan, st)
 shown = page.get("results")
 if shown is None or (running and shown["key"] != key):
     shown = page["results"] = {"key": key, "store": []}

@@ -78,6 +78,10 @@ def test_every_page_offers_its_run_with_the_defaults(page):
         assert not at.warning, [w.value for w in at.warning]
         claims = [c for c in CONSTANT_CLAIMS if c in texts(at)]
         assert not claims, f"{page} still claims {claims}"
+        said = [c.value for c in at.caption if c.value.startswith(("Estimated on", "Every run is in the cache",
+                                                                   "In the cache"))]
+        assert said, f"{page} says nothing of the time its Run takes: {texts(at)}"  # measured, before any run
+        assert "Estimated on" not in said[0] or re.search(r"\*\*[^*]+\*\*", said[0]), said[0]
 
 
 def test_invert_defaults_show_a_result_and_run_again(file_names):
@@ -98,7 +102,7 @@ def test_curve_estimate_comes_from_a_measurement_and_a_small_curve_runs(file_nam
     at.number_input(key="cur_iters").set_value(10)
     at.run()
     ok(at)
-    said = [c.value for c in at.caption if c.value.startswith(("Estimated on", "Every run of this curve"))]
+    said = [c.value for c in at.caption if c.value.startswith(("Estimated on", "Every run is in the cache"))]
     assert said, texts(at)  # 4 runs, some perhaps in the cache already (the suite's other tests share it)
     m = re.search(r"for (\d+) runs?(?:; (\d+) more from the cache)?", said[0])
     assert said[0].startswith("Every run") or (m and int(m[1]) + int(m[2] or 0) == 4), said[0]

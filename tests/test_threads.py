@@ -65,14 +65,42 @@ def test_a_run_follows_the_load_unless_the_count_is_fixed(monkeypatch, no_user_c
     seen = iter([0.3, 0.3, 1.9, 1.9])  # busy, busy, idle, idle
     monkeypatch.setattr(threads.Sample, "free_since", lambda self, before: next(seen))
     watch = threads.Watch(2)
+    watch.trial = None  # the start-of-run trial (tested below) is over
     assert watch.check() == 1 and watch.check() is None  # moved to one thread once, then stays
     assert watch.check() == 2 and watch.check() is None and watch.changes == 2  # back up to where it started
     seen = iter([3.9])
     monkeypatch.setattr(threads, "cores", lambda: 4)
-    assert threads.Watch(2).check() is None  # four idle cores: never above the count it started with
+    watch = threads.Watch(2)
+    watch.trial = None
+    assert watch.check() is None  # four idle cores: never above the count it started with
     assert threads.Watch(2, fixed=True).check() is None
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.Watch(2).check() is None
+
+
+def _steps(monkeypatch, watch, seconds):
+    """Feed `watch` one step per entry of `seconds` (each step's duration); what it answered after each."""
+    clock = [0.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
+    out = [watch.check()]  # after the run's first step: nothing to time yet
+    for s in seconds:
+        clock[0] += s
+        out.append(watch.check())
+    return out
+
+
+@pytest.mark.parametrize("one, kept", [(0.05, 1), (0.2, 2), (0.11, 1), (0.13, 2)])
+def test_a_run_times_its_own_steps_on_its_count_and_on_one_thread_and_keeps_the_faster(monkeypatch, no_user_count,
+                                                                                         one, kept):
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "TRIAL_S", 0.0)
+    watch = threads.Watch(2)
+    answers = _steps(monkeypatch, watch, [0.1] * 3 + [5.0] + [one] * 3)  # 3 steps on 2 threads, a warm-up, 3 on 1
+    assert answers[3] == 1  # after its three steps on two threads it tries one thread
+    assert answers[4:6] == [None, None]  # the first step on one thread warms up and is not counted
+    assert answers[-1] == (None if kept == 1 else 2) and watch.trial is None
+    assert watch.ceiling == kept  # two threads not clearly faster (MANY_THREADS_GAIN): one thread from now on
+    assert threads.Watch(1).trial is None and threads.Watch(2, fixed=True).trial is None  # nothing to try
 
 
 def test_every_command_that_computes_takes_threads_and_obeys_it(tmp_path, chelsea_path, no_user_count, capsys,

@@ -27,6 +27,27 @@ WHERE = {"1": ("pages/1_curve.py", "Clarity curve"), "2": ("pages/1_curve.py", "
 PART_TEXT = {("6",): "finding 6 (the lab's MLPs)", ("5",): "finding 5 (generated inputs at deep stops)"}
 
 
+def estimate(plan: FindingsPlan, box) -> None:
+    """Say in `box` how long the plan's runs take here now: the sweeps of findings 1-4 and 7 and finding 5's
+    generated inputs at the deep stops, measured (`ui.notices.plan_time`); finding 6's small MLPs are not."""
+    from core.studies import deep_stops
+    from ui.notices import plan_time, say_time
+    from ui.sweeps import plan_of
+
+    secs = runs = cached = 0
+    wants = set(plan.findings)
+    for sweep in plan.sweeps if wants & {"1", "2", "3", "4", "7"} else []:
+        lines, image, n = plan_of(sweep)
+        s, r, c = plan_time(lines, image, list(plan.seeds), plan.preset, plan.device, n)
+        secs, runs, cached = secs + s, runs + r, cached + c
+        if "5" in wants and {"untrained", "trained"} <= set(plan.checkpoints):
+            five = [(a, m, ck, deep_stops(m)) for a, m, ck, _ in lines]
+            s, r, c = plan_time(five, image, list(plan.seeds), plan.preset, plan.device, 5)
+            secs, runs, cached = secs + s, runs + r, cached + c
+    six = " and finding 6's small MLPs (not measured)" if "6" in wants else ""
+    say_time(box, secs, runs, cached, plan.preset, plan.device, what=f"of findings 1-5{six}")
+
+
 def part_text(part) -> str:
     return PART_TEXT.get(tuple(part), "findings " + ", ".join(part) + " (the clarity at every depth stop)")
 

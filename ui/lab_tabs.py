@@ -9,7 +9,7 @@ import json
 import streamlit as st
 
 from core import ARCHITECTURES, UserError, get_preset, load_image, sample_images
-from core.jobs import Callbacks, UploadStore
+from core.jobs import Callbacks, UploadStore, human, measure
 from core.report import (
     JACOBIAN_CSV_FIELDS,
     LAB_CSV_FIELDS,
@@ -29,6 +29,9 @@ from core.studies import (
     iter_mlp_lab,
     jacobian_sizes,
     plan_mlp,
+    build_mlp,
+    embedding_node,
+    lab_preset,
 )
 from ui import live, models, pickers
 from ui.errors import errors
@@ -73,6 +76,18 @@ def show(page: PageState, figure, table: list, fields: list, settings: dict, kin
                        key=page.key(f"{kind}_csv"))
 
 
+@st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=32, ttl=60)
+def _mlp_seconds(widths: tuple, acts: tuple, depths: tuple, size: int, seeds: int, iters: int, blur: bool,
+                 early: bool, init_seed: int) -> float:
+    """The lab's MLP runs measured now: the largest network (widest, deepest) for a few real steps, times the count
+    (again after a minute: the load changes). An upper bound: the others are smaller."""
+    configs = plan_mlp(list(widths), list(acts), list(depths), size)
+    biggest = max(configs, key=lambda c: (c.width, c.depth))
+    model = build_mlp(biggest, init_seed)
+    est = measure(model, embedding_node(model), size, seeds, lab_preset(iters, blur, early), "cpu")
+    return est.seconds * len(configs)
+
+
 def mlp_tab(page: PageState, name: str | None) -> None:
     """Untrained MLPs on a small grey image: reconstructions, exact rank and condition number per network."""
     c = st.columns(3)
@@ -92,6 +107,12 @@ def mlp_tab(page: PageState, name: str | None) -> None:
     st.caption(f"{n} untrained networks on a {msize}×{msize} grey image ({msize * msize} inputs), {seeds} seeds, "
                f"up to {iters} Adam steps each: a network that never converges uses the whole budget. The bar names "
                "the network it is on.")
+    if n and name is not None:
+        with errors("estimate: "):
+            secs = _mlp_seconds(tuple(float(w) for w in widths), tuple(acts), tuple(int(d) for d in depths), int(msize),
+                                int(seeds), int(iters), bool(blur), bool(early), int(init_seed))
+            st.caption(f"Estimated on the CPU now: up to **{human(secs)}** for the {pickers.plural(n, 'network')} "
+                       "(the largest measured for a few steps, times the networks; early stop may end them sooner).")
     if st.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None):
         bar = st.progress(0.0, text="starting…")
         with errors("lab: "):

@@ -1,6 +1,6 @@
 """What the study pages (Clarity curve, Manifold, Compare, Lab, Sweeps) say about their settings: link values
 they could not use (named, never dropped silently), how long a curve takes on this machine now (measured, not a
-constant), and download names that say what they hold.
+constant, `plan_estimate`), and download names that say what they hold.
 
 The one-layer pages (Invert, Non-uniqueness) get the same from `ui.pickers` and `ui.live`.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import streamlit as st
 
 from core.devices import describe, resolve_device
-from core.jobs import Estimate, RunSpec, human, measure
+from core.jobs import Estimate, RunSpec, human, measure, plan_seconds
 from core.studies import batched
 from ui import live
 from ui.state import PageState
@@ -90,54 +90,84 @@ def _measured(arch: str, layer: str, size: int, seeds: int, preset_json: str, de
     return measure(_model, layer, size, seeds, preset, device, probe_steps=PROBE_STEPS)
 
 
-def curve_seconds(arch: str, model, runs: list[tuple[int, str]], n_stops: int, first: str, last: str, size: int,
-                  seeds: int, preset, device: str) -> float:
-    """The time of `runs` ((stop index, checkpoint) pairs, one per run) of a curve, one by one: the first and last stop
-    (`first`, `last`) measured on `model`, each stop between them interpolated by its index."""
+def line_seconds(arch: str, model, stops: list[int], nodes: list[str], size: int, seeds: int, preset,
+                 device: str) -> float:
+    """The time of the runs at `stops` (indices into `nodes`) of one model's line (`core.jobs.plan_seconds`), each
+    stop measured here at most once a minute."""
     pj = json.dumps(preset.to_dict())
-    a = _measured(arch, first, size, seeds, pj, device, model).seconds
-    b = a if last == first else _measured(arch, last, size, seeds, pj, device, model).seconds
-    span = max(1, n_stops - 1)
-    return sum(a + (b - a) * i / span for i, _ in runs)
+    return plan_seconds([(nodes, stops)], lambda node: _measured(arch, node, size, seeds, pj, device, model))
+
+
+def plan_time(lines: list[tuple], image, seeds: list[int], preset, device: str, times: int = 1) -> tuple[float, int, int]:
+    """(seconds, runs to make, runs in the cache) of the runs of `lines` on this machine now (see `plan_estimate`)."""
+    todo, n_all = [], 0
+    for arch, model, ck, nodes in lines:
+        stops = []
+        for i, node in enumerate(nodes):
+            n_all += 1
+            try:
+                hit = live.cached(RunSpec.of(model, node, image, seeds, preset, device, checkpoint=ck)) is not None
+            except Exception:  # noqa: BLE001 - a bad node is reported when it runs
+                hit = False
+            if not hit:
+                stops.append(i)
+        if stops:
+            todo.append((arch, model, stops, nodes))
+    runs = sum(len(t[2]) for t in todo) * times
+    secs = times * sum(line_seconds(arch, model, stops, nodes, image.shape[-1], len(seeds), preset, device)
+                       for arch, model, stops, nodes in todo)
+    return secs, runs, n_all * times - runs
+
+
+def say_time(box, secs: float, runs: int, cached: int, preset, device: str, batch: str = "off", what: str = "") -> None:
+    """The estimate's one line (or that everything is in the cache)."""
+    if not runs:
+        box.caption("Every run is in the cache: it shows at once.")
+        return
+    dev = resolve_device(device)
+    from_cache = f"; {cached} more from the cache" if cached else ""
+    try:
+        together = "; a model's stops run in one batch, which may be sooner" if batched(batch, dev) else ""
+    except Exception:  # noqa: BLE001 - a bad value is refused when it runs
+        together = ""
+    early = "; early stop may end it sooner" if preset.early_stop else ""
+    says = human(secs).replace("under a second", "a second")
+    box.caption(f"Estimated on {describe(dev)} now: up to **{says}** for {runs} run{'s' if runs > 1 else ''}"
+                f"{' ' + what if what else ''}{from_cache}{together}{early} (from a few steps measured now at each "
+                "model's first and last stop; the machine's load changes it).")
+
+
+def plan_estimate(box, lines: list[tuple], image, seeds: list[int], preset, device: str, batch: str = "off",
+                  times: int = 1, what: str = "") -> float | None:
+    """Say in `box` how long the runs of `lines` that are not in the cache take on this machine now; returns the
+    seconds (None: nothing measured). Every page that runs several inversions says its time through this.
+
+    Args:
+        lines: (architecture, loaded model, checkpoint, depth stops) per model × checkpoint; each line's first and
+            last stop are measured (a few real steps, cached for a minute) and the stops between interpolated.
+        image: the image every run inverts (for the cache lookup; the cost does not depend on it).
+        times: the plan runs this many times over (e.g. once per image of a sweep); the cache is looked up for the
+            first only.
+        what: words after the count of runs (e.g. "over 4 images").
+    """
+    if not lines or image is None:
+        return None
+    try:
+        secs, runs, cached = plan_time(lines, image, seeds, preset, device, times)
+    except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
+        log.warning("no estimate: %s", exc)
+        return None
+    say_time(box, secs, runs, cached, preset, device, batch, what)
+    return secs
 
 
 def curve_estimate(box, arch: str, loaded: list, checkpoints: list[str], plan: list[str], image, seeds: list[int],
                    preset, device: str, batch: str = "off") -> float | None:
-    """Say in `box` how long the curve's runs that are not in the cache take on this machine now (measured at
-    its first and last stop); returns the seconds (None: nothing measured)."""
-    if not loaded or not plan or image is None:
+    """`plan_estimate` for a curve: every checkpoint of `arch` at the stops of `plan`."""
+    if not loaded or not plan:
         return None
-    todo = []
-    for ck, m in zip(checkpoints, loaded):
-        for i, node in enumerate(plan):
-            try:
-                hit = live.cached(RunSpec.of(m, node, image, seeds, preset, device, checkpoint=ck)) is not None
-            except Exception:  # noqa: BLE001 - a bad node is reported when the curve runs
-                hit = False
-            if not hit:
-                todo.append((i, ck))
-    if not todo:
-        box.caption("Every run of this curve is in the cache: Run curve shows it at once.")
-        return 0.0
-    try:
-        secs = curve_seconds(arch, loaded[0], todo, len(plan), plan[0], plan[-1], image.shape[-1], len(seeds),
-                             preset, device)
-    except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
-        log.warning("no curve estimate: %s", exc)
-        return None
-    where = describe(resolve_device(device))
-    cached = len(plan) * len(checkpoints) - len(todo)
-    from_cache = f"; {cached} more from the cache" if cached else ""
-    try:
-        together = "; they run in one batch, which may be sooner" if batched(batch, resolve_device(device)) else ""
-    except Exception:  # noqa: BLE001 - a bad value is refused when the curve runs
-        together = ""
-    early = "; early stop may end it sooner" if preset.early_stop else ""
-    says = human(secs).replace("under a second", "a second")
-    box.caption(f"Estimated on {where} now: up to **{says}** for {len(todo)} run{'s' if len(todo) > 1 else ''}"
-                f"{from_cache}{together}{early} (from a few steps measured now at the first and last stop; the "
-                "machine's load changes it).")
-    return secs
+    return plan_estimate(box, [(arch, m, ck, plan) for ck, m in zip(checkpoints, loaded)], image, seeds, preset,
+                         device, batch)
 
 
 # --------------------------------------------------------------------------- download names

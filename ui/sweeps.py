@@ -17,7 +17,7 @@ from core.report import METRICS, summary_figure, write_sweep
 from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
-from ui.notices import stem
+from ui.notices import plan_estimate, stem
 from ui.state import PageState
 
 PAGE_LIMIT = 48  # runs a page starts itself; more belong on the command line
@@ -62,6 +62,28 @@ def count(sweep: Sweep) -> int:
     per_model = [(len(stops_of(m)) if sweep.layers == "stops" else len(sweep.layers))
                  * (len(sweep.checkpoints) - (m in missing)) for m in sweep.models]
     return len(sweep.images) * sum(per_model)
+
+
+def plan_of(sweep: Sweep) -> tuple[list[tuple], object, int]:
+    """(lines, first image, images) of `sweep` for `ui.notices.plan_time`: every model × checkpoint it runs."""
+    from core.images import load_image
+
+    missing = set(left_out(sweep.models, sweep.checkpoints))
+    lines = []
+    for m in sweep.models:
+        nodes = [n for n, _ in stops_of(m)] if sweep.layers == "stops" else list(sweep.layers)
+        for ck in sweep.checkpoints:
+            if not (ck == "trained" and m in missing):
+                lines.append((m, get_model(m, ck, sweep.size, sweep.init_seed)[0], ck, nodes))
+    return lines, load_image(str(sweep.images[0].path), sweep.size), len(sweep.images)
+
+
+def estimate(sweep: Sweep, box) -> float | None:
+    """Say in `box` how long `sweep` takes here now (`ui.notices.plan_estimate`: each model's first and last stop
+    measured, times the images); returns the seconds."""
+    lines, image, n = plan_of(sweep)
+    return plan_estimate(box, lines, image, list(sweep.seeds), sweep.preset, sweep.device, sweep.batch_stops,
+                         times=n, what=f"over {n} images")
 
 
 def check_layers(models, layers, size: int) -> None:

@@ -30,13 +30,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import torch
 
 from core.devices import cpu_cores, resolve_device
 from core.engine.loop import Inversion
 from core.engine.speed import pick_cpu_threads
-from core.threads import count_for, free_cores, requested
+from core.threads import MANY_THREADS_GAIN, count_for, free_cores, requested
 from core.models.checkpoints import LoadedModel
 from core.recipe.presets import Preset
 
@@ -190,7 +191,6 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
                     every=max(0, int(every)), steps_measured=len(mine), threads=threads, measured_at=_clock())
 
 
-MANY_THREADS_GAIN = 0.8  # several threads are kept only when their steps take at most this much of one thread's
 SLOW_MANY = 3.0  # a several-thread step this many times one thread's ends the comparison at once
 
 
@@ -343,6 +343,29 @@ class Countdown:
 
 
 # --------------------------------------------------------------------------- telling it
+
+def plan_seconds(lines: Sequence[tuple[Sequence[str], Sequence[int]]], measure_at: Callable[[str], Estimate]) -> float:
+    """The time of several runs one after another (a curve, a comparison, a sweep): per line, its first and last
+    depth stop measured (`measure_at(node)`, e.g. `measure` on the line's model) and each stop between them
+    interpolated by its index (a stop's step cost grows or shrinks with depth, roughly monotonically).
+
+    Args:
+        lines: (depth stops in forward order, the indices of the stops to run) per model × checkpoint.
+        measure_at: node -> its `Estimate` (the caller caches it: lines of one model share their measurements).
+
+    Returns:
+        Seconds for every run's whole budget (early stop may end runs sooner).
+    """
+    total = 0.0
+    for nodes, stops in lines:
+        if not stops:
+            continue
+        a = measure_at(nodes[0]).seconds
+        b = a if len(nodes) == 1 else measure_at(nodes[-1]).seconds
+        span = max(1, len(nodes) - 1)
+        total += sum(a + (b - a) * i / span for i in stops)
+    return total
+
 
 def human(seconds: float) -> str:
     if seconds < 1:
