@@ -44,8 +44,9 @@ def estimate(plan: FindingsPlan, box) -> None:
             five = [(a, m, ck, deep_stops(m)) for a, m, ck, _ in lines]
             s, r, c = plan_time(five, image, list(plan.seeds), plan.preset, plan.device, 5)
             secs, runs, cached = secs + s, runs + r, cached + c
-    six = " and finding 6's small MLPs (not measured)" if "6" in wants else ""
-    say_time(box, secs, runs, cached, plan.preset, plan.device, what=f"of findings 1-5{six}")
+    six = " (finding 6's small MLPs not measured)" if "6" in wants else ""
+    batch = plan.sweeps[0].batch_stops if plan.sweeps else "off"
+    say_time(box, secs, runs, cached, plan.preset, plan.device, batch, what=f"of these findings{six}")
 
 
 def part_text(part) -> str:
