@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from skimage.filters import sobel
-from skimage.transform import downscale_local_mean
 
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as skimage.color.rgb2gray's neighbours use
 
@@ -34,6 +32,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 def edge_correlation(recon: torch.Tensor, original: torch.Tensor) -> float:
     """Mean over two scales of the correlation of the luminance gradient magnitudes, in [-1, 1] (1: the same
     edges, up to brightness, contrast and colour; about 0: unrelated)."""
+    from skimage.filters import sobel  # loaded when a run is scored, not before its first step
+    from skimage.transform import downscale_local_mean
+
     a, b = luminance(recon), luminance(original)
     scores = [_corr(sobel(a), sobel(b))]
     if min(a.shape) >= 16:
