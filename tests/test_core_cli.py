@@ -321,3 +321,19 @@ def test_every_subcommands_help_prints(capsys):
             parser.parse_args([name, "--help"] if name else ["--help"])
         assert done.value.code == 0, name
     assert "torchvision:NAME" in capsys.readouterr().out
+
+
+def test_multi_run_commands_say_their_time_before_they_run(tmp_path, chelsea_path, capsys):
+    """curve (and compare, manifold, sweep, findings, through the same `say_forecast`) print the forecast on
+    stderr before the first run; a second identical curve finds every run in the cache; --quiet skips it."""
+    args = ["curve", "--model", "resnet18", "--checkpoints", "untrained", "--layers", "layer1,layer2", "--image",
+            str(chelsea_path), "--size", "32", "--seeds", "2", "--iters", "5", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    said = re.search(r"Estimated on cpu[^:]*now: up to (.+?) for 2 runs", err)
+    assert said, err
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "Every run is in the cache" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    quiet = capsys.readouterr().err
+    assert "Estimated" not in quiet and "in the cache" not in quiet

@@ -74,6 +74,7 @@ def fake_engine(monkeypatch):
     """`probe(durations, cores=1, pick=1, **measure_kwargs)`: measure on the fake engine."""
     _FakeRun.clock[0], _FakeRun.made[:] = 0.0, []
     monkeypatch.setattr(estimate, "Inversion", _FakeRun)
+    monkeypatch.setattr(estimate, "warm_judge", lambda model: None)  # no real model, no judge to load
     monkeypatch.setattr(estimate, "_clock", lambda: _FakeRun.clock[0])
     monkeypatch.setattr(estimate, "_get_threads", lambda: _FakeRun.threads[0])
     monkeypatch.setattr(estimate, "_set_threads", lambda n: _FakeRun.threads.__setitem__(0, n))

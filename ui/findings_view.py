@@ -8,6 +8,7 @@ and keeps each finished part's report in the session, so Stop keeps the findings
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ui.live import disk_cache
 from ui.models import get_model
 from ui.nav import url_of
 
+log = logging.getLogger(__name__)
+
 VERDICT_COLOUR = {"holds": "green", "does not hold": "red", "inconclusive": "orange"}
 WHERE = {"1": ("pages/1_curve.py", "Clarity curve"), "2": ("pages/1_curve.py", "Clarity curve"),
          "3": ("pages/2_nonunique.py", "Non-uniqueness"), "4": ("pages/1_curve.py", "Clarity curve"),
@@ -28,25 +31,20 @@ PART_TEXT = {("6",): "finding 6 (the lab's MLPs)", ("5",): "finding 5 (generated
 
 
 def estimate(plan: FindingsPlan, box) -> None:
-    """Say in `box` how long the plan's runs take here now: the sweeps of findings 1-4 and 7 and finding 5's
-    generated inputs at the deep stops, measured (`ui.notices.plan_time`); finding 6's small MLPs are not."""
-    from core.studies import deep_stops
-    from ui.notices import plan_time, say_time
-    from ui.sweeps import plan_of
+    """Say in `box` how long the plan's runs take here now (`core.studies.findings_time`): the sweeps of findings
+    1-4 and 7 and finding 5's generated inputs at the deep stops, measured; finding 6's small MLPs are not."""
+    from core.studies import findings_time
+    from ui.notices import in_cache, measurer, say_time
 
-    secs = runs = cached = 0
-    wants = set(plan.findings)
-    for sweep in plan.sweeps if wants & {"1", "2", "3", "4", "7"} else []:
-        lines, image, n = plan_of(sweep)
-        s, r, c = plan_time(lines, image, list(plan.seeds), plan.preset, plan.device, n)
-        secs, runs, cached = secs + s, runs + r, cached + c
-        if "5" in wants and {"untrained", "trained"} <= set(plan.checkpoints):
-            five = [(a, m, ck, deep_stops(m)) for a, m, ck, _ in lines]
-            s, r, c = plan_time(five, image, list(plan.seeds), plan.preset, plan.device, 5)
-            secs, runs, cached = secs + s, runs + r, cached + c
-    six = " (finding 6's small MLPs not measured)" if "6" in wants else ""
+    try:
+        forecast = findings_time(plan, measurer(len(plan.seeds), plan.preset, plan.device), in_cache,
+                                 load=lambda arch, ck, size, init_seed: get_model(arch, ck, size, init_seed)[0])
+    except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
+        log.warning("no estimate: %s", exc)
+        return
+    six = " (finding 6's small MLPs not measured)" if "6" in plan.findings else ""
     batch = plan.sweeps[0].batch_stops if plan.sweeps else "off"
-    say_time(box, secs, runs, cached, plan.preset, plan.device, batch, what=f"of these findings{six}")
+    say_time(box, forecast, plan.preset, plan.device, batch, what=f"of these findings{six}")
 
 
 def part_text(part) -> str:

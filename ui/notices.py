@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 
 import streamlit as st
 
-from core.devices import describe, resolve_device
-from core.jobs import Estimate, RunSpec, human, measure, plan_seconds
+from core.devices import resolve_device
+from core.jobs import PROBE_STEPS, Estimate, PlanTime, measure, time_text
+from core.jobs import plan_time as core_plan_time
 from core.studies import batched
 from ui import live
 from ui.state import PageState
@@ -74,10 +75,7 @@ def known_only(page: PageState, name: str, asked: list[str] | None, known: Itera
                     + (f"showing {', '.join(good)}" if good else f"showing the default ({', '.join(default)})"))
 
 
-# --------------------------------------------------------------------------- a curve's time, measured now
-
-
-PROBE_STEPS = 1  # after the warm-up step: a second or two even on a loaded 2-core machine; cached for a minute
+# --------------------------------------------------------------------------- a plan's time, measured now
 
 
 @st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=64, ttl=60)
@@ -90,51 +88,30 @@ def _measured(arch: str, layer: str, size: int, seeds: int, preset_json: str, de
     return measure(_model, layer, size, seeds, preset, device, probe_steps=PROBE_STEPS)
 
 
-def line_seconds(arch: str, model, stops: list[int], nodes: list[str], size: int, seeds: int, preset,
-                 device: str) -> float:
-    """The time of the runs at `stops` (indices into `nodes`) of one model's line (`core.jobs.plan_seconds`), each
-    stop measured here at most once a minute."""
+def measurer(seeds: int, preset, device: str):
+    """`measure_at` for `core.jobs.plan_time`: each stop measured here at most once a minute."""
     pj = json.dumps(preset.to_dict())
-    return plan_seconds([(nodes, stops)], lambda node: _measured(arch, node, size, seeds, pj, device, model))
+    return lambda arch, model, node, size: _measured(arch, node, size, seeds, pj, device, model)
 
 
-def plan_time(lines: list[tuple], image, seeds: list[int], preset, device: str, times: int = 1) -> tuple[float, int, int]:
-    """(seconds, runs to make, runs in the cache) of the runs of `lines` on this machine now (see `plan_estimate`)."""
-    todo, n_all = [], 0
-    for arch, model, ck, nodes in lines:
-        stops = []
-        for i, node in enumerate(nodes):
-            n_all += 1
-            try:
-                hit = live.cached(RunSpec.of(model, node, image, seeds, preset, device, checkpoint=ck)) is not None
-            except Exception:  # noqa: BLE001 - a bad node is reported when it runs
-                hit = False
-            if not hit:
-                stops.append(i)
-        if stops:
-            todo.append((arch, model, stops, nodes))
-    runs = sum(len(t[2]) for t in todo) * times
-    secs = times * sum(line_seconds(arch, model, stops, nodes, image.shape[-1], len(seeds), preset, device)
-                       for arch, model, stops, nodes in todo)
-    return secs, runs, n_all * times - runs
+def in_cache(spec) -> bool:
+    """`is_cached` for `core.jobs.plan_time`: the app's run cache holds `spec`."""
+    return live.cached(spec) is not None
 
 
-def say_time(box, secs: float, runs: int, cached: int, preset, device: str, batch: str = "off", what: str = "") -> None:
-    """The estimate's one line (or that everything is in the cache)."""
-    if not runs:
-        box.caption("Every run is in the cache: it shows at once.")
-        return
-    dev = resolve_device(device)
-    from_cache = f"; {cached} more from the cache" if cached else ""
+def plan_time(lines: list[tuple], image, seeds: list[int], preset, device: str, times: int = 1) -> PlanTime:
+    """The forecast (`core.jobs.plan_time`) of the runs of `lines` on this machine now, the app's cache looked up."""
+    return core_plan_time(lines, image, seeds, preset, device, measurer(len(seeds), preset, device),
+                          in_cache, times)
+
+
+def say_time(box, plan: PlanTime, preset, device: str, batch: str = "off", what: str = "") -> None:
+    """The forecast's one line in `box` (`core.jobs.time_text`)."""
     try:
-        together = "; a model's stops run in one batch, which may be sooner" if batched(batch, dev) else ""
+        together = batched(batch, resolve_device(device))
     except Exception:  # noqa: BLE001 - a bad value is refused when it runs
-        together = ""
-    early = "; early stop may end it sooner" if preset.early_stop else ""
-    says = human(secs).replace("under a second", "a second")
-    box.caption(f"Estimated on {describe(dev)} now: up to **{says}** for {runs} run{'s' if runs > 1 else ''}"
-                f"{' ' + what if what else ''}{from_cache}{together}{early} (from a few steps measured now at each "
-                "model's first and last stop; the machine's load changes it).")
+        together = False
+    box.caption(time_text(plan, preset, device, together, what, bold=True))
 
 
 def plan_estimate(box, lines: list[tuple], image, seeds: list[int], preset, device: str, batch: str = "off",
@@ -153,12 +130,12 @@ def plan_estimate(box, lines: list[tuple], image, seeds: list[int], preset, devi
     if not lines or image is None:
         return None
     try:
-        secs, runs, cached = plan_time(lines, image, seeds, preset, device, times)
+        plan = plan_time(lines, image, seeds, preset, device, times)
     except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
         log.warning("no estimate: %s", exc)
         return None
-    say_time(box, secs, runs, cached, preset, device, batch, what)
-    return secs
+    say_time(box, plan, preset, device, batch, what)
+    return plan.seconds
 
 
 def curve_estimate(box, arch: str, loaded: list, checkpoints: list[str], plan: list[str], image, seeds: list[int],

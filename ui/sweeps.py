@@ -4,6 +4,7 @@ the drill-down to images."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shlex
@@ -14,11 +15,13 @@ import streamlit as st
 from core import resolve_layer, trained_status
 from core.images import upscale
 from core.report import METRICS, summary_figure, write_sweep
-from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize
+from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize, sweep_time
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
-from ui.notices import plan_estimate, stem
+from ui.notices import in_cache, measurer, say_time, stem
 from ui.state import PageState
+
+log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 48  # runs a page starts itself; more belong on the command line
 # The page's default sweep: untrained against trained EfficientNet-Lite0 (its trained weights ship with the
@@ -64,26 +67,22 @@ def count(sweep: Sweep) -> int:
     return len(sweep.images) * sum(per_model)
 
 
-def plan_of(sweep: Sweep) -> tuple[list[tuple], object, int]:
-    """(lines, first image, images) of `sweep` for `ui.notices.plan_time`: every model × checkpoint it runs."""
-    from core.images import load_image
-
-    missing = set(left_out(sweep.models, sweep.checkpoints))
-    lines = []
-    for m in sweep.models:
-        nodes = [n for n, _ in stops_of(m)] if sweep.layers == "stops" else list(sweep.layers)
-        for ck in sweep.checkpoints:
-            if not (ck == "trained" and m in missing):
-                lines.append((m, get_model(m, ck, sweep.size, sweep.init_seed)[0], ck, nodes))
-    return lines, load_image(str(sweep.images[0].path), sweep.size), len(sweep.images)
-
-
 def estimate(sweep: Sweep, box) -> float | None:
-    """Say in `box` how long `sweep` takes here now (`ui.notices.plan_estimate`: each model's first and last stop
+    """Say in `box` how long `sweep` takes here now (`core.studies.sweep_time`: each model's first and last stop
     measured, times the images); returns the seconds."""
-    lines, image, n = plan_of(sweep)
-    return plan_estimate(box, lines, image, list(sweep.seeds), sweep.preset, sweep.device, sweep.batch_stops,
-                         times=n, what=f"over {n} images")
+    try:
+        plan = sweep_time(sweep, measurer(len(sweep.seeds), sweep.preset, sweep.device), in_cache,
+                          load=_load)
+    except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
+        log.warning("no estimate: %s", exc)
+        return None
+    say_time(box, plan, sweep.preset, sweep.device, sweep.batch_stops, what=f"over {len(sweep.images)} images")
+    return plan.seconds
+
+
+def _load(arch: str, checkpoint: str, size: int, init_seed: int):
+    """The app's cached model (`core.studies` loaders' signature)."""
+    return get_model(arch, checkpoint, size, init_seed)[0]
 
 
 def check_layers(models, layers, size: int) -> None:

@@ -181,3 +181,30 @@ class ProgressBar:
     def close(self):
         if self.bar:
             self.bar.close()
+
+
+def say_forecast(args, forecast_of, seeds: int, preset, device, together: bool = False, what: str = "") -> None:
+    """Print on stderr how long the command's runs take here now (`core.jobs.time_text`), before they run.
+
+    Args:
+        args: the command's arguments (`--quiet` skips the forecast and its few measured steps; `--no-cache`
+            counts every run as to be made).
+        forecast_of: `(measure_at, is_cached) -> PlanTime` (e.g. `core.jobs.plan_time` or
+            `core.studies.sweep_time` on the command's plan).
+        seeds, preset, device: the runs' seed count, recipe and device.
+        together: a model's stops run as one batch.
+        what: words after the count of runs.
+    """
+    if getattr(args, "quiet", False):
+        return
+    from core.jobs.forecast import Probe, time_text
+    from core.jobs.pipeline import default_cache
+
+    cache = None if getattr(args, "no_cache", False) else default_cache()
+    try:
+        forecast = forecast_of(Probe(seeds, preset, device),
+                               lambda spec: cache is not None and spec.key() in cache)
+    except Exception:  # noqa: BLE001 - a forecast is a nicety: the run itself reports what is wrong
+        return
+    print(time_text(forecast, preset, device, together, what), file=sys.stderr, flush=True)
+

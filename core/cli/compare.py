@@ -18,11 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.args import (ProgressBar, batch_option, model_file_option, preset_of, run_options, seeds_option,
+from core.cli.args import (ProgressBar, batch_option, model_file_option, preset_of, run_options, say_forecast,
+                           seeds_option,
                            size_option)
 from core.devices import describe, resolve_device
 from core.images import load_image
+from core.jobs.forecast import plan_time
 from core.jobs.pipeline import Callbacks
+from core.studies.curve import batched
 from core.report.compare import write_compare
 from core.report.text import unconverged_text
 from core.studies.compare import check_sizes, iter_compare, parse_models, plan_compare
@@ -93,6 +96,9 @@ def run(args) -> None:
     for note in skipped:
         print(f"note: {note}", file=sys.stderr)
     device = resolve_device(args.device)
+    say_forecast(args, lambda measure_at, is_cached: plan_time(
+        [(line.model, line.loaded, line.checkpoint, line.nodes) for line in lines], image, args.seeds, preset, device,
+        measure_at, is_cached), len(args.seeds), preset, device, together=batched(args.batch_stops, device))
     total = sum(len(line.plan) for line in lines)
     bar = ProgressBar(args.quiet, total * preset.iters, "compare")
     state = {"base": 0}

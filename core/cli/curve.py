@@ -6,15 +6,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.cli.args import ProgressBar, preset_of
+from core.cli.args import ProgressBar, preset_of, say_forecast
 from core.devices import describe, resolve_device
 from core.engine.verdict import status
 from core.errors import UserError
 from core.images import load_image
+from core.jobs.forecast import plan_time
 from core.jobs.pipeline import Callbacks
+from core.models.checkpoints import load_model
 from core.models.registry import get_architecture
 from core.report.files import write_curve
-from core.studies.curve import iter_curve
+from core.studies.curve import batched, iter_curve, resolve_layers
 
 
 def cmd_curve(args) -> None:
@@ -26,6 +28,15 @@ def cmd_curve(args) -> None:
         raise UserError("--checkpoints needs at least one of untrained, trained or a path")
     layers = "stops" if args.layers == "stops" else [s.strip() for s in args.layers.split(",") if s.strip()]
     device = resolve_device(args.device)
+
+    def forecast(measure_at, is_cached):
+        lines = []
+        for ck in checkpoints:
+            model = load_model(args.model, ck, args.size, args.init_seed)
+            lines.append((args.model, model, ck, [node for _, node, _ in resolve_layers(model, layers)]))
+        return plan_time(lines, image, args.seeds, preset, device, measure_at, is_cached)
+
+    say_forecast(args, forecast, len(args.seeds), preset, device, together=batched(args.batch_stops, device))
     bar = ProgressBar(args.quiet, 1, "curve")
     state = {"base": 0}
 

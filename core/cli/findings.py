@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.args import batch_option, model_file_option, seeds_option, typed
+from core.cli.args import batch_option, model_file_option, say_forecast, seeds_option, typed
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
 from core.jobs.settings import RunSettings
 from core.report.findings import write_findings
+from core.studies.curve import batched
 from core.studies.findings import FindingsPlan, run_findings
+from core.studies.forecasts import findings_time
 
 
 def sizes_list(text: str) -> list[int]:
@@ -69,6 +71,12 @@ def run(args: argparse.Namespace) -> None:
     plan = FindingsPlan.create(args.images, args.models.split(","), args.checkpoints.split(","), args.size,
                                args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops,
                                findings=args.findings)
+    if args.backend == "local":  # a cluster's time depends on its workers, not on this machine's steps
+        six = " (finding 6's small MLPs not measured)" if "6" in plan.findings else ""
+        first = plan.sweeps[0] if plan.sweeps else None
+        together = first is not None and batched(first.batch_stops, resolve_device(device), first.size)
+        say_forecast(args, lambda measure_at, is_cached: findings_time(plan, measure_at, is_cached),
+                     len(plan.seeds), preset, device, together=together, what=f"of these findings{six}")
     bars = {}
 
     def progress(part, done, total, what):

@@ -16,14 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.args import ProgressBar, positive_int, preset_of, run_options, seed_list
+from core.cli.args import ProgressBar, positive_int, preset_of, run_options, say_forecast, seed_list
 from core.devices import describe, resolve_device
 from core.errors import UserError
+from core.jobs.forecast import NOTHING, plan_time
 from core.jobs.pipeline import Callbacks
+from core.studies.curve import resolve_layers
 from core.models.checkpoints import load_model
 from core.models.registry import get_architecture
 from core.report.manifold import write_manifold
-from core.studies.manifold import Describer, default_size, iter_manifold, load_inputs, validate
+from core.studies.manifold import Describer, default_layers, default_size, iter_manifold, load_inputs, validate
 
 INPUT_HELP = ("comma list of noise, gaussian, disc, stripes, checker (shapes = all three), flat, all, or image paths "
               "(default noise,gaussian,shapes,flat)")
@@ -60,6 +62,10 @@ def run(args) -> None:
     describer = Describer(args.model, size, trained=next((m for ck, m in zip(checkpoints, models)
                                                           if ck == "trained" and args.model == "efficientnet_lite0"),
                                                          None))
+    nodes = [node for _, node, _ in resolve_layers(models[0], layers or default_layers(models[0]))]
+    say_forecast(args, lambda measure_at, is_cached: sum(  # every input is its own run at each layer
+        (plan_time([(args.model, m, ck, nodes) for ck, m in zip(checkpoints, models)], x, args.seeds, preset, device,
+                   measure_at, is_cached) for x in inputs.values()), NOTHING), len(args.seeds), preset, device)
     bar = ProgressBar(args.quiet, 1, "manifold")
     state, input_names = {"base": 0}, list(inputs)
 

@@ -6,11 +6,13 @@ import argparse
 import os
 import sys
 
-from core.cli.args import batch_option, model_file_option, seeds_option, size_option, typed
+from core.cli.args import batch_option, model_file_option, say_forecast, seeds_option, size_option, typed
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
 from core.jobs.settings import RunSettings
 from core.report.sweep import write_sweep
+from core.studies.curve import batched
+from core.studies.forecasts import sweep_time
 from core.studies.sweep import Sweep, run_sweep
 
 
@@ -61,6 +63,10 @@ def run(args: argparse.Namespace) -> None:
                          args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops)
     for path, why in sweep.skipped:
         print(f"skipped {path}: {why}", file=sys.stderr)
+    if args.backend == "local":  # a cluster's time depends on its workers, not on this machine's steps
+        say_forecast(args, lambda measure_at, is_cached: sweep_time(sweep, measure_at, is_cached), len(sweep.seeds),
+                     preset, device, together=batched(sweep.batch_stops, resolve_device(device), sweep.size),
+                     what=f"over {len(sweep.images)} images")
     bar = {"bar": None}
 
     def on_start(tasks, todo):

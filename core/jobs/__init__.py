@@ -12,6 +12,7 @@ from core.jobs.queue import Ahead, QueueTimeout, RunQueue, queue_for
 from core.jobs.memory import activation_bytes, max_batch_for, plan_chunks, run_resilient, seed_step_bytes, split
 from core.jobs.estimate import (Countdown, Estimate, calibrated, correction, human, measure, plan_seconds,
                                  record_actual, remaining, speed_for, suggest_cheaper)
+from core.jobs.forecast import PROBE_STEPS, PlanTime, Probe, plan_time, time_text
 from core.jobs.uploads import UploadStore, is_upload_id, upload_id
 from core.jobs.pipeline import Callbacks, Job, default_cache, device_slot, lookup, run, run_stops, snapshot_every
 
@@ -21,5 +22,5 @@ __all__ = [
     "activation_bytes", "calibrated", "correction", "default_cache", "device_slot", "file_hash", "human", "image_hash",
     "library_versions", "lookup", "max_batch_for", "measure", "plan_seconds", "plan_chunks", "queue_for", "record_actual", "remaining",
     "run", "run_resilient", "run_stops", "seed_step_bytes", "snapshot_every", "speed_for", "split", "suggest_cheaper",
-    "UploadStore", "is_upload_id", "upload_id",
+    "UploadStore", "is_upload_id", "upload_id", "PROBE_STEPS", "PlanTime", "Probe", "plan_time", "time_text",
 ]

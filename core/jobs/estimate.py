@@ -138,6 +138,7 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
         from core.engine.speed import SpeedOptions
 
         speed = SpeedOptions.auto(dev).replace(threads=first) if first else None
+    warm_judge(model)  # a one-time cost of the process, not of each run: kept out of the probe's times
     t0 = _clock()
     budget = max(probe_steps, MAX_PROBE_STEPS if min_probe_s > 0 else probe_steps) + 1
     run = Inversion(model, layer, image, list(range(seeds)), preset.replace(iters=budget, early_stop=False),
@@ -189,6 +190,13 @@ def measure(model: LoadedModel, layer: str, size: int, seeds: int, preset: Prese
     finish = _clock() - t_f
     return Estimate(setup, step, preset.iters, warmup, finish_s=finish, snapshot_s=float(snapshot_s),
                     every=max(0, int(every)), steps_measured=len(mine), threads=threads, measured_at=_clock())
+
+
+def warm_judge(model: LoadedModel) -> None:
+    """Load the content judge the runs of `model` are scored by (`core.measures.judge_for`), once per process."""
+    from core.measures import get_judge, judge_for
+
+    get_judge(judge_for(model.name))
 
 
 SLOW_MANY = 3.0  # a several-thread step this many times one thread's ends the comparison at once

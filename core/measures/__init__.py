@@ -5,9 +5,9 @@
     m = measure(reconstructions, base)                     # {"clarity", "fidelity", "structure", "content", ...}
 """
 
-from core.measures.judge import judge_for
+from core.measures.judge import get_judge, judge_for
 from core.measures.panel import (CLARITY, MEASURES, ORDER, Baseline, against_starts, baseline, measure, normalise,
                                   restore, score)
 
-__all__ = ["CLARITY", "MEASURES", "ORDER", "Baseline", "against_starts", "baseline", "judge_for", "measure", "normalise",
+__all__ = ["CLARITY", "MEASURES", "ORDER", "Baseline", "against_starts", "baseline", "get_judge", "judge_for", "measure", "normalise",
            "restore", "score"]

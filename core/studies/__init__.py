@@ -33,10 +33,11 @@ from core.studies.verdicts import VERDICT_FIELDS, CLAIMS, Verdict, evaluate
 from core.studies.verdicts import validate as validate_verdict  # `validate` is the manifold's descriptor check
 from core.studies.findings import FINDINGS, FindingsPlan, FindingsReport, combine, judge, run_findings
 from core.studies.findings_runs import deep_stops
+from core.studies.forecasts import findings_time, sweep_lines, sweep_time
 from core.errors import SweepStopped
 
 __all__ = [
-    "deep_stops",
+    "deep_stops", "findings_time", "sweep_lines", "sweep_time",
     "CLAIMS", "FINDINGS", "combine", "FindingsPlan", "FindingsReport", "VERDICT_FIELDS", "Verdict", "evaluate", "judge", "run_findings", "validate_verdict",
     "ACTIVATIONS", "BATCH_STOPS", "BN", "BN_LAYERS", "CK_ORDER", "COLUMNS", "CompareRow", "CurveRow",
     "DEFAULT_ACTIVATIONS", "DEFAULT_DEPTHS", "DEFAULT_WIDTHS", "Describer", "Descriptor", "EPS64", "GROUPS",
