@@ -1,6 +1,7 @@
 # make run  : set up .venv if needed, then start the app on http://127.0.0.1:8501
 # make test : set up .venv (with test tools and the optional Ray, which CI tests) if needed, check the import
-#             contracts (.importlinter), then run the whole test suite
+#             contracts ([tool.importlinter] in pyproject.toml), then run the whole test suite
+# make test-fast : the same contracts, then only the tests marked `fast` (pure and small: the working loop)
 # make gpu-check     : the GPU check (benchmarks/gpu.py) with .venv's python if there is one, else $(PYTHON);
 #                      installs nothing (a GPU machine may have no network): see benchmarks/GPU_CHECK.md
 # make gpu-check-dry : the same rehearsed on the CPU at tiny sizes (writes only to benchmarks/_scratch/)
@@ -10,7 +11,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8501
 MODELS ?= $(INVERSION_MODELS)# the operator's model files (register_model calls), e.g. make run MODELS=lab_models.py
 
-.PHONY: run test bench gpu-check gpu-check-dry setup clean-venv
+.PHONY: run test test-fast bench gpu-check gpu-check-dry setup clean-venv
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.dev-installed
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest -q -m fast $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -4,19 +4,12 @@ One layer, several seeds, live, with the numbers that make it trustworthy. Picke
 result views live in ui/; every result comes from core.jobs.pipeline.run.
 """
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core import get_architecture  # noqa: E402
-from ui import live, models, pickers, state, views  # noqa: E402
-from ui.errors import errors  # noqa: E402
-from ui.nav import page_setup  # noqa: E402
+from core import get_architecture  # `streamlit run app.py` puts this folder on the path
+from ui import live, models, pickers, state, views
+from ui.errors import errors
+from ui.nav import page_setup
 
 present = page_setup("Invert")
 page = state.PageState("inv_", pickers.fields({**pickers.DEFAULTS, "vs": "none"}) + [live.CONT])

@@ -7,7 +7,7 @@
   forward hook captures the layer, batch 1 per seed, the model's weights as the library leaves
   them (trainable: Lucent does not freeze them), the same loss and step.
 
-Both run the paper's protocol exactly as its script writes it (METHOD.md): raw [0, 1] pixels,
+Both run the paper's protocol exactly as its script writes it (docs/method.md): raw [0, 1] pixels,
 loss 0.15 x summed L1, a plain step whose learning rate interpolates start*(n-i)/n + end*i/n
 (0.1 and 0.1), then torchvision's 3x3 Gaussian blur with sigma interpolated the same way from
 2.4 to 0.4. Nothing here uses the engine's components, so a test can hold the engine's `paper`

@@ -1,4 +1,4 @@
-"""The distances of METHOD.md (m_g, m_i, m_r) and the pixel scores (SSIM, PSNR).
+"""The distances of docs/method.md (m_g, m_i, m_r) and the pixel scores (SSIM, PSNR).
 
 What a reconstruction keeps, on the 0 (the run's start) to 1 (the image) scale, is `core.measures`'
 panel; SSIM here is its pixel fidelity. The raw pixel distance `m_i` stays available as `input_l2`; it
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-REFERENCE_NOISE_STD = 1 / 25  # a' = a + N(0, 1/25): the barely visible shift of METHOD.md
+REFERENCE_NOISE_STD = 1 / 25  # a' = a + N(0, 1/25): the barely visible shift of docs/method.md
 REFERENCE_NOISE_SEED = 2022
 
 

@@ -14,8 +14,8 @@ longer than with spinning, so torch's default is kept.)
 A count the user sets is obeyed: `INVERSION_THREADS`, else `OMP_NUM_THREADS`, else a command's `--threads`.
 
 Results move with the thread count only by float rounding, which the optimisation amplifies over its steps:
-the same default 64 px run on one and on two threads differed by up to 0.03 in clarity and 7% in m_i (README,
-"Speed"); the run cache keys on the settings, not the thread count.
+the same default 64 px run on one and on two threads differed by up to 0.03 in clarity and 7% in m_i (FINDINGS.md,
+"Reproducibility"; docs/speed.md); the run cache keys on the settings, not the thread count.
 """
 
 from __future__ import annotations

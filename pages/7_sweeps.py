@@ -25,7 +25,7 @@ if not present:
     st.title("Sweeps")
     st.caption("A clarity curve of one image is an anecdote: a sweep inverts every image × model × checkpoint × "
                "layer and shows the mean with its 95% bootstrap interval over images. Sweeps are resumable and can run "
-               "on Ray: `python -m core sweep` (README).")
+               "on Ray: `python -m core sweep` (docs/sweeps.md).")
 for w in link_warnings:
     st.warning(w)
 known_only(page, "models", link.get("models"), ARCHITECTURES, sweeps.DEFAULT_MODELS,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # importable through pyproject.toml's pytest `pythonpath`
 # runs made by tests (CLI subprocesses and app sessions included) go to a throw-away cache, never the project's
 os.environ.setdefault("INVERSION_CACHE_DIR", tempfile.mkdtemp(prefix="inversion-test-cache-"))
 

@@ -1,6 +1,6 @@
 """Issue 5 on the app side: bad files through AppTest uploads, bad settings, runs that go wrong.
 
-The bad-image corpus is the one of tests/test_core_images.py (generated, no blobs), uploaded
+The bad-image corpus is the one of tests/test_images.py (generated, no blobs), uploaded
 through `AppTest.file_uploader(...).set_value`, which drives the page's real `st.file_uploader`.
 Checkpoints are generated here; the command line gets the same checkpoint corpus.
 """
@@ -24,7 +24,7 @@ pytest.importorskip("streamlit")
 from core import UserError, load_model  # noqa: E402
 from core.jobs import SETTINGS  # noqa: E402
 from core.cli.main import main
-from test_core_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
+from test_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
 from ui import live, models, pickers  # noqa: E402  (the modules the app imports: same objects)
 from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 

@@ -14,6 +14,8 @@ from core import get_preset, load_model
 from core.jobs.estimate import (Countdown, Estimate, calibrated, correction, forget, human, measure, record_actual,
                                 remaining, suggest_cheaper)
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 @pytest.fixture(autouse=True)
 def _no_record():

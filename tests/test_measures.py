@@ -13,6 +13,8 @@ from core.engine.loop import start_images
 from core.measures import CLARITY, MEASURES, baseline, judge_for, measure, normalise
 from core.recipe.presets import DEFAULT
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 # The judged-set agreement of `clarity` stated in BENCHMARKS.md ("Measures against the eye"): 52 of 57 when it
 # was chosen. A change to a measure that scores below this fails here.
 CLARITY_AGREEMENT_FLOOR = 0.90

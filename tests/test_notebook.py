@@ -16,6 +16,8 @@ from core.engine import result as result_module
 from core.engine.loop import in_notebook, progress_bar
 from core.engine.verdict import reading
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -18,6 +18,8 @@ from core.report.figures import curve_figure, distance_figures, log_ticks, traje
 from core.report.text import curve_title, run_title
 from core.report.draw import labelled_grid
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 SIZE = 32
 
 

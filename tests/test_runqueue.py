@@ -7,6 +7,8 @@ import pytest
 
 from core.jobs.queue import QueueTimeout, RunQueue, queue_for
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 def test_single_user_runs_at_once():
     q = RunQueue()

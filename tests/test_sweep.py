@@ -180,6 +180,7 @@ def test_a_missing_checkpoint_is_left_out_with_a_note_and_bad_settings_are_one_l
     assert err.startswith("error: ") and "alexnet" in err and "\n" not in err
 
 
+@pytest.mark.ray
 def test_ray_backend_matches_local_and_survives_a_killed_worker(tmp_path):
     """Local one stop at a time against Ray with each image's stops as one optimisation (batch_stops on)."""
     pytest.importorskip("ray")
@@ -247,6 +248,7 @@ def test_sweeps_page_runs_a_small_sweep_and_drills_down(tmp_path, monkeypatch):
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.ray
 def test_a_lost_ray_node_stops_with_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
     """Kill the raylet of the sweep's own local Ray mid-sweep (found among the CLI process's children, so only
     this test's Ray session): one `error:` line with the cause and the count, then the rerun adds only the missing
@@ -306,6 +308,7 @@ def test_a_lost_ray_node_stops_with_one_line_and_the_same_command_resumes(tmp_pa
         assert (a[col] - b[col]).abs().max() <= 1e-4, col
 
 
+@pytest.mark.ray
 def test_each_way_of_losing_ray_is_named_in_words():
     """`lost_cause`: the one mapping from Ray's exceptions to words; a task's own error is not the cluster's."""
     ray = pytest.importorskip("ray")
@@ -396,6 +399,7 @@ def test_sweeps_page_says_why_a_sweep_stopped_and_resumes_it(tmp_path, monkeypat
     assert not [b for b in at.button if b.key == "sw_resume"]
 
 
+@pytest.mark.ray
 def test_a_task_out_of_retries_lets_the_others_finish_then_stops(tmp_path, monkeypatch):
     """The Ray driver's bookkeeping, on a stand-in for Ray whose second task comes back out of retries (a real
     WorkerCrashedError) and whose first came back from a retry: the others finish and are stored, the sweep

@@ -10,6 +10,8 @@ import pytest
 from core import threads
 from core.engine.speed import SpeedOptions, cpu_threads
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 @pytest.fixture
 def no_user_count(monkeypatch):

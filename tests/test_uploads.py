@@ -5,6 +5,8 @@ import pytest
 from core import UserError
 from core.jobs import UploadStore, is_upload_id, upload_id
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 def test_the_same_bytes_come_back_under_their_id(tmp_path):
     store = UploadStore(tmp_path)

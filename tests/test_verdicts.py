@@ -26,6 +26,8 @@ from core.studies.verdicts import (
     validate,
 )
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 IMAGES = ["astronaut", "chelsea", "coffee", "horse", "rocket"]
 RESNET = [("conv1", "Conv1 (before batch-norm)"), ("bn1", "Conv1 + batch-norm"), ("maxpool", "Conv1 + max-pool"),
           ("layer1", "Conv2 = layer1 (block 2)"), ("layer2", "Conv3 = layer2 (block 2)"),

@@ -164,8 +164,8 @@ def cnn_tab(page: PageState, name: str | None, link: dict | None = None, notices
     citers = c[1].number_input("Clarity step budget", 10, 2000, key=page.key("citers"))
     st.caption("Jacobians in float64 on the CPU, one stop at a time. The cost grows with about the 4th to 6th power "
                "of the image side (twice the side: 16 to 64 times as long), most at the early stops (conv1's "
-               "Jacobian at 32 px is 16384 × 3072). Measured times are in the README (Invertibility lab); this "
-               "machine's load changes them.")
+               "Jacobian at 32 px is 16384 × 3072). Measured times are in BENCHMARKS.md (Numbers the docs rest on); "
+               "this machine's load changes them.")
     trained_ok = ck != "trained" or models.trained_panel(arch, page.key("c"))
     if st.button("Run", type="primary", key=page.key("cnn_run"), disabled=not chosen or not trained_ok or name is None):
         bar = st.progress(0.0, text="starting…")

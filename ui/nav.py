@@ -5,7 +5,7 @@ labelled links shown instead. Why not `st.navigation` over `st.Page`s: on Stream
 `pages/` folder next to an entry file that calls `st.navigation` is run as v1 pages on direct
 links, which broke `/about` (checked in Chromium), and the project's fixed shape keeps `pages/`.
 Each page therefore has its own URL (`/`, `/curve`, `/nonunique`, `/lab`, `/manifold`, `/compare`,
-`/sweeps`, `/about`) and loads by a direct link; shared pickers live in `ui/pickers.py` rather than in a frame.
+`/sweeps`, `/findings`, `/about`) and loads by a direct link; shared pickers live in `ui/pickers.py` rather than in a frame.
 
 Presentation mode (`?mode=present`, or the sidebar's toggle) collapses the sidebar on load,
 trims the page margins and shows results first, at projector size.

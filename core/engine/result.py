@@ -46,7 +46,7 @@ class Snapshot:
 
 @dataclass
 class Metrics:
-    """A run's METHOD.md metrics, per seed where a list (seed order = the run's seeds).
+    """A run's docs/method.md metrics, per seed where a list (seed order = the run's seeds).
 
     Typed fields instead of a free dict, so a misspelt name fails where it is written or read:
     `from_dict` and `m["name"]` raise KeyError for a name that is not a field. Stored runs that predate a
@@ -125,7 +125,7 @@ class Metrics:
 
 @dataclass
 class InversionResult:
-    """A finished (or stopped) run: settings, images, the METHOD.md metrics and the trajectories."""
+    """A finished (or stopped) run: settings, images, the docs/method.md metrics and the trajectories."""
 
     model: str
     checkpoint: str

@@ -1,4 +1,4 @@
-"""When a seed counts as converged, and when a layer is degenerate (METHOD.md's `m_g <= m_r`).
+"""When a seed counts as converged, and when a layer is degenerate (docs/method.md's `m_g <= m_r`).
 
 Shared by the loop's stopping rule, the result's metrics and the verdict, so all three agree.
 """

@@ -17,7 +17,7 @@ as far from the image as a near-copy give or take half of it: a blurred but fait
 squared error) the difference is plainly visible, yet still well below where a run that learned nothing
 sits (the start `a_0 ~ N(0.7, 1/20)` reads 8-11 on the sample images at 64 px), so "non-unique" means a
 different picture with the same embedding, not a failed descent. In between, one number does not settle
-it; METHOD.md asks for `m_i ≫ ‖a′−a‖₂`, and a ratio under 3 is not that.
+it; docs/method.md asks for `m_i ≫ ‖a′−a‖₂`, and a ratio under 3 is not that.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def _unconverged(rows) -> int:
 
 
 def findings_json(report: "FindingsReport") -> dict:
-    """The report as one JSON-ready object (see README, "Check the paper", for its fields)."""
+    """The report as one JSON-ready object (see docs/findings.md, "Outputs", for its fields)."""
     verdicts = []
     for v in report.verdicts:
         d = v.to_dict()

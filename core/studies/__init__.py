@@ -1,4 +1,4 @@
-"""The studies: loops over many runs, each a question of the paper (METHOD.md). The clarity curve (`curve`),
+"""The studies: loops over many runs, each a question of the paper (docs/method.md). The clarity curve (`curve`),
 models side by side (`compare`), the invertibility lab (`lab`: MLPs and Jacobians), the natural-image manifold
 (`manifold`) and sweeps over many images (`sweep`, run locally or on Ray: `sweep_tasks`, `sweep_ray`).
 

@@ -1,4 +1,4 @@
-"""The invertibility lab (METHOD.md findings 3 and 6): when can a layer be inverted, and how well?
+"""The invertibility lab (docs/method.md findings 3 and 6): when can a layer be inverted, and how well?
 
 Two parts, both plain library code (the CLI's `lab` command and the app's lab page call them; their charts
 and files are in core/report/lab.py):

@@ -65,7 +65,7 @@ KIND_TEXT = {
     "disc": "a red disc on blue (radius 0.3 N, anti-aliased)", "stripes": "black and white vertical stripes, 8 periods",
     "checker": "a black and white checkerboard, 8 x 8 squares", "flat": "one flat colour (0.8, 0.45, 0.2)",
 }
-JUDGE = "efficientnet_lite0"  # the one trained network every machine here has (core/models/checkpoints.py, METHOD.md)
+JUDGE = "efficientnet_lite0"  # the one trained network every machine here has (core/models/checkpoints.py, docs/models.md)
 BN_LAYERS = 6  # first batch-norm layers of trained Lite0 in the BN prior (fixed before measuring, not tuned)
 SLOPE_FIT = (2, 0.25)  # fit from k = 2 cycles per image up to 0.25 * N cycles per image (0.25 cycles per pixel)
 NATURAL_SLOPE = 2.0  # the literature's value for natural images (power ~ 1/f^2)

@@ -1,6 +1,6 @@
 """The paper's findings as falsifiable tests: rows of many inversion runs in, one verdict per finding out.
 
-Each finding of METHOD.md ("Findings the project must let a user see", plus the ViT blog's) becomes a stated test:
+Each finding of docs/method.md (its "The findings", the ViT blog's included) becomes a stated test:
 a hypothesis, a measurement per image, a statistic over images with a 95% percentile bootstrap interval
 (`core.studies.sweep.bootstrap_ci`, fixed seed, values ordered by image name, so the same rows always give the
 same interval whatever their order) and a threshold that says "holds", "does not hold" or "inconclusive". The

@@ -15,6 +15,8 @@ from core.cli.main import main
 from core.errors import UserError
 from core.images import load_image
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 def _png(img: Image.Image, **kw) -> bytes:
     buf = io.BytesIO()

@@ -8,6 +8,8 @@ import torch
 from core import get_preset, invert, load_model
 from core.jobs.cache import RunCache, decode_result, encode_result, image_hash, run_key
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def result():
@@ -123,7 +125,6 @@ def test_read_only_fallback(tmp_path, result):
 
 _SLOW_WRITER = r"""
 import os, sys, time
-sys.path.insert(0, sys.argv[1])
 import torch
 import core.atomic
 from core.engine import InversionResult
@@ -178,7 +179,7 @@ def test_writer_killed_mid_write_leaves_no_entry_and_the_old_one_intact(tmp_path
     script = tmp_path / "writer.py"
     script.write_text(_SLOW_WRITER)
     proc = subprocess.Popen([sys.executable, str(script), str(root), str(tmp_path), key], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(root)})
     try:
         deadline = time.monotonic() + 60
         tmp = []

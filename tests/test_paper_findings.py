@@ -1,7 +1,7 @@
 """The paper's findings, asserted at a small scale (64 px, 2 seeds, the default preset).
 
 These are the claims the app exists to show; if a change to the engine breaks one, the
-change is wrong or the claim needs the README's attention. Every run here must converge
+change is wrong or the claim needs docs/findings.md's attention. Every run here must converge
 (m_g <= m_r on every seed), so a number below is the layer's answer, not the optimiser's.
 """
 

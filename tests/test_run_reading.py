@@ -12,6 +12,8 @@ from core.engine.result import InversionResult, Metrics
 from core.engine.verdict import KEEPS_FIDELITY, NEAR_COPY, NON_UNIQUE, reading, status, uniqueness
 from core.recipe.presets import DEFAULT
 
+pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
+
 SHIFT = 4.0  # ‖a′−a‖₂ (a power of two: ratio * SHIFT / SHIFT is exact)
 EPS = 1e-6
 
