@@ -5,4 +5,6 @@ Nothing in the library imports this package.
 
 from core.cli.main import build_parser, main
 
-__all__ = ["build_parser", "main"]
+__all__ = [
+    "build_parser", "main",
+]

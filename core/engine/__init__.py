@@ -6,18 +6,10 @@ Like Lucent's `optvis`, the objective, the parameterisation and the transforms c
 this package owns only the loop and its step API.
 """
 
-from core.engine.stopping import BORDERLINE, DEGENERATE, converged_mask, is_degenerate
-from core.engine.result import InversionResult, Metrics, Snapshot
-from core.engine.verdict import reading, status, uniqueness
-from core.engine.speed import SpeedOptions, fold_batchnorm, pick_cpu_threads
-from core.engine.hostcopy import HostCopy
-from core.engine.cudagraphs import GraphedEncoder
-from core.engine.loop import MAX_SEEDS, Inversion, check_seeds, invert, start_images
-from core.engine.multistop import MultiStopEncoder, NotCutPoints, cut_points, run_together
+from core.engine.result import InversionResult, Metrics
+from core.engine.verdict import reading, status
+from core.engine.loop import Inversion
 
 __all__ = [
-    "BORDERLINE", "DEGENERATE", "GraphedEncoder", "HostCopy", "Inversion", "InversionResult", "MAX_SEEDS", "Metrics",
-    "MultiStopEncoder", "NotCutPoints", "Snapshot", "SpeedOptions", "check_seeds", "converged_mask", "cut_points",
-    "fold_batchnorm", "invert", "is_degenerate", "pick_cpu_threads", "reading", "run_together", "start_images", "uniqueness",
-    "status",
+    "Inversion", "InversionResult", "Metrics", "reading", "status",
 ]

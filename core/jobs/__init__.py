@@ -6,21 +6,17 @@ Every result the project shows comes from `run` (or `run_stops` for several stop
 """
 
 from core.jobs.cache import RunCache, file_hash, image_hash
-from core.jobs.spec import KEY_FORMAT, RunSpec, library_versions
-from core.jobs.settings import SETTINGS, RunSettings, Setting, setting
-from core.jobs.queue import Ahead, QueueTimeout, RunQueue, queue_for
-from core.jobs.memory import activation_bytes, max_batch_for, plan_chunks, run_resilient, seed_step_bytes, split
-from core.jobs.estimate import (Countdown, Estimate, calibrated, correction, human, measure, plan_seconds,
-                                 record_actual, remaining, speed_for, suggest_cheaper)
-from core.jobs.forecast import PROBE_STEPS, PlanTime, Probe, plan_time, time_text
+from core.jobs.spec import RunSpec
+from core.jobs.settings import SETTINGS, RunSettings
+from core.jobs.queue import Ahead, queue_for
+from core.jobs.estimate import Countdown, Estimate, calibrated, human, measure, suggest_cheaper
+from core.jobs.forecast import PROBE_STEPS, PlanTime, plan_time, time_text
 from core.jobs.uploads import UploadStore, is_upload_id, upload_id
-from core.jobs.pipeline import Callbacks, Job, default_cache, device_slot, lookup, run, run_stops, snapshot_every
+from core.jobs.pipeline import Callbacks, default_cache, device_slot, run, snapshot_every
 
 __all__ = [
-    "Ahead", "Callbacks", "Countdown", "Estimate", "Job", "KEY_FORMAT", "QueueTimeout", "RunCache", "RunQueue",
-    "RunSettings", "RunSpec", "SETTINGS", "Setting", "setting",
-    "activation_bytes", "calibrated", "correction", "default_cache", "device_slot", "file_hash", "human", "image_hash",
-    "library_versions", "lookup", "max_batch_for", "measure", "plan_seconds", "plan_chunks", "queue_for", "record_actual", "remaining",
-    "run", "run_resilient", "run_stops", "seed_step_bytes", "snapshot_every", "speed_for", "split", "suggest_cheaper",
-    "UploadStore", "is_upload_id", "upload_id", "PROBE_STEPS", "PlanTime", "Probe", "plan_time", "time_text",
+    "Ahead", "calibrated", "Callbacks", "Countdown", "default_cache", "device_slot", "Estimate", "file_hash",
+    "human", "image_hash", "is_upload_id", "measure", "plan_time", "PlanTime", "PROBE_STEPS", "queue_for", "run",
+    "RunCache", "RunSettings", "RunSpec", "SETTINGS", "snapshot_every", "suggest_cheaper", "time_text",
+    "upload_id", "UploadStore",
 ]

@@ -6,8 +6,9 @@
 """
 
 from core.measures.judge import get_judge, judge_for
-from core.measures.panel import (CLARITY, MEASURES, ORDER, Baseline, against_starts, baseline, measure, normalise,
-                                  restore, score)
+from core.measures.panel import CLARITY, MEASURES, against_starts, baseline, measure, normalise, restore, score
 
-__all__ = ["CLARITY", "MEASURES", "ORDER", "Baseline", "against_starts", "baseline", "get_judge", "judge_for", "measure", "normalise",
-           "restore", "score"]
+__all__ = [
+    "against_starts", "baseline", "CLARITY", "get_judge", "judge_for", "measure", "MEASURES", "normalise",
+    "restore", "score",
+]

@@ -5,8 +5,9 @@ Importing this package registers every part, so `components.build` finds them by
 """
 
 from core.recipe import objectives, params, transforms  # noqa: F401  (register their components)
-from core.recipe.components import Component, build, names, register, spec
-from core.recipe.presets import DEFAULT, LAB, MV, NATURAL, PAPER, PRESETS, Preset, get_preset
+from core.recipe.components import Component, register
+from core.recipe.presets import PRESETS, Preset, get_preset
 
-__all__ = ["Component", "DEFAULT", "LAB", "MV", "NATURAL", "PAPER", "PRESETS", "Preset", "build", "get_preset",
-           "names", "register", "spec"]
+__all__ = [
+    "Component", "get_preset", "Preset", "PRESETS", "register",
+]
