@@ -24,7 +24,8 @@ link_warnings, _ = page.bind()
 if not present:
     st.title("Sweeps")
     st.caption("A clarity curve of one image is an anecdote: a sweep inverts every image × model × checkpoint × "
-               "layer and shows the mean with its 95% bootstrap interval over images. Sweeps are resumable and can run "
+               "layer and shows the mean with its 95% bootstrap interval over images (converged runs only, as the "
+               "findings report counts them). Sweeps are resumable and can run "
                "on Ray: `python -m core sweep` (docs/sweeps.md).")
 for w in link_warnings:
     st.warning(w)

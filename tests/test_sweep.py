@@ -18,7 +18,8 @@ from core import get_preset
 from core.cli.main import main
 from core.jobs.cache import RunCache
 from core.report.sweep import write_sweep
-from core.studies.sweep import COLUMNS, Sweep, bootstrap_ci, read_results
+from core.studies.stats import bootstrap_ci
+from core.studies.sweep import COLUMNS, Sweep, read_results
 from core.studies.sweep import run_sweep as run_only
 
 PRESET = get_preset("default", iters=8)
@@ -64,11 +65,11 @@ def test_local_sweep_end_to_end(tmp_path):
     assert frame["image_sha256"].str.len().eq(64).all() and frame["steps_done"].between(1, 8).all()
     import pandas as pd
 
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert len(summary) == 2 and (summary["n"] == 3).all()
-    assert (summary["clarity_ci_low"] <= summary["clarity_mean"] + 1e-12).all()
-    assert (summary["clarity_mean"] <= summary["clarity_ci_high"] + 1e-12).all()
-    assert (summary["clarity_ci_low"] < summary["clarity_ci_high"]).all()  # three different images: a real interval
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("layer")
+    assert len(summary) == 2
+    converged = frame.groupby("layer")["converged"].sum()  # the intervals count converged runs only
+    assert all(summary.loc[layer, "n"] == converged[layer] for layer in converged.index)
+    assert all(summary.loc[layer, "converged_fraction"] == converged[layer] / 3 for layer in converged.index)
     html = (tmp_path / "out" / "summary.html").read_text()
     assert "plotly" in html and "relative depth" in html and "95% bootstrap interval" in html
     meta = json.loads((tmp_path / "out" / "sweep.json").read_text())
@@ -123,6 +124,24 @@ def test_batched_stops_give_the_same_sweep(tmp_path):
     assert [len(b) for b in packed] == [2, 2]
     with pytest.raises(Exception, match="batch_stops"):
         tiny(images, batch_stops="sometimes")
+
+
+def test_the_summary_intervals_count_converged_runs_only():
+    """One inclusion rule with the findings report (`core.studies.stats.evidence`): an unconverged, a borderline,
+    a degenerate or a failed run is in `converged_fraction` or `errors`, never in the mean or its interval."""
+    from core.studies.sweep import summarize
+
+    def row(image, clarity, converged=True, status="converged", error=None):
+        return {"image": image, "model": "m", "checkpoint": "untrained", "layer": "l", "label": "l", "depth": 0,
+                "relative_depth": 0.5, "clarity": clarity, "ssim_mean": clarity, "converged": converged,
+                "status": status, "error": error, **{name: clarity for name in ("fidelity", "structure", "content")}}
+
+    rows = [row("a", 0.2), row("b", 0.4), row("c", 0.6), row("d", 0.99, False, "not converged"),
+            row("e", 0.98, False, "borderline"), row("f", 0.97, True, "degenerate"), row("g", None, error="boom")]
+    (s,) = summarize(rows)
+    assert s["n"] == 3 and s["clarity_mean"] == pytest.approx(0.4) and s["ssim_mean"] == pytest.approx(0.4)
+    assert 0.2 <= s["clarity_ci_low"] < 0.4 < s["clarity_ci_high"] <= 0.6
+    assert s["errors"] == 1 and s["converged_fraction"] == pytest.approx(4 / 6)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_images():
@@ -451,3 +470,26 @@ def test_a_task_out_of_retries_lets_the_others_finish_then_stops(tmp_path, monke
     monkeypatch.setattr(sweep_ray, "_import_ray", lambda: StandIn(lose=set(), retried=set()))
     again = run_only(tiny(images), tmp_path / "out", backend="ray", cache=cache, batch_size=2)
     assert (again.done_before, again.ran, len(again.rows), again.retried) == (4, 2, 6, 0)
+
+
+@pytest.mark.parametrize("command", ["sweep", "findings"])
+def test_sweep_and_findings_take_the_shared_run_options(tmp_path, monkeypatch, command):
+    """`--lr` and `--no-early-stop` reach the runs' recipe, as for invert and curve (`core.cli.args.run_options`)."""
+    from core.cli import findings as cli_findings
+    from core.cli import sweep as cli_sweep
+
+    seen = {}
+
+    def stop_here(plan, *a, **kw):  # the recipe the command built, before any run
+        seen["preset"] = plan.preset
+        raise KeyboardInterrupt
+
+    module = cli_sweep if command == "sweep" else cli_findings
+    monkeypatch.setattr(module, "run_sweep" if command == "sweep" else "run_findings", stop_here)
+    images = make_images(tmp_path / "imgs", n=1)
+    args = [command, "--images", str(images), "--models", "resnet18", "--size", "32", "--iters", "7", "--lr", "0.03",
+            "--no-early-stop", "--out", str(tmp_path / "out"), "--quiet"]
+    args += ["--layers", "layer1"] if command == "sweep" else ["--findings", "1", "--checkpoints", "untrained"]
+    assert main(args) == 2  # the interrupt's one line
+    assert seen["preset"].iters == 7 and seen["preset"].lr_start == pytest.approx(0.03)
+    assert seen["preset"].early_stop is False

@@ -66,9 +66,10 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
-def run_options(p: argparse.ArgumentParser) -> None:
+def run_options(p: argparse.ArgumentParser, out_help: str = "output folder", cache: bool = True) -> None:
     """The options every inverting subcommand shares: budget, early stop, preset, lr, device, init seed, output,
-    progress bar and cache (`invert`, `curve`, `compare`, `manifold`)."""
+    progress bar and (with `cache`) --no-cache: `invert`, `curve`, `compare`, `manifold`, and `sweep` and
+    `findings` without --no-cache (they are built on the cache: a rerun makes only what it lacks)."""
     p.add_argument("--iters", type=typed("iters"), default=SETTINGS["iters"].default,
                    help="step budget (default: the preset's); a run may stop sooner, see --no-early-stop")
     p.add_argument("--no-early-stop", action="store_true",
@@ -80,11 +81,12 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=SETTINGS["device"].default, help=SETTINGS["device"].help)
     p.add_argument("--init-seed", type=typed("init_seed"), default=SETTINGS["init_seed"].default,
                    help="seed of the untrained initialisation")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--no-cache", action="store_true",
-                   help="compute even when the run cache ($INVERSION_CACHE_DIR, else .cache/runs) holds this run, "
-                        "and do not store it")
+    if cache:
+        p.add_argument("--no-cache", action="store_true",
+                       help="compute even when the run cache ($INVERSION_CACHE_DIR, else .cache/runs) holds this "
+                            "run, and do not store it")
 
 
 def batch_option(p: argparse.ArgumentParser, sweep: bool = False) -> None:

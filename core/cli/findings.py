@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.args import batch_option, model_file_option, say_forecast, seeds_option, typed
+from core.cli.args import (batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option,
+                           typed)
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
-from core.jobs.settings import RunSettings
 from core.report.findings import write_findings
 from core.studies.curve import batched
 from core.studies.findings import FindingsPlan, run_findings
@@ -48,10 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--size", type=sizes_list, default=[64], help="image size in px, or a comma list (e.g. 64,224): "
                    "each size is a sweep of its own, and finding 4 says whether its verdict depends on the size")
     seeds_option(p)
-    p.add_argument("--iters", type=typed("iters"), default=None, help="step budget (default: the preset's)")
-    p.add_argument("--preset", default="default", help="recipe (see `presets`)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--init-seed", type=typed("init_seed"), default=0, help="seed of the untrained initialisation")
+    run_options(p, out_help="output folder (findings.json, findings.md, report.html)", cache=False)
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads per run, fixed for the report (default: OMP_NUM_THREADS if set, else each run "
                         "follows the load)")
@@ -59,14 +56,12 @@ def add_parser(sub) -> None:
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="ray: CPUs of the local Ray (default: all)")
     batch_option(p, sweep=True)
-    p.add_argument("--out", required=True, help="output folder (findings.json, findings.md, report.html)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> None:
     if args.backend == "local" and args.address:
         raise UserError("--address is for --backend ray")
-    preset = RunSettings(preset=args.preset, iters=args.iters, init_seed=args.init_seed).recipe()
+    preset = preset_of(args)
     device = resolve_device(args.device).type
     plan = FindingsPlan.create(args.images, args.models.split(","), args.checkpoints.split(","), args.size,
                                args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops,

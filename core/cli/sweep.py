@@ -6,10 +6,9 @@ import argparse
 import os
 import sys
 
-from core.cli.args import batch_option, model_file_option, say_forecast, seeds_option, size_option, typed
+from core.cli.args import batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option, size_option
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
-from core.jobs.settings import RunSettings
 from core.report.sweep import write_sweep
 from core.studies.curve import batched
 from core.studies.forecasts import sweep_time
@@ -30,15 +29,11 @@ def add_parser(sub) -> None:
                    "nodes present in every model")
     size_option(p, 64)
     seeds_option(p)
-    p.add_argument("--iters", type=typed("iters"), default=None, help="step budget (default: the preset's)")
-    p.add_argument("--preset", default="default", help="recipe (see `presets`)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (the local backend's device)")
-    p.add_argument("--init-seed", type=typed("init_seed"), default=0, help="seed of the untrained initialisation")
+    run_options(p, out_help="output folder (results.parquet, summary.csv, summary.html)", cache=False)
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads per run, fixed, and the same on both backends, since the thread count changes "
                         "rounding and so the numbers of long runs (default: OMP_NUM_THREADS if set, else each run "
                         "follows the load)")
-    p.add_argument("--out", required=True, help="output folder (results.parquet, summary.csv, summary.html)")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="ray: a running cluster's address (default: start a local Ray)")
     p.add_argument("--workers", type=int, default=None,
@@ -48,7 +43,6 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=8, help="ray: runs per task (they share one loaded model)")
     batch_option(p, sweep=True)
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed last time")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -56,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"--gpus-per-run must be >= 0 (got {args.gpus_per_run:g})")
     if args.backend == "local" and (args.address or args.gpus_per_run):
         raise UserError("--address and --gpus-per-run are for --backend ray")
-    preset = RunSettings(preset=args.preset, iters=args.iters, init_seed=args.init_seed).recipe()
+    preset = preset_of(args)
     device = "cuda" if args.gpus_per_run else resolve_device(args.device).type
     layers = "stops" if args.layers == "stops" else [s.strip() for s in args.layers.split(",") if s.strip()]
     sweep = Sweep.create(args.images, args.models.split(","), args.checkpoints.split(","), layers, args.size,

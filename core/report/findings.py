@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from core.atomic import atomic_write
 from core.report.draw import get_font, png_bytes
-from core.studies.sweep import bootstrap_ci
+from core.studies.stats import bootstrap_ci, evidence
 from core.studies.verdicts import measure_word, validate
 
 if TYPE_CHECKING:
@@ -51,8 +51,7 @@ def curve_points(rows: list[dict], model: str) -> dict[str, list[tuple]]:
         pts = []
         for layer in dict.fromkeys(r["layer"] for r in mine if r["checkpoint"] == ck):
             rs = [r for r in mine if r["checkpoint"] == ck and r["layer"] == layer]
-            ok = [r["clarity"] for r in rs if r.get("converged") and r.get("clarity") is not None
-                  and math.isfinite(r["clarity"])]
+            ok = [r["clarity"] for r in evidence(rs)]  # converged runs only (core.studies.stats)
             if not ok:
                 continue
             lo, hi = bootstrap_ci(ok)

@@ -43,7 +43,7 @@ def summary_figure(summary: Sequence[dict], title: str | None = None, metric: st
             line={"color": color}, customdata=[[s["label"], s["layer"], s["n"], s[f"{metric}_ci_low"], s[f"{metric}_ci_high"],
                                                 s["converged_fraction"]] for s in mine],
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>" + metric + " %{y:.3f} "
-                          "[%{customdata[3]:.3f}, %{customdata[4]:.3f}] over %{customdata[2]} images<br>"
+                          "[%{customdata[3]:.3f}, %{customdata[4]:.3f}] over %{customdata[2]} images (converged runs)<br>"
                           "converged %{customdata[5]:.0%}<extra>" + f"{model} · {ck}" + "</extra>"))
     fig.update_layout(title=title, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
                                                                    "range": [0, 1.02]},

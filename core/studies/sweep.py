@@ -32,6 +32,7 @@ from core.threads import requested
 from core.errors import SweepStopped, UserError
 from core.images import load_image, sample_images
 from core.jobs.cache import image_hash
+from core.studies.stats import bootstrap_ci, evidence
 from core.measures import MEASURES
 from core.jobs.pipeline import default_cache
 from core.jobs.spec import RunSpec
@@ -368,19 +369,6 @@ def collect(tasks: Iterable[Task], cache, ledger: Ledger) -> list[dict]:
 # --------------------------------------------------------------------------- summary and reading back
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """A percentile bootstrap interval of the mean over `values` (the images); one value gives (v, v)."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    if v.size == 1:
-        return float(v[0]), float(v[0])
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
-
-
 def _with_ci(name: str, rows: Sequence[dict]) -> dict:
     """A measure's mean over the rows and its 95% bootstrap interval (NaN where no row has it)."""
     v = [float(r[name]) for r in rows if r.get(name) is not None and np.isfinite(float(r[name]))]
@@ -389,23 +377,26 @@ def _with_ci(name: str, rows: Sequence[dict]) -> dict:
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-    """One row per (model, checkpoint, layer): n images, mean clarity and each measure with its 95% bootstrap
-    interval over images, mean SSIM and the fraction of runs that converged. Failed runs count in `errors`, not in the means."""
+    """One row per (model, checkpoint, layer): n images counted (converged runs only: `core.studies.stats.evidence`,
+    the findings report's rule), mean clarity and each measure with its 95% bootstrap interval over them, their mean
+    SSIM, and the fraction of the runs that converged. Failed runs count in `errors`."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["checkpoint"], r["layer"]), []).append(r)
     out = []
     for (model, ck, layer), rs in groups.items():
         ok = [r for r in rs if not r.get("error")]
-        clar = [r["clarity"] for r in ok]
+        counted = evidence(ok)  # the intervals: converged runs only, as the findings report (core.studies.stats)
+        clar = [r["clarity"] for r in counted]
         lo, hi = bootstrap_ci(clar)
         out.append({"model": model, "checkpoint": ck, "layer": layer, "label": rs[0]["label"], "depth": rs[0]["depth"],
-                    "relative_depth": rs[0]["relative_depth"], "n": len(ok),
+                    "relative_depth": rs[0]["relative_depth"], "n": len(counted),
                     "clarity_mean": float(np.mean(clar)) if clar else float("nan"), "clarity_ci_low": lo,
-                    "clarity_ci_high": hi, "ssim_mean": float(np.mean([r["ssim_mean"] for r in ok])) if ok else float("nan"),
-                    "converged_fraction": float(np.mean([r["converged"] for r in ok])) if ok else float("nan"),
+                    "clarity_ci_high": hi,
+                    "ssim_mean": float(np.mean([r["ssim_mean"] for r in counted])) if counted else float("nan"),
+                    "converged_fraction": float(np.mean([bool(r["converged"]) for r in ok])) if ok else float("nan"),
                     "errors": len(rs) - len(ok),
-                    **{k: v for name in MEASURES for k, v in _with_ci(name, ok).items()}})
+                    **{k: v for name in MEASURES for k, v in _with_ci(name, counted).items()}})
     return sorted(out, key=lambda s: (s["model"], s["checkpoint"], s["depth"]))
 
 

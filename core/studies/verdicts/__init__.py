@@ -2,7 +2,7 @@
 
 Each finding of docs/method.md (its "The findings", the ViT blog's included) becomes a stated test:
 a hypothesis, a measurement per image, a statistic over images with a 95% percentile bootstrap interval
-(`core.studies.sweep.bootstrap_ci`, fixed seed, values ordered by image name, so the same rows always give the
+(`core.studies.stats.bootstrap_ci`, fixed seed, values ordered by image name, so the same rows always give the
 same interval whatever their order) and a threshold that says "holds", "does not hold" or "inconclusive". The
 functions are pure (numpy and the standard library); nothing is drawn or written.
 

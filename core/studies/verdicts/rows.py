@@ -4,35 +4,12 @@ that turn an interval into a verdict, and a model's stops in forward order. Pure
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from core.studies.sweep import bootstrap_ci
+from core.studies.stats import bootstrap_ci, finite, num, reason_out, split_rows, truth  # noqa: F401  (the verdicts read rows through these)
 from core.studies.verdicts.claims import FAILS, HOLDS, INCONCLUSIVE, N_BOOT, SEED
-
-
-def finite(v) -> bool:
-    return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def num(v) -> float:
-    """A float, NaN for None, text or anything else that is not a finite number."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-    return f if math.isfinite(f) else float("nan")
-
-
-def truth(v) -> bool:
-    """A bool from a row's bool-ish field (numpy bools, 0/1, "true"/"false"); None or NaN is False."""
-    if isinstance(v, str):
-        return v.strip().lower() in ("true", "1", "yes")
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return False
-    return bool(v)
 
 
 def jsonable(v):
@@ -66,40 +43,6 @@ def fmt(v, ci=None, signed: bool = False) -> str:
     if ci is not None and all(finite(c) for c in ci):
         text += f" [{f.format(ci[0])}, {f.format(ci[1])}]"
     return text
-
-
-def reason_out(row: dict, value_key: str = "clarity") -> str | None:
-    """Why a row is no evidence (None: it is): "error", "degenerate", "borderline", "not converged", "no <value>".
-
-    Args:
-        row: one run's row.
-        value_key: the number the finding reads ("clarity"; "naturalness" for finding 5).
-
-    Returns:
-        The reason, or None for a converged run with a finite value.
-    """
-    st = str(row.get("status") or "").strip().lower()
-    err = row.get("error")
-    if st == "error" or (isinstance(err, str) and err.strip()):
-        return "error"
-    if st == "degenerate":
-        return "degenerate"
-    if not truth(row.get("converged")):
-        return "borderline" if st == "borderline" else "not converged"
-    if value_key and not finite(num(row.get(value_key))):
-        return f"no {value_key}"
-    return None
-
-
-def split_rows(rows: Iterable[dict], value_key: str = "clarity") -> tuple[list[dict], Counter]:
-    used, out = [], Counter()
-    for r in rows:
-        why = reason_out(r, value_key)
-        if why is None:
-            used.append(r)
-        else:
-            out[why] += 1
-    return used, out
 
 
 def mean_ci(per_key: dict) -> tuple[float, tuple[float, float] | None]:

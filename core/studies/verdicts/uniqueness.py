@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from core.engine.verdict import NEAR_COPY, NON_UNIQUE
-from core.studies.sweep import bootstrap_ci
+from core.studies.stats import bootstrap_ci
 from core.studies.verdicts.claims import (
     CONVERGED_SHARE,
     EPS,
