@@ -3,7 +3,7 @@ descriptors of "looks like training data" beside each picture and their validati
 
 import streamlit as st
 
-from core.studies import KIND_TEXT, KINDS, default_layers, load_inputs
+from core.studies import KIND_TEXT, KINDS, deep_stops, load_inputs
 from ui import manifold_view, models, pickers, state
 from ui.errors import errors
 from ui.nav import page_setup
@@ -37,7 +37,7 @@ with st.sidebar:
         notices.warning(note)
     if page.get("for") != arch:  # a new model (or a link): keep its valid layers, else the defaults
         page["layers"] = [n for n in page.get("layers") or [] if n in nodes] or \
-            default_layers(models.get_model(arch, "untrained", 224)[0])[0 if GPU else 1:]  # CPU: the deep two
+            deep_stops(models.get_model(arch, "untrained", 224)[0])  # finding 5's layers
         page["for"] = arch
     chosen = st.multiselect("Layers", nodes, key=page.key("layers"), format_func=lambda n: f"{labels[n]} · {n}")
     with st.expander("Advanced"):

@@ -74,7 +74,7 @@ def test_lite_trained_source_is_bundled_and_loads_offline(name, offline):
     assert torch.equal(own["classifier.weight"], file_state["_fc.weight"])
     # the study defaults name real stops
     stops = [s.node for s in depth_stops(model)]
-    assert all(n in stops for n in arch.cpu_stops + arch.deep_layers)
+    assert all(n in stops for n in arch.cpu_stops)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])

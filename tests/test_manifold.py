@@ -131,8 +131,8 @@ def test_page_runs_a_tiny_configuration():
     at.run()
     ok(at)
     assert at.button(key="mf_run")  # renders with its defaults, no run yet
-    if not torch.cuda.is_available():  # CPU defaults: the two deep stops, noise and a disc, 64 px
-        assert at.multiselect(key="mf_layers").value == ["blocks.5.0", "conv_head"]
+    assert at.multiselect(key="mf_layers").value == ["blocks.5.1", "bn2"]  # finding 5's deep stops (core.studies.deep)
+    if not torch.cuda.is_available():  # CPU defaults: noise and a disc, 64 px
         assert at.multiselect(key="mf_inputs").value == ["noise", "disc"]
         assert at.select_slider(key="mf_size").value == 64
     at.multiselect(key="mf_inputs").set_value(["noise"])

@@ -25,7 +25,8 @@ from core.studies.curve import resolve_layers
 from core.models.checkpoints import load_model
 from core.models.registry import get_architecture
 from core.report.manifold import write_manifold
-from core.studies.manifold import Describer, default_layers, default_size, iter_manifold, load_inputs, validate
+from core.studies.deep import deep_stops
+from core.studies.manifold import Describer, default_size, iter_manifold, load_inputs, validate
 
 INPUT_HELP = ("comma list of noise, gaussian, disc, stripes, checker (shapes = all three), flat, all, or image paths "
               "(default noise,gaussian,shapes,flat)")
@@ -37,8 +38,8 @@ def add_parser(subparsers) -> None:
                                                "trained (finding 5), with descriptors of 'looks like training data'")
     p.add_argument("--model", default="efficientnet_lite0", help="architecture name (default efficientnet_lite0)")
     p.add_argument("--checkpoints", default="untrained,trained", help="comma list (default untrained,trained)")
-    p.add_argument("--layers", default="deep", help="'deep' (a mid stop and two deep ones; Lite0: blocks.3.0, "
-                                                    "blocks.5.0, conv_head) or a comma list of layers")
+    p.add_argument("--layers", default="deep", help="'deep' (the model's deep stops, the layers finding 5 tests; "
+                                                    "Lite0: blocks.5.1, bn2) or a comma list of layers")
     p.add_argument("--input", default="noise,gaussian,shapes,flat", help=INPUT_HELP)
     p.add_argument("--input-seed", type=int, default=0, help="seed of the generated noise inputs (default 0)")
     p.add_argument("--size", type=positive_int, default=None,
@@ -62,7 +63,7 @@ def run(args) -> None:
     describer = Describer(args.model, size, trained=next((m for ck, m in zip(checkpoints, models)
                                                           if ck == "trained" and args.model == "efficientnet_lite0"),
                                                          None))
-    nodes = [node for _, node, _ in resolve_layers(models[0], layers or default_layers(models[0]))]
+    nodes = [node for _, node, _ in resolve_layers(models[0], layers or deep_stops(models[0]))]
     say_forecast(args, lambda measure_at, is_cached: sum(  # every input is its own run at each layer
         (plan_time([(args.model, m, ck, nodes) for ck, m in zip(checkpoints, models)], x, args.seeds, preset, device,
                    measure_at, is_cached) for x in inputs.values()), NOTHING), len(args.seeds), preset, device)

@@ -10,7 +10,7 @@ of timm's `_registry` (`@register_model` with pretrained configs) and torchvisio
 * `weights` makes the `core.models.weights.WeightSource`: where the trained file lives, how to download
   it, the input normalisation it expects and its class names;
 * `feature_extraction` names the graph-cutting flavour `core.models.encoder` uses;
-* the per-architecture defaults of the studies (`cpu_stops`, `deep_layers`, `jacobian_stops`) are data
+* the per-architecture defaults of the studies (`cpu_stops`, `jacobian_stops`; the deep stops are derived: `core.studies.deep`) are data
   here too.
 
 The curated entries live in `core.models.zoo`; adding a model is one `register(Architecture(...))` call
@@ -78,7 +78,6 @@ class Architecture:
     feature_extraction: str = "torchvision"  # which graph cutter `core.models.encoder` uses: "torchvision" or "timm"
     # Study defaults, data like the rest of the entry (empty: the study spreads its own over the stops)
     cpu_stops: tuple[str, ...] = ()  # a clarity curve's stops on a CPU: few enough to finish in minutes
-    deep_layers: tuple[str, ...] = ()  # the deep layers the natural-image study (manifold) shows
     jacobian_stops: tuple[str, ...] = ()  # the lab's first Jacobians: where rank is lost first, and later
     fixed_size: int | None = None  # the one input size the model takes (a timm ViT built for 224 px), if any
     per_size: bool = False  # built for each input size by `build(size)` itself (a --model-file function taking it)

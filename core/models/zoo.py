@@ -150,8 +150,7 @@ _INCEPTION_KW = {"aux_logits": True, "init_weights": True, "transform_input": Fa
 
 
 # the ResNets' study defaults: the first losses of rank (conv1, maxpool) and two later stages for Jacobians
-_RESNET_DEFAULTS = {"deep_layers": ("layer2", "layer3", "layer4"),
-                    "jacobian_stops": ("conv1", "maxpool", "layer2", "layer4")}
+_RESNET_DEFAULTS = {"jacobian_stops": ("conv1", "maxpool", "layer2", "layer4")}
 
 for _arch in [
     torchvision_model("resnet18", "ResNet-18", 16, stops_of=_resnet_stops, **_RESNET_DEFAULTS,
@@ -172,20 +171,17 @@ for _arch in [
     Architecture("efficientnet_lite0", "timm", "EfficientNet-Lite0", 16, mean=HALF, std=HALF,
                  build=timm_builder("efficientnet_lite0"), weights=lite0_package_weights,
                  feature_extraction="timm", stops_of=_efficientnet_stops,
-                 cpu_stops=("conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head"),
-                 deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
+                 cpu_stops=("conv_stem", "blocks.1.1", "blocks.3.0", "blocks.5.0", "conv_head")),
     # Lite1/Lite2: stages of 1, 3, 3, 4, 4, 5, 1 blocks; the stops sit where Lite0's do (end of stage 2,
     # first blocks of stages 4 and 6). Their bundled weights were trained at 240 / 260 px, mean/std 0.5.
     Architecture("efficientnet_lite1", "timm", "EfficientNet-Lite1", 16, mean=HALF, std=HALF,
                  build=timm_builder("efficientnet_lite1"), weights=lite_package_weights(1),
                  feature_extraction="timm", stops_of=_efficientnet_stops,
-                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head"),
-                 deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
+                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head")),
     Architecture("efficientnet_lite2", "timm", "EfficientNet-Lite2", 16, mean=HALF, std=HALF,
                  build=timm_builder("efficientnet_lite2"), weights=lite_package_weights(2),
                  feature_extraction="timm", stops_of=_efficientnet_stops,
-                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head"),
-                 deep_layers=("blocks.3.0", "blocks.5.0", "conv_head")),
+                 cpu_stops=("conv_stem", "blocks.1.2", "blocks.3.0", "blocks.5.0", "conv_head")),
 ]:
     register(_arch)
 

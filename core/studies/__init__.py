@@ -13,7 +13,7 @@ from core.studies.lab import (
     jacobian_sizes, default_jacobian_stops,
 )
 from core.studies.manifold import (
-    KINDS, KIND_TEXT, JUDGE, load_inputs, Describer, validate, default_layers, iter_manifold, natural_gaps,
+    KINDS, KIND_TEXT, JUDGE, load_inputs, Describer, validate, iter_manifold, natural_gaps,
     layers_of, by_input,
 )
 from core.studies.sweep import Sweep, run_sweep, summarize, read_results
@@ -21,12 +21,13 @@ from core.studies.sweep_ray import MAX_RETRIES, lost_cause
 from core.studies.verdicts import CLAIMS
 from core.studies.verdicts import validate as validate_verdict  # `validate` is the manifold's descriptor check
 from core.studies.findings import FINDINGS, FindingsPlan, combine, run_findings
+from core.studies.deep import deep_stops
 from core.studies.forecasts import findings_time, sweep_time
 from core.errors import SweepStopped
 
 __all__ = [
     "ACTIVATIONS", "add_clarity", "BATCH_STOPS", "batched", "build_mlp", "by_input", "CLAIMS", "combine",
-    "CurveRow", "default_jacobian_stops", "default_layers", "Describer", "embedding_node", "FINDINGS",
+    "CurveRow", "deep_stops", "default_jacobian_stops", "Describer", "embedding_node", "FINDINGS",
     "findings_time", "FindingsPlan", "iter_compare", "iter_curve", "iter_jacobian", "iter_manifold",
     "iter_mlp_lab", "jacobian_sizes", "JUDGE", "KIND_TEXT", "KINDS", "lab_preset", "layers_of", "load_inputs",
     "lost_cause", "MAX_RETRIES", "natural_gaps", "plan_compare", "plan_mlp", "read_results", "run_findings",

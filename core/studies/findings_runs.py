@@ -27,36 +27,16 @@ from core.models.checkpoints import load_model
 from core.models.encoder import depth_stops
 from core.recipe.presets import Preset
 from core.studies.curve import relative_depth
+from core.studies.deep import deep_stops
 from core.studies.lab import LAB_ITERS, LAB_SIZE, iter_mlp_lab
 from core.studies.manifold import SLOPE, finite_mean, iter_manifold, make_input, spectral_slope
-from core.studies.verdicts import LATE, UNIQUE_CLARITY
+from core.studies.verdicts import UNIQUE_CLARITY
 
 FIVE_INPUTS = ("noise", "gaussian", "disc", "stripes", "checker")  # the manifold's kinds with a spectral slope
-FIVE_LAYERS = 2  # deep stops per model: the first and the last of the body's stops in the last third
 SIX_WIDTHS = (0.5, 1.0, 2.0, 4.0)  # hidden width / input width: two below the input's, two at or above 2x
 SIX_ACTIVATIONS = ("linear", "relu")
-HEAD_WORDS = ("pool", "classifier", "fc", "head.", "logits")  # not "body" stops (as `manifold.default_layers`)
 
 Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what runs next)
-
-
-def deep_stops(model, n: int = FIVE_LAYERS) -> list[str]:
-    """The first and last body stops at relative depth >= 2/3 (finding 5's layers), the model's head left out.
-
-    Args:
-        model: a `LoadedModel`.
-        n: how many (1: the deepest body stop only).
-
-    Returns:
-        Node names in forward order (the last stops when the model has no body stop that deep).
-    """
-    stops = depth_stops(model)
-    deep = [s.node for i, s in enumerate(stops) if relative_depth(i, len(stops)) >= LATE - 1e-9]
-    body = [s for s in deep if not any(w in s.lower() for w in HEAD_WORDS)] or deep
-    if len(body) <= n:
-        return body
-    picks = [body[round(k * (len(body) - 1) / (n - 1))] for k in range(n)] if n > 1 else [body[-1]]
-    return list(dict.fromkeys(picks))
 
 
 def _slopes(images: torch.Tensor) -> dict:

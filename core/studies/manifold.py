@@ -57,6 +57,7 @@ from core.models.lock import MODEL_LOCK
 from core.models.registry import get_architecture
 from core.recipe.presets import get_preset
 from core.studies.curve import resolve_layers
+from core.studies.deep import deep_stops
 
 KINDS = ("noise", "gaussian", "disc", "stripes", "checker", "flat")
 GROUPS = {"shapes": ("disc", "stripes", "checker"), "all": KINDS}
@@ -409,17 +410,6 @@ class ManifoldRow:
         return row
 
 
-def default_layers(model) -> list[str]:
-    """The architecture's `deep_layers` (Lite0: blocks.3.0, blocks.5.0, conv_head), else a mid stop for contrast
-    and two deep ones."""
-    nodes = [s.node for s in depth_stops(model)]
-    want = [n for n in model.arch.deep_layers if n in nodes]
-    if want:
-        return want
-    body = [n for n in nodes if not any(w in n for w in ("pool", "classifier", "fc", "head.", "logits"))] or nodes
-    return list(dict.fromkeys([body[len(body) // 2], body[(4 * len(body)) // 5], body[-1]]))
-
-
 def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Sequence[str], layers=None, *,
                   seeds: Sequence[int] = (0, 1), preset=None, device: str = "auto", init_seed: int = 0,
                   describer: Describer | None = None, models: Sequence | None = None, cache=None,
@@ -431,7 +421,7 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
         arch: architecture name.
         inputs: name -> (3, N, N) in [0, 1], all one size (`load_inputs`).
         checkpoints: "untrained", "trained" or state-dict paths; each model is loaded once (or pass `models`).
-        layers: node names or depth stops (None: `default_layers`).
+        layers: node names or depth stops (None: the model's deep stops, `core.studies.deep.deep_stops`).
         seeds, preset, device, init_seed: as for `core.jobs.spec.RunSpec.of` (preset default: `default`).
         describer: computes the descriptors (default: `Describer(arch, N)`).
         models: already loaded models, one per checkpoint.
@@ -452,7 +442,7 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
     preset = preset or get_preset("default")
     dev = resolve_device(device)
     models = list(models) if models is not None else [load_model(arch, ck, size, init_seed) for ck in checkpoints]
-    plan = resolve_layers(models[0], layers or default_layers(models[0]))
+    plan = resolve_layers(models[0], layers or deep_stops(models[0]))
     describer = describer or Describer(arch, size)
     names = list(inputs)
     own = describer(torch.stack([inputs[n] for n in names]))
