@@ -15,7 +15,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.report import findings_json, findings_md, report_html
-from core.studies import CLAIMS, FINDINGS, FindingsPlan, combine, run_findings
+from core.studies import (CLAIMS, FINDINGS, OWN_SCALE, PAIRED, RUNS, SHOWN_ON, FindingsPlan, combine, run_findings,
+                          runs_of)
 from ui.live import disk_cache
 from ui.models import get_model
 from ui.nav import url_of
@@ -23,11 +24,10 @@ from ui.nav import url_of
 log = logging.getLogger(__name__)
 
 VERDICT_COLOUR = {"holds": "green", "does not hold": "red", "inconclusive": "orange"}
-WHERE = {"1": ("pages/1_curve.py", "Clarity curve"), "2": ("pages/1_curve.py", "Clarity curve"),
-         "3": ("pages/2_nonunique.py", "Non-uniqueness"), "4": ("pages/1_curve.py", "Clarity curve"),
-         "5": ("pages/5_manifold.py", "Manifold"), "6": ("pages/4_lab.py", "Invertibility lab"),
-         "7": ("pages/1_curve.py", "Clarity curve")}
-PART_TEXT = {("6",): "finding 6 (the lab's MLPs)", ("5",): "finding 5 (generated inputs at deep stops)"}
+PAGES = {"curve": ("pages/1_curve.py", "Clarity curve"), "nonunique": ("pages/2_nonunique.py", "Non-uniqueness"),
+         "manifold": ("pages/5_manifold.py", "Manifold"), "lab": ("pages/4_lab.py", "Invertibility lab")}
+TAKES_MODEL = ("curve", "manifold")  # the pages whose link can name the model
+RUNS_TEXT = {"lab": "the lab's MLPs", "manifold": "generated inputs at deep stops"}
 
 
 def estimate(plan: FindingsPlan, box) -> None:
@@ -42,13 +42,15 @@ def estimate(plan: FindingsPlan, box) -> None:
     except Exception as exc:  # noqa: BLE001 - an estimate is a nicety; the run reports its own errors
         log.warning("no estimate: %s", exc)
         return
-    six = " (finding 6's small MLPs not measured)" if "6" in plan.findings else ""
+    six = "".join(f" (finding {f}'s {OWN_SCALE[f]} not measured)" for f in runs_of("lab", plan.findings))
     batch = plan.sweeps[0].batch_stops if plan.sweeps else "off"
     say_time(box, forecast, plan.preset, plan.device, batch, what=f"of these findings{six}")
 
 
 def part_text(part) -> str:
-    return PART_TEXT.get(tuple(part), "findings " + ", ".join(part) + " (the clarity at every depth stop)")
+    """"finding 6 (the lab's MLPs)", "findings 1, 2 (the clarity at every depth stop)": what a part runs."""
+    what = RUNS_TEXT.get(RUNS[part[0]], "the clarity at every depth stop")
+    return ("finding " if len(part) == 1 else "findings ") + ", ".join(part) + f" ({what})"
 
 
 def run(plan: FindingsPlan, box) -> "object":
@@ -85,15 +87,16 @@ def combined(store: list):
 
 
 def link(fid: str, model: str | None) -> str:
-    path, label = WHERE.get(fid, ("pages/1_curve.py", "Clarity curve"))
-    query = f"?model={model}" if model and path in ("pages/1_curve.py", "pages/5_manifold.py") else ""
+    page = SHOWN_ON.get(fid, "curve")
+    path, label = PAGES[page]
+    query = f"?model={model}" if model and page in TAKES_MODEL else ""
     return f"[{label} page]({url_of(path)}{query})"
 
 
 def _line(v) -> str:
     colour = VERDICT_COLOUR.get(v.verdict, "gray")
-    where = "16 px grey MLPs" if v.id == "6" else f"{v.model} · {(v.evidence or {}).get('size')} px"
-    ck = f" · {v.checkpoint}" if v.checkpoint and v.id not in ("4", "5") else ""
+    where = OWN_SCALE.get(v.id) or f"{v.model} · {(v.evidence or {}).get('size')} px"
+    ck = f" · {v.checkpoint}" if v.checkpoint and v.id not in PAIRED else ""
     ci = f" [{v.ci[0]:.2f}, {v.ci[1]:.2f}]" if v.ci and None not in v.ci else ""
     value = f"{v.value:.3f}{ci}" if isinstance(v.value, float) else "n/a"
     return f":{colour}[**{v.verdict}**] · {where}{ck} · {value}"

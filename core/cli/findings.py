@@ -20,6 +20,7 @@ from core.report.findings import write_findings
 from core.studies.curve import batched
 from core.studies.findings import FindingsPlan, run_findings
 from core.studies.forecasts import findings_time
+from core.studies.verdicts import OWN_SCALE, runs_of
 
 
 def sizes_list(text: str) -> list[int]:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
                                args.seeds, preset, device, args.init_seed, args.threads, args.batch_stops,
                                findings=args.findings)
     if args.backend == "local":  # a cluster's time depends on its workers, not on this machine's steps
-        six = " (finding 6's small MLPs not measured)" if "6" in plan.findings else ""
+        six = "".join(f" (finding {f}'s {OWN_SCALE[f]} not measured)" for f in runs_of("lab", plan.findings))
         first = plan.sweeps[0] if plan.sweeps else None
         together = first is not None and batched(first.batch_stops, resolve_device(device), first.size)
         say_forecast(args, lambda measure_at, is_cached: findings_time(plan, measure_at, is_cached),
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     for v in report.verdicts:
-        where = "16 px grey" if v.id == "6" else f"{(v.evidence or {}).get('size')} px"
+        where = OWN_SCALE.get(v.id) or f"{(v.evidence or {}).get('size')} px"
         print(f"finding {v.id} · {v.model or 'lab MLPs'} {v.checkpoint or ''} · {where}: {v.verdict} — {v.why}")
     for fid, why in report.not_here.items():
         print(f"finding {fid}: no verdict ({why})")

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from core.atomic import atomic_write
 from core.report.draw import get_font, png_bytes
 from core.studies.stats import bootstrap_ci, evidence
-from core.studies.verdicts import measure_word, validate
+from core.studies.verdicts import OWN_SCALE, RUNS, measure_word, validate
 
 if TYPE_CHECKING:
     from core.studies.findings import FindingsReport
@@ -128,8 +128,8 @@ def _size_of(v) -> int | None:
 
 
 def _where(v) -> str:
-    """A verdict's size, or "16 px grey" for finding 6 (the lab's MLPs, the same at every size)."""
-    return "16 px grey" if v.id == "6" else f"{_size_of(v)} px"
+    """A verdict's size, or the fixed scale of a finding that runs at its own (finding 6: the lab's MLPs)."""
+    return OWN_SCALE.get(v.id) or f"{_size_of(v)} px"
 
 
 def _unconverged(rows) -> int:
@@ -263,10 +263,10 @@ def report_html(report: "FindingsReport") -> str:
 def _evidence_id(v) -> str:
     """Where a verdict's evidence is: its model's curve at its size (1-4, 7), finding 5's table at its size, or
     finding 6's table."""
-    if v.id == "6":
-        return "evidence-6"
-    if v.id == "5":
-        return f"evidence-5-{_size_of(v)}"
+    if RUNS.get(v.id) == "lab":
+        return f"evidence-{v.id}"
+    if RUNS.get(v.id) == "manifold":
+        return f"evidence-{v.id}-{_size_of(v)}"
     return f"curve-{escape(v.model or '')}-{_size_of(v)}"
 
 

@@ -18,7 +18,7 @@ from core.studies.manifold import (
 )
 from core.studies.sweep import Sweep, run_sweep, summarize, read_results
 from core.studies.sweep_ray import MAX_RETRIES, lost_cause
-from core.studies.verdicts import CLAIMS
+from core.studies.verdicts import CLAIMS, OWN_SCALE, PAIRED, RUNS, SHOWN_ON, runs_of
 from core.studies.verdicts import validate as validate_verdict  # `validate` is the manifold's descriptor check
 from core.studies.findings import FINDINGS, FindingsPlan, combine, run_findings
 from core.studies.deep import deep_stops
@@ -26,7 +26,7 @@ from core.studies.forecasts import findings_time, sweep_time
 from core.errors import SweepStopped
 
 __all__ = [
-    "ACTIVATIONS", "add_clarity", "BATCH_STOPS", "batched", "build_mlp", "by_input", "CLAIMS", "combine",
+    "ACTIVATIONS", "OWN_SCALE", "PAIRED", "RUNS", "SHOWN_ON", "runs_of", "add_clarity", "BATCH_STOPS", "batched", "build_mlp", "by_input", "CLAIMS", "combine",
     "CurveRow", "deep_stops", "default_jacobian_stops", "Describer", "embedding_node", "FINDINGS",
     "findings_time", "FindingsPlan", "iter_compare", "iter_curve", "iter_jacobian", "iter_manifold",
     "iter_mlp_lab", "jacobian_sizes", "JUDGE", "KIND_TEXT", "KINDS", "lab_preset", "layers_of", "load_inputs",

@@ -26,11 +26,10 @@ from core.errors import SweepStopped, UserError
 from core.recipe.presets import Preset
 from core.studies.findings_runs import lab_rows, manifold_rows
 from core.studies.sweep import Outcome, Sweep, run_sweep
-from core.studies.verdicts import Verdict, evaluate, finding_6, is_vit
+from core.studies.verdicts import (FINDINGS, PAIRED, RUNS, UNTRAINED_ONLY, Verdict, evaluate, finding_6, is_vit,
+                                   runs_of)
 
-FINDINGS = ("1", "2", "3", "4", "5", "6", "7")
-SWEEP_FINDINGS = ("1", "2", "3", "4", "7")  # read the clarity sweep over every depth stop
-UNTRAINED_ONLY = ("1", "2")  # need the untrained checkpoint alone
+SWEEP_FINDINGS = runs_of("sweep")  # read the clarity sweep over every depth stop
 INTERRUPTED = "interrupted before its runs finished: the runs it finished are stored, and running it again goes on"
 
 
@@ -43,13 +42,13 @@ def why_none(fid: str, plan: "FindingsPlan", rows: Sequence[dict], interrupted: 
     vits = {m for m, rs in by_model.items() if is_vit(m, rs)}
     if fid in UNTRAINED_ONLY and "untrained" not in cks:
         return f"finding {fid} reads the untrained checkpoint: choose it"
-    if fid in ("4", "5") and not {"untrained", "trained"} <= cks:
+    if fid in PAIRED and not {"untrained", "trained"} <= cks:
         return f"finding {fid} compares trained with untrained on the same inputs: choose both checkpoints"
     if fid == "7" and not vits and rows:
         return "finding 7 is the blog's claim about vision transformers: no chosen model is one"
     if interrupted:
         return INTERRUPTED
-    if fid in ("4", "5"):
+    if fid in PAIRED:
         return (f"finding {fid} needs both checkpoints' runs of a model, and no model has them (a checkpoint "
                 "could not be loaded or its runs failed: see the notes)")
     if fid == "2" and vits and vits >= set(by_model):
@@ -131,7 +130,7 @@ class FindingsPlan:
 
     def parts(self) -> list[tuple[str, ...]]:
         """The chosen findings grouped by the runs they share, cheapest first: (6,), (1, 2, 3, 4, 7), (5,)."""
-        groups = [("6",), tuple(f for f in SWEEP_FINDINGS if f in self.findings), ("5",)]
+        groups = [runs_of("lab"), SWEEP_FINDINGS, runs_of("manifold")]
         return [tuple(f for f in g if f in self.findings) for g in groups if any(f in self.findings for f in g)]
 
     def only(self, findings: Sequence[str]) -> "FindingsPlan":
@@ -196,7 +195,7 @@ def judge(rows_by_size: dict[int, list[dict]], models: Sequence[str], findings: 
             if v.id in findings:
                 v.evidence = {**(v.evidence or {}), "size": size}
                 out.append(v)
-    if "6" in findings and lab:
+    if runs_of("lab", findings) and lab:
         out.append(finding_6(lab))
     if len(rows_by_size) > 1:
         for model in models:
@@ -243,10 +242,11 @@ def run_findings(plan: FindingsPlan, out: str | Path, backend: str = "local", ca
     interrupted, stopped = False, None
     try:
         for part in plan.parts():
-            if part == ("6",):
+            kind = RUNS[part[0]]  # a part's findings share their runs (`FindingsPlan.parts`)
+            if kind == "lab":
                 lab = lab_rows(plan.image_paths, plan.seeds, plan.device, plan.init_seed, cache=cache,
                                progress=lambda d, n, what: tell("finding 6", d, n, what), threads=plan.threads)
-            elif part == ("5",):
+            elif kind == "manifold":
                 both = {"untrained", "trained"} <= set(plan.checkpoints)
                 for size in plan.sizes if both else []:
                     for model in plan.models:

@@ -16,8 +16,8 @@ from core.studies.findings import FindingsPlan
 from core.studies.findings_runs import FIVE_INPUTS, deep_stops
 from core.studies.manifold import make_input
 from core.studies.sweep import Sweep
+from core.studies.verdicts import runs_of
 
-SWEPT = {"1", "2", "3", "4", "7"}  # the findings read from the sweeps' clarity at every stop
 
 
 def sweep_lines(sweep: Sweep, load=None) -> list[Line]:
@@ -55,12 +55,12 @@ def findings_time(plan: FindingsPlan, measure_at, is_cached: Callable[[RunSpec],
     """The forecast of a findings report: the sweeps of findings 1-4 and 7 and finding 5's generated inputs at the
     deep stops; finding 6's small MLPs are not measured (say so beside it)."""
     wants, total = set(plan.findings), NOTHING
-    for sweep in plan.sweeps if wants & SWEPT else []:
+    for sweep in plan.sweeps if runs_of("sweep", wants) else []:
         lines = sweep_lines(sweep, load)
         image = load_image(sweep.images[0].path, sweep.size)
         total += plan_time(lines, image, plan.seeds, plan.preset, plan.device, measure_at, is_cached,
                            times=len(sweep.images))
-        if "5" in wants and {"untrained", "trained"} <= set(plan.checkpoints):
+        if runs_of("manifold", wants) and {"untrained", "trained"} <= set(plan.checkpoints):
             five = [(a, m, ck, deep_stops(m)) for a, m, ck, _ in lines]
             for kind in FIVE_INPUTS:  # the generated inputs it inverts, each looked up in the cache
                 total += plan_time(five, make_input(kind, sweep.size, plan.init_seed), plan.seeds, plan.preset,

@@ -31,7 +31,8 @@ from core.studies.verdicts.claims import (
     measure_word,
     CLAIMS, CONVERGED_SHARE, EARLY, EPS, FAILS, FIRST_CONV_CLARITY, FLAT_CI, FLAT_SPREAD, HOLDS, INCONCLUSIVE, LATE,
     MIN_IMAGES, MIN_STOPS, N_BOOT, NATURAL_KINDS, PE_SHARE, RELU_NOT, RELU_WIDTH, SEED, STATISTICS, TESTS,
-    THRESHOLDS, UNIQUE_CLARITY, VERDICTS
+    THRESHOLDS, UNIQUE_CLARITY, VERDICTS,
+    FINDINGS, OWN_SCALE, PAIRED, RUNS, SHOWN_ON, UNTRAINED_ONLY, runs_of,
 )
 from core.studies.verdicts.rows import reason_out, spearman
 from core.studies.verdicts.verdict import VERDICT_FIELDS, Verdict, validate
@@ -44,6 +45,7 @@ from core.studies.verdicts.measures import STATED, under_each, where_it_holds
 from core.studies.verdicts.evaluate import evaluate
 
 __all__ = [
+    "FINDINGS", "OWN_SCALE", "PAIRED", "RUNS", "SHOWN_ON", "UNTRAINED_ONLY", "runs_of",
     "CLAIMS", "CONVERGED_SHARE", "EARLY", "EPS", "FAILS", "FIRST_CONV_CLARITY", "FLAT_CI", "FLAT_SPREAD",
     "GLOBAL_POOL_LAYERS", "HOLDS", "INCONCLUSIVE", "LATE", "MIN_IMAGES", "MIN_STOPS", "N_BOOT", "NATURAL_KINDS",
     "PE_SHARE", "RELU_NOT", "RELU_WIDTH", "SEED", "STATISTICS", "TESTS", "THRESHOLDS", "UNIQUE_CLARITY",

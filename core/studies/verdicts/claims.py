@@ -31,6 +31,21 @@ FLAT_CI = 0.15  # ... with the interval's upper end at most this
 PE_SHARE = 0.5  # finding 7: at least this share of the last block's loss is already there at the patch embedding
 NATURAL_KINDS = ("natural", "photo", "sample", "image")  # finding 5: inputs of these kinds are not "arbitrary"
 
+# What each finding runs and where a person sees it, as data: the report, the forecast, the pages and the command
+# dispatch on these tables instead of on the ids.
+FINDINGS = ("1", "2", "3", "4", "5", "6", "7")
+RUNS = {"1": "sweep", "2": "sweep", "3": "sweep", "4": "sweep", "5": "manifold", "6": "lab", "7": "sweep"}
+UNTRAINED_ONLY = ("1", "2")  # read the untrained checkpoint alone
+PAIRED = ("4", "5")  # compare trained with untrained on the same inputs: both checkpoints needed
+OWN_SCALE = {"6": "16 px grey MLPs"}  # run at their own fixed scale, whatever the report's models and sizes
+SHOWN_ON = {"1": "curve", "2": "curve", "3": "nonunique", "4": "curve", "5": "manifold", "6": "lab", "7": "curve"}
+
+
+def runs_of(kind: str, findings=FINDINGS) -> tuple[str, ...]:
+    """The findings among `findings` that read the runs of `kind` ("sweep", "manifold" or "lab")."""
+    return tuple(f for f in FINDINGS if f in findings and RUNS[f] == kind)
+
+
 def measure_word(measure: str) -> str:
     """A measure as the verdicts' sentences name it ("clarity (recognisable content)", "pixel fidelity")."""
     return MEASURE_WORDS.get(measure, measure)
