@@ -8,7 +8,7 @@ from core.studies import FINDINGS, FindingsPlan
 from ui import findings_view, models, pickers, state
 from ui.errors import errors, message
 from ui.nav import page_setup
-from ui.notices import stem
+from ui.names import stem
 from ui.state import Field, choice, items, join, setting
 
 present = page_setup("Findings")

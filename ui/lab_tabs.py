@@ -35,7 +35,8 @@ from core.studies import (
 )
 from ui import live, models, pickers
 from ui.errors import errors
-from ui.notices import ignored_stops, stem
+from ui.names import stem
+from ui.notices import ignored_stops
 from ui.state import PageState
 
 MSIZES = [8, 12, 16, 24, 32]

@@ -31,7 +31,7 @@ from core.studies import (
     validate,
 )
 from ui import live, models
-from ui.notices import stem
+from ui.names import stem
 from ui.state import PageState
 
 

@@ -145,18 +145,3 @@ def curve_estimate(box, arch: str, loaded: list, checkpoints: list[str], plan: l
         return None
     return plan_estimate(box, [(arch, m, ck, plan) for ck, m in zip(checkpoints, loaded)], image, seeds, preset,
                          device, batch)
-
-
-# --------------------------------------------------------------------------- download names
-
-
-def stem(*parts) -> str:
-    """A download's name without its suffix from `parts` (lists joined with '-', empty parts left out), safe in
-    any file system: `stem("compare", ["resnet18", "vgg16"], "64px")` -> "compare_resnet18-vgg16_64px"."""
-    out = []
-    for p in parts:
-        if isinstance(p, (list, tuple)):
-            p = "-".join(str(x) for x in p if str(x))
-        if str(p):
-            out.append(str(p))
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in "_".join(out))

@@ -18,7 +18,8 @@ from core.report import METRICS, summary_figure, write_sweep
 from core.studies import Sweep, SweepStopped, read_results, run_sweep, summarize, sweep_time
 from ui.live import disk_cache
 from ui.models import get_model, stops_of
-from ui.notices import in_cache, measurer, say_time, stem
+from ui.names import stem
+from ui.notices import in_cache, measurer, say_time
 from ui.state import PageState
 
 log = logging.getLogger(__name__)

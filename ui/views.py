@@ -31,15 +31,11 @@ from core.report import (
     unconverged_text,
 )
 from ui.errors import errors
+from ui.names import stem
 from ui.state import PageState
 
 PRESENT_PX = 256  # reconstructions in presentation mode (a projector at 1280x720)
 PAIR_PX, PAIR_PRESENT_PX = 144, 192  # two rows (side by side) on one 1280x720 screen, normal and presentation
-
-
-def safe_name(raw: str) -> str:
-    """`raw` with every character a file name may not hold as "-"."""
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in raw)
 
 
 def file_stem(result: InversionResult, ck_display: str | None = None) -> str:
@@ -47,7 +43,7 @@ def file_stem(result: InversionResult, ck_display: str | None = None) -> str:
     blocks.1.1_64px"), so files from several runs do not all read `inversion_layer2.png`."""
     ck = (ck_display or result.checkpoint or "").split(" (")[0]
     ck = ck.rsplit(".", 1)[0] if ck.endswith((".pt", ".pth", ".bin", ".safetensors")) else ck
-    return safe_name(f"{result.model}_{ck}_{result.layer}_{result.size}px")
+    return stem(result.model, ck, result.layer, f"{result.size}px")
 
 
 def steps_text(result: InversionResult) -> str:
@@ -216,12 +212,12 @@ def downloads(result: InversionResult, ck_display, image_name: str, key: str):
     data["image"] = image_name
     title = run_title(result, ck_display)
     d1, d2, d3 = st.columns(3)
-    stem = file_stem(result, ck_display)
+    base = file_stem(result, ck_display)
     d1.download_button("Image grid (PNG)", png_bytes(result_grid(result, title=title)),
-                       f"inversion_{stem}.png", "image/png", key=f"{key}_png")
-    d2.download_button("Run (JSON)", json.dumps(data, indent=1), f"inversion_{stem}.json",
+                       f"inversion_{base}.png", "image/png", key=f"{key}_png")
+    d2.download_button("Run (JSON)", json.dumps(data, indent=1), f"inversion_{base}.json",
                        "application/json", key=f"{key}_json")
-    d3.download_button("m_g, m_i per step (CSV)", trajectory_csv(result), f"trajectory_{stem}.csv",
+    d3.download_button("m_g, m_i per step (CSV)", trajectory_csv(result), f"trajectory_{base}.csv",
                        "text/csv", key=f"{key}_traj")
 
 
@@ -279,12 +275,12 @@ def curve(view: dict, page: PageState):
         st.dataframe(table, width="stretch")
     d1, d2, d3 = st.columns(3)
     cks = "-".join(dict.fromkeys(str(r.checkpoint).split(" (")[0] for r in rows))
-    stem = safe_name(f"{b['model']}_{cks}_{b['size']}px_{view['image']}")
-    d1.download_button("Curve (CSV)", curve_csv(table), f"curve_{stem}.csv", "text/csv", key=page.key("csv"))
+    name = stem(b['model'], cks, f"{b['size']}px", view['image'])
+    d1.download_button("Curve (CSV)", curve_csv(table), f"curve_{name}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Curve (JSON)", json.dumps({**b, "image": view["image"], "rows": table}, indent=1),
-                       f"curve_{stem}.json", "application/json", key=page.key("json"))
+                       f"curve_{name}.json", "application/json", key=page.key("json"))
     d3.download_button("Gallery (PNG)", png_bytes(gallery(rows, view["original"], title=title)),
-                       f"gallery_{stem}.png", "image/png", key=page.key("gal"))
+                       f"gallery_{name}.png", "image/png", key=page.key("gal"))
 
 
 def comparison(shown: dict, base: dict, page: PageState) -> None:
@@ -310,10 +306,10 @@ def comparison(shown: dict, base: dict, page: PageState) -> None:
         st.dataframe(table, width="stretch")
     sb = shown["base"]
     raw = "-".join(sb.get("models") or []) + "_" + "-".join(sb.get("checkpoints") or []) + f"_{sb.get('size', '')}px"
-    stem = safe_name(raw)
+    name = stem(raw)
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Comparison (CSV)", curve_csv(table), f"compare_{stem}.csv", "text/csv", key=page.key("csv"))
+    d1.download_button("Comparison (CSV)", curve_csv(table), f"compare_{name}.csv", "text/csv", key=page.key("csv"))
     d2.download_button("Comparison (JSON)", json.dumps({**shown["base"], "skipped": shown["skipped"], "rows": table},
-                       indent=1), f"compare_{stem}.json", "application/json", key=page.key("json"))
+                       indent=1), f"compare_{name}.json", "application/json", key=page.key("json"))
     d3.download_button("Gallery (PNG)", png_bytes(compare_gallery(shown["rows"], shown["original"], title=title)),
-                       f"compare_gallery_{stem}.png", "image/png", key=page.key("gal"))
+                       f"compare_gallery_{name}.png", "image/png", key=page.key("gal"))

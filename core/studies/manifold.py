@@ -52,7 +52,6 @@ from core.images import ACCEPTED, load_image, sample_images
 from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
 from core.models.checkpoints import load_model, trained_status
-from core.models.encoder import depth_stops
 from core.models.lock import MODEL_LOCK
 from core.models.registry import get_architecture
 from core.recipe.presets import get_preset
