@@ -9,6 +9,7 @@ import json
 import streamlit as st
 
 from core import ARCHITECTURES, UserError, get_preset, load_image, sample_images
+from core.devices import describe, resolve_device
 from core.jobs import Callbacks, UploadStore, human, measure
 from core.report import (
     JACOBIAN_CSV_FIELDS,
@@ -112,7 +113,8 @@ def mlp_tab(page: PageState, name: str | None) -> None:
         with errors("estimate: "):
             secs = _mlp_seconds(tuple(float(w) for w in widths), tuple(acts), tuple(int(d) for d in depths), int(msize),
                                 int(seeds), int(iters), bool(blur), bool(early), int(init_seed))
-            st.caption(f"Estimated on the CPU now: up to **{human(secs)}** for the {pickers.plural(n, 'network')} "
+            st.caption(f"Estimated on {describe(resolve_device('cpu'))} now: up to **{human(secs)}** for the "
+                       f"{pickers.plural(n, 'network')} "
                        "(the largest measured for a few steps, times the networks; early stop may end them sooner).")
     if st.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None):
         bar = st.progress(0.0, text="starting…")
