@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from benchmarks.env import versions
 from core import Inversion, get_preset, load_image, load_model
-from core.engine.speed import SpeedOptions, cpu_threads
+from core.engine.speed import SpeedOptions
+from core.threads import cpu_threads
 from core.jobs.pipeline import run
 from core.jobs.spec import RunSpec
 from core.measures.judge import get_judge, judge_for

@@ -20,6 +20,7 @@ the same default 64 px run on one and on two threads differed by up to 0.03 in c
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -173,3 +174,61 @@ class Watch:
             self.ceiling = 1
             return None
         return self._move(self.ceiling)
+
+
+# --------------------------------------------------------------------------- the count a run starts on
+
+_THREAD_PICK: tuple[float, int] | None = None
+
+
+def pick_cpu_threads(max_age_s: float = 30.0) -> int:
+    """Threads that are actually fastest now: time a small parallel op with all cores and with one.
+
+    On a shared machine whose cores are busy, OpenMP with one thread per core waits at every
+    barrier for a descheduled thread (each op then costs a scheduler tick, ~10 ms): measured
+    here a 35x slowdown. A ~10 ms probe tells the two cases apart; the answer is cached.
+    A count the user set (`core.threads.requested`) overrides the probe.
+    """
+    global _THREAD_PICK
+    import torch  # only here: importing the policy costs nothing
+
+    asked = requested()
+    if asked:
+        return asked
+    n = cores()
+    if n <= 1:
+        return 1
+    now = time.monotonic()
+    if _THREAD_PICK and now - _THREAD_PICK[0] < max_age_s:
+        return _THREAD_PICK[1]
+    before = torch.get_num_threads()
+    x = torch.rand(1 << 18)
+
+    def probe(n: int) -> float:
+        torch.set_num_threads(n)
+        best = math.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(8):
+                x.mul_(1.0000001).add_(1e-7)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    try:
+        one, many = probe(1), probe(n)
+    finally:
+        torch.set_num_threads(before)
+    pick = n if many < one * 0.9 else 1
+    _THREAD_PICK = (now, pick)
+    return pick
+
+
+def cpu_threads() -> int:
+    """The thread count for a CPU run starting now (this policy): the user's; else one thread when the rest of
+    the machine leaves at most one core idle; else as many as the idle cores where the timing probe finds several
+    threads faster (`pick_cpu_threads`: on small steps one thread is faster even on an idle machine)."""
+    asked = requested()
+    if asked:
+        return asked
+    most = count_for(free_cores())
+    return 1 if most == 1 else min(most, pick_cpu_threads())

@@ -77,7 +77,7 @@ def test_thread_option_sets_torch_threads(model, image, monkeypatch):
     finally:
         torch.set_num_threads(before)
     monkeypatch.setenv("INVERSION_THREADS", "3")
-    from core.engine.speed import pick_cpu_threads
+    from core.threads import pick_cpu_threads
     assert pick_cpu_threads() == 3
 
 

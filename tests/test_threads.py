@@ -8,7 +8,8 @@ import json
 import pytest
 
 from core import threads
-from core.engine.speed import SpeedOptions, cpu_threads
+from core.engine.speed import SpeedOptions
+from core.threads import cpu_threads
 
 pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
 
@@ -49,15 +50,14 @@ def test_free_cores_counts_idle_time_and_this_processs_own(no_user_count):
 
 
 def test_a_busy_machine_gets_one_thread_an_idle_one_what_the_probe_finds_faster(monkeypatch, no_user_count):
-    from core.engine import speed
 
     monkeypatch.setattr(threads, "cores", lambda: 2)
-    monkeypatch.setattr(speed, "pick_cpu_threads", lambda: 2)
+    monkeypatch.setattr(threads, "pick_cpu_threads", lambda: 2)
     monkeypatch.setattr(threads, "free_cores", lambda window_s=0.1: 0.4)  # two busy processes beside us
     assert cpu_threads() == 1
     monkeypatch.setattr(threads, "free_cores", lambda window_s=0.1: 2.0)
     assert cpu_threads() == 2
-    monkeypatch.setattr(speed, "pick_cpu_threads", lambda: 1)  # small steps: one thread is faster even idle
+    monkeypatch.setattr(threads, "pick_cpu_threads", lambda: 1)  # small steps: one thread is faster even idle
     assert cpu_threads() == 1
 
 

@@ -166,19 +166,30 @@ def preset_of(args):
 
 
 class ProgressBar:
-    """A terminal progress bar (tqdm) fed from snapshots."""
+    """Every command's terminal progress bar (tqdm on stderr; nothing with --quiet): steps fed from snapshots
+    (`update`), or runs and bytes counted (`to`)."""
 
-    def __init__(self, quiet: bool, total: int, desc: str, unit: str = "step"):
+    def __init__(self, quiet: bool, total: int, desc: str = "", unit: str = "step"):
         self.bar = None
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=desc or None, unit=unit, unit_scale=unit == "B", file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
 
     def update(self, snap, offset: int = 0):
+        """A snapshot of a run: its step (after `offset` steps of earlier runs) and its mean m_g."""
         if self.bar:
             self.bar.set_postfix(m_g=f"{sum(snap.embedding_l2) / len(snap.embedding_l2):.3g}", refresh=False)
             self.bar.update(offset + snap.step - self.bar.n)
+
+    def to(self, done: int, what: str = "", desc: str | None = None):
+        """`done` of the total (runs, bytes), with what runs now beside it."""
+        if self.bar:
+            if desc is not None:
+                self.bar.set_description(desc or None, refresh=False)
+            self.bar.set_postfix_str(what, refresh=False)
+            self.bar.update(max(0, done - self.bar.n))
 
     def close(self):
         if self.bar:

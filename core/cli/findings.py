@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.args import (batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option,
+from core.cli.args import (ProgressBar, batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option,
                            typed)
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
@@ -76,15 +76,9 @@ def run(args: argparse.Namespace) -> None:
     bars = {}
 
     def progress(part, done, total, what):
-        if args.quiet:
-            return
         if part not in bars:
-            from tqdm.auto import tqdm
-
-            bars[part] = tqdm(total=total, unit="run", desc=part, file=sys.stderr, dynamic_ncols=True)
-        bar = bars[part]
-        bar.set_postfix_str(what, refresh=False)
-        bar.update(max(0, done - bar.n))
+            bars[part] = ProgressBar(args.quiet, total, part, unit="run")
+        bars[part].to(done, what)
 
     kwargs = {"address": args.address, "workers": args.workers} if args.backend == "ray" else {}
     try:

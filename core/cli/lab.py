@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.cli.args import MODEL_HELP, model_file_option, positive_int, seed_list
+from core.cli.args import MODEL_HELP, ProgressBar, model_file_option, positive_int, seed_list
 from core.devices import describe, resolve_device
 from core.errors import UserError
 from core.images import load_image
@@ -122,27 +122,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _progress(quiet: bool, total: int, desc: str):
-    if quiet:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, leave=False)
-
-
 def cmd_mlp(args) -> None:
     if not MIN_SIZE <= args.size <= MAX_SIZE:
         raise UserError(f"--size {args.size}: the lab's grey image is {MIN_SIZE}-{MAX_SIZE} px")
     configs = plan_mlp(args.widths, args.activations, args.depths, args.size)  # validated before any work
     image = load_image(args.image, args.size)
     device = resolve_device(args.device)
-    bar = _progress(args.quiet, len(configs), "lab mlp")
+    bar = ProgressBar(args.quiet, len(configs), "lab mlp", unit="run")
 
     def on_config(done, total, name, _node):
-        if bar is not None:
-            bar.n = done
-            bar.set_description(name or "done")
-            bar.refresh()
+        bar.to(done, desc=name or "done")
 
     t0 = time.perf_counter()
     try:
@@ -151,8 +140,7 @@ def cmd_mlp(args) -> None:
                                  early_stop=not args.no_early_stop, use_cache=not args.no_cache,
                                  callbacks=Callbacks(stop=on_config)))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     settings = {"kind": "mlp", "image": str(args.image), "size": args.size, "widths": args.widths,
                 "activations": args.activations, "depths": args.depths, "seeds": args.seeds, "iters": args.iters,
                 "init_seed": args.init_seed, "blur": args.blur, "early_stop": not args.no_early_stop,

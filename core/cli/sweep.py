@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from core.cli.args import batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option, size_option
+from core.cli.args import ProgressBar, batch_option, model_file_option, preset_of, run_options, say_forecast, seeds_option, size_option
 from core.devices import resolve_device
 from core.errors import SweepStopped, UserError
 from core.report.sweep import write_sweep
@@ -61,20 +61,18 @@ def run(args: argparse.Namespace) -> None:
         say_forecast(args, lambda measure_at, is_cached: sweep_time(sweep, measure_at, is_cached), len(sweep.seeds),
                      preset, device, together=batched(sweep.batch_stops, resolve_device(device), sweep.size),
                      what=f"over {len(sweep.images)} images")
-    bar = {"bar": None}
+    bar = {"bar": ProgressBar(True, 0)}
 
     def on_start(tasks, todo):
         print(f"{len(sweep.images)} images, {tasks} runs: {tasks - todo} done, {todo} to run ({args.backend} backend)",
               file=sys.stderr)
-        if todo and not args.quiet:
-            from tqdm import tqdm
-
-            bar["bar"] = tqdm(total=todo, unit="run", file=sys.stderr, dynamic_ncols=True)
+        if todo:
+            bar["bar"] = ProgressBar(args.quiet, todo, unit="run")
+            bar["done"] = 0
 
     def progress(done, total, task):
-        if bar["bar"] is not None:
-            bar["bar"].set_postfix_str(f"{task.spec.model} {task.spec.checkpoint} {task.spec.layer}", refresh=False)
-            bar["bar"].update(1)
+        bar["done"] = bar.get("done", 0) + 1
+        bar["bar"].to(bar["done"], f"{task.spec.model} {task.spec.checkpoint} {task.spec.layer}")
 
     try:
         outcome = run_sweep(sweep, args.out, args.backend, progress=progress, address=args.address,
@@ -82,15 +80,12 @@ def run(args: argparse.Namespace) -> None:
                             retry_failed=args.retry_failed, on_start=on_start,
                             quiet=not os.environ.get("CORE_DEBUG"))
     except SweepStopped as exc:  # a lost node or connection: keep what finished; main prints the one line
-        if bar["bar"] is not None:
-            bar["bar"].close()
-            bar["bar"] = None
+        bar["bar"].close()
         if exc.outcome is not None and exc.outcome.rows:
             write_sweep(exc.outcome, sweep, args.out)
         raise
     finally:
-        if bar["bar"] is not None:
-            bar["bar"].close()
+        bar["bar"].close()
     write_sweep(outcome, sweep, args.out)
     for note in outcome.notes:
         print(note, file=sys.stderr)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 
@@ -21,63 +19,8 @@ import torch
 import torch.nn as nn
 
 from core import threads as thread_policy
-from core.devices import cpu_cores
+from core.threads import cpu_threads
 from core.engine.cudagraphs import MAX_SHAPES, GraphedEncoder
-
-_THREAD_PICK: tuple[float, int] | None = None
-
-
-def pick_cpu_threads(max_age_s: float = 30.0) -> int:
-    """Threads that are actually fastest now: time a small parallel op with all cores and with one.
-
-    On a shared machine whose cores are busy, OpenMP with one thread per core waits at every
-    barrier for a descheduled thread (each op then costs a scheduler tick, ~10 ms): measured
-    here a 35x slowdown. A ~10 ms probe tells the two cases apart; the answer is cached.
-    A count the user set (`core.threads.requested`) overrides the probe.
-    """
-    global _THREAD_PICK
-    asked = thread_policy.requested()
-    if asked:
-        return asked
-    cores = cpu_cores()
-    if cores <= 1:
-        return 1
-    now = time.monotonic()
-    if _THREAD_PICK and now - _THREAD_PICK[0] < max_age_s:
-        return _THREAD_PICK[1]
-    before = torch.get_num_threads()
-    x = torch.rand(1 << 18)
-
-    def probe(n: int) -> float:
-        torch.set_num_threads(n)
-        best = math.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            for _ in range(8):
-                x.mul_(1.0000001).add_(1e-7)
-            best = min(best, time.perf_counter() - t)
-        return best
-
-    try:
-        one, many = probe(1), probe(cores)
-    finally:
-        torch.set_num_threads(before)
-    pick = cores if many < one * 0.9 else 1
-    _THREAD_PICK = (now, pick)
-    return pick
-
-
-def cpu_threads() -> int:
-    """The thread count for a CPU run starting now (`core.threads`): the user's; else one thread when the rest of
-    the machine leaves at most one core idle; else as many as the idle cores where the timing probe finds several
-    threads faster (`pick_cpu_threads`: on small steps one thread is faster even on an idle machine)."""
-    asked = thread_policy.requested()
-    if asked:
-        return asked
-    free = thread_policy.free_cores()
-    most = thread_policy.count_for(free)
-    return 1 if most == 1 else min(most, pick_cpu_threads())
-
 
 @dataclass(frozen=True)
 class SpeedOptions:

@@ -36,7 +36,7 @@ import torch
 
 from core.devices import cpu_cores, resolve_device
 from core.engine.loop import Inversion
-from core.engine.speed import pick_cpu_threads
+from core.threads import pick_cpu_threads
 from core.threads import MANY_THREADS_GAIN, count_for, free_cores, requested
 from core.models.checkpoints import LoadedModel
 from core.recipe.presets import Preset

@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from core.engine.speed import cpu_threads
+from core.threads import cpu_threads
 from core.errors import UserError
 from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
@@ -323,7 +323,7 @@ def jacobian_matrix(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
 def spectrum_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Spectrum:
     """The Jacobian of `fn` at `x` (see `jacobian_matrix`) and its singular values, timed.
 
-    Runs with the CPU threads that are fastest now (`core.engine.speed.cpu_threads`): on a shared machine
+    Runs with the CPU threads that are fastest now (`core.threads.cpu_threads`): on a shared machine
     whose cores are busy, LAPACK's SVD with one thread per core waited at every barrier (a 4096 x 768 SVD
     took 0.3 s with one thread and 20 s with two, measured here); the previous setting is restored."""
     before = torch.get_num_threads()
