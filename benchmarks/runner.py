@@ -19,7 +19,7 @@ from benchmarks.gpu_section import gpu_block
 from core import Inversion, get_preset, load_image, load_model
 from core.devices import resolve_device
 from core.engine.speed import SpeedOptions
-from core.jobs.memory import activation_bytes, plan_chunks, seed_step_bytes
+from core.jobs.executor import activation_bytes, plan_chunks, seed_step_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "assets" / "chelsea.png"

@@ -297,7 +297,7 @@ def test_a_second_identical_invert_comes_from_the_cache(tmp_path, chelsea_path, 
     first = capsys.readouterr().out
     assert "cached" not in first
     calls = []
-    real = core.jobs.memory.run_resilient
+    real = core.jobs.executor.run_resilient
     monkeypatch.setattr(core.jobs.pipeline, "run_resilient", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert main(args + ["--out", str(tmp_path / "b")]) == 0
     second = capsys.readouterr().out

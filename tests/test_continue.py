@@ -15,7 +15,7 @@ from core.jobs.pipeline import Callbacks, run
 from core.jobs.spec import RunSpec
 from core.jobs.cache import RunCache
 from core.engine.speed import SpeedOptions
-from core.jobs.memory import run_resilient
+from core.jobs.executor import run_resilient
 
 
 @pytest.fixture(autouse=True)

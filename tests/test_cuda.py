@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from core import Inversion, get_preset, load_image, load_model
-from core.jobs.memory import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes
+from core.jobs.executor import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes
 from core.engine.speed import SpeedOptions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -7,7 +7,7 @@ import torch
 
 from core import Inversion, get_preset, load_image, load_model
 from core.models.encoder import Encoder
-from core.jobs.memory import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes, split
+from core.jobs.executor import GiB, activation_bytes, plan_chunks, run_resilient, seed_step_bytes, split
 from core.engine.speed import SpeedOptions, fold_batchnorm
 
 SIZE = 32

@@ -232,7 +232,7 @@ class Inversion:
 
     # ------------------------------------------------------------------ the step API
     # One step in parts, so `core.engine.multistop` can step several runs through one shared forward and
-    # backward, and `core.jobs.memory` can run a run's seeds in chunks and gather them back (`absorb`):
+    # backward, and `core.jobs.executor` can run a run's seeds in chunks and gather them back (`absorb`):
     #   img, seen = run.inputs(n); out = <encoder>(seen); per_seed = run.loss(img, out)
     #   run.optimizer().zero_grad(); per_seed.sum().backward(); run.apply(n, img, out, per_seed); run.advance()
 
@@ -340,7 +340,7 @@ class Inversion:
     def absorb(self, part: "Inversion", index: list[int]) -> None:
         """Take over a chunk run's parameters, optimiser state and per-step history into seed slots `index`.
 
-        `core.jobs.memory` runs a run's seeds in chunks when they do not fit the device at once; gathered back,
+        `core.jobs.executor` runs a run's seeds in chunks when they do not fit the device at once; gathered back,
         the whole run can be continued as one batch exactly as the chunks would have gone on (when the chunks
         ran the same steps: a per-tensor step count, such as Adam's, takes the last chunk's). The whole run has
         then run as far as its longest chunk.

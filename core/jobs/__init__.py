@@ -1,5 +1,5 @@
 """Jobs: the one run pipeline. A `RunSpec` in, a finished result out, through the cache, the device's queue,
-memory planning and out-of-memory retry; how long a run will take (`estimate`); and the settings a person
+the executor (`executor`: batches that fit the device, out-of-memory retry); how long a run will take (`estimate`); and the settings a person
 chooses for a run, declared once (`settings`).
 
 Every result the project shows comes from `run` (or `run_stops` for several stops as one batch).

@@ -27,7 +27,7 @@ from core.engine.multistop import cut_points, run_together
 from core.engine.result import InversionResult, Snapshot
 from core.errors import UserError
 from core.jobs.cache import RunCache, image_hash
-from core.jobs.memory import max_batch_for, run_resilient
+from core.jobs.executor import max_batch_for, run_resilient
 from core.jobs.estimate import Estimate, record_actual, speed_for
 from core.jobs.queue import Ahead, queue_for
 from core.jobs.spec import RunSpec
@@ -94,7 +94,7 @@ def run(spec: RunSpec, image: torch.Tensor, model=None, *, cache=None, use_cache
 
     Cache -> the device's queue (one run per device at a time; `callbacks.wait` while queued) ->
     the cache again (another session may have finished it) -> the engine, in seed batches that fit
-    the device's memory, halving on out-of-memory (`core.jobs.memory.run_resilient`) -> the cache.
+    the device's memory, halving on out-of-memory (`core.jobs.executor.run_resilient`) -> the cache.
     A run stopped by its caller is never stored; a failing disk only loses the storing.
 
     Args:

@@ -1,5 +1,6 @@
-"""Memory planning and out-of-memory retry: how many seeds fit one batch on a device, and a run that
-halves its batch (then falls back to the CPU) when the device runs out of memory.
+"""The executor: runs one spec's inversion on a device (`run_resilient`), its seeds in batches that fit the
+device's memory (`plan_chunks`), halving a batch (then falling back to the CPU) when the device runs out of memory.
+The pipeline (`core.jobs.pipeline.run`) calls it for every run that is not in the cache.
 """
 
 from __future__ import annotations
