@@ -62,7 +62,7 @@ def progress(bar, what: str, titles: dict | None = None) -> Callbacks:
         item = titles.get(name, name) if titles else layer
         bar.progress(d / t, text=f"{what} {item} ({d + 1} of {t})" if layer else "done")
 
-    return Callbacks(stop=stop)
+    return Callbacks(next_run=stop)
 
 
 def show(page: PageState, figure, table: list, fields: list, settings: dict, kind: str, name: str):

@@ -311,7 +311,7 @@ def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Call
             overall.progress(done / total_, text=f"{name} · {layer} ({done + 1} of {total_})")
 
     cb = Callbacks(snapshot=step_view.progress, progress=step_view.progress, note=st.warning,
-                   wait=step_view.waiting, stop=on_stop)
+                   wait=step_view.waiting, next_run=on_stop)
     for row in make_rows(cb):
         view["rows"].append(row)
         partial.plotly_chart(figure([r.to_json() for r in view["rows"]]), width="stretch")

@@ -50,7 +50,7 @@ def run(arch: str, inputs: dict, checkpoints: list[str], layers: list[str], seed
         name = names[done % len(names)]  # inputs run in order within each layer
         bar.progress(done / total, text=f"{ck} · {layer} · {name} ({done + 1} of {total})" if layer else "done")
 
-    cb = Callbacks(snapshot=step.progress, progress=step.progress, note=st.warning, wait=step.waiting, stop=on_run)
+    cb = Callbacks(snapshot=step.progress, progress=step.progress, note=st.warning, wait=step.waiting, next_run=on_run)
     for row in iter_manifold(arch, inputs, checkpoints, layers, seeds=seeds, preset=preset, device=device,
                                 init_seed=init_seed, describer=describer, models=loaded, cache=live.disk_cache(),
                                 callbacks=cb):

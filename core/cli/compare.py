@@ -113,7 +113,7 @@ def run(args) -> None:
 
     t0 = time.perf_counter()
     try:
-        cb = Callbacks(stop=on_stop, snapshot=on_snapshot, progress=on_snapshot,
+        cb = Callbacks(next_run=on_stop, snapshot=on_snapshot, progress=on_snapshot,
                        note=lambda t: print(f"note: {t}", file=sys.stderr))
         rows = list(iter_compare(lines, image, seeds=args.seeds, preset=preset, device=device, callbacks=cb,
                                  every=max(1, preset.iters // 20), use_cache=not args.no_cache,

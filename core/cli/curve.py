@@ -51,7 +51,7 @@ def cmd_curve(args) -> None:
 
     t0 = time.perf_counter()
     try:
-        cb = Callbacks(stop=on_stop, snapshot=on_snapshot, progress=on_snapshot)
+        cb = Callbacks(next_run=on_stop, snapshot=on_snapshot, progress=on_snapshot)
         rows = list(iter_curve(args.model, image, checkpoints, layers, seeds=args.seeds, preset=preset, device=device,
                                init_seed=args.init_seed, callbacks=cb, every=max(1, preset.iters // 20),
                                use_cache=not args.no_cache, batch_stops=args.batch_stops))

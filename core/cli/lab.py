@@ -138,7 +138,7 @@ def cmd_mlp(args) -> None:
         rows = list(iter_mlp_lab(image, args.widths, args.activations, args.depths, seeds=args.seeds,
                                  iters=args.iters, init_seed=args.init_seed, device=device, blur=args.blur,
                                  early_stop=not args.no_early_stop, use_cache=not args.no_cache,
-                                 callbacks=Callbacks(stop=on_config)))
+                                 callbacks=Callbacks(next_run=on_config)))
     finally:
         bar.close()
     settings = {"kind": "mlp", "image": str(args.image), "size": args.size, "widths": args.widths,
@@ -173,7 +173,7 @@ def cmd_jacobian(args) -> None:
             print(f"[{done + 1}/{total}] {node}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    rows = list(iter_jacobian(model, image, layers, max_mb=args.max_mb, callbacks=Callbacks(stop=on_layer)))
+    rows = list(iter_jacobian(model, image, layers, max_mb=args.max_mb, callbacks=Callbacks(next_run=on_layer)))
     jac_s = time.perf_counter() - t0
     settings = {"kind": "jacobian", "model": args.model, "checkpoint": args.checkpoint, "init_seed": args.init_seed,
                 "image": str(args.image), "size": args.size, "dtype": "float64", "input": "raw [0, 1] pixels",
@@ -185,7 +185,7 @@ def cmd_jacobian(args) -> None:
 
         preset = get_preset("default", iters=args.iters)
         device = resolve_device(args.device)
-        stop = Callbacks(stop=lambda d, t, ck, layer: on_layer(d, t, ck, f"clarity {layer}" if layer else ""))
+        stop = Callbacks(next_run=lambda d, t, ck, layer: on_layer(d, t, ck, f"clarity {layer}" if layer else ""))
         curve = list(iter_curve(args.model, image, [args.checkpoint], [r.layer for r in rows], seeds=args.seeds,
                                 preset=preset, device=device, init_seed=args.init_seed, models=[model],
                                 use_cache=not args.no_cache, callbacks=stop))

@@ -85,7 +85,7 @@ def run(args) -> None:
                                   callbacks=Callbacks(snapshot=lambda s: bar.update(s, state["base"]),
                                                       progress=lambda s: bar.update(s, state["base"]),
                                                       note=lambda t: print(f"note: {t}", file=sys.stderr),
-                                                      stop=on_run),
+                                                      next_run=on_run),
                                   every=max(1, preset.iters // 20)))
     finally:
         bar.close()

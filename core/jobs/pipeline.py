@@ -58,7 +58,7 @@ class Callbacks:
     note(text): one-line messages (out of memory, batches, fallback).
     wait(position, waiting): the device is busy; called while queued.
     start(run): the `Inversion` that now runs (to keep its partial result if the caller stops it).
-    stop(done, total, name, layer): a study (`core.studies`) is about to run its next stop, `done` of `total`
+    next_run(done, total, name, layer): a study (`core.studies`) is about to run its next run, `done` of `total`
         runs finished; once more at the end with layer "". A single run never calls it.
     ahead(Ahead): while queued, the runs before this one and their estimated seconds (`core.jobs.queue.Ahead`).
     """
@@ -68,7 +68,7 @@ class Callbacks:
     note: Callable[[str], None] | None = None
     wait: Callable[[int, int], None] | None = None
     start: Callable[[Inversion], None] | None = None
-    stop: Callable[[int, int, str, str], None] | None = None
+    next_run: Callable[[int, int, str, str], None] | None = None
     ahead: Callable[[Ahead], None] | None = None
 
 

@@ -224,7 +224,7 @@ def curve(arch: str, image: "torch.Tensor", checkpoints: Sequence[str] | str = (
         layers = pick_stops([s.node for s in depth_stops(models[0])], layers)
     cb = callbacks or Callbacks()
     bar = None
-    outer_stop = cb.stop
+    outer_stop = cb.next_run
 
     def on_stop(done, total, ck, layer):
         nonlocal bar
@@ -237,7 +237,7 @@ def curve(arch: str, image: "torch.Tensor", checkpoints: Sequence[str] | str = (
         if outer_stop:
             outer_stop(done, total, ck, layer)
 
-    cb = replace(cb, stop=on_stop)
+    cb = replace(cb, next_run=on_stop)
     rows: list[CurveRow] = []
     try:
         for row in iter_curve(arch, image, checkpoints, layers, seeds=seeds, preset=preset, device=device,

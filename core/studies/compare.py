@@ -221,7 +221,7 @@ def iter_compare(lines: Sequence[Line], image, *, seeds: Sequence[int] = (0, 1),
         An iterator of `CompareRow`s, line by line, stops in forward order.
     """
     cb = callbacks or Callbacks()
-    on_stop = cb.stop
+    on_stop = cb.next_run
     total, base = sum(len(line.plan) for line in lines), 0
     for line in lines:
         def stop(done, _total, _ck, layer, base=base, name=line.name):
@@ -230,7 +230,7 @@ def iter_compare(lines: Sequence[Line], image, *, seeds: Sequence[int] = (0, 1),
 
         for row in iter_curve(line.model, image, [line.checkpoint], line.nodes, seeds=seeds, preset=preset,
                               device=device, every=every, speed=speed, models=[line.loaded], cache=cache,
-                              use_cache=use_cache, callbacks=replace(cb, stop=stop), batch_stops=batch_stops):
+                              use_cache=use_cache, callbacks=replace(cb, next_run=stop), batch_stops=batch_stops):
             yield CompareRow(line.model, line.n_stops, row)
         base += len(line.plan)
     if on_stop:

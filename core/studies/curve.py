@@ -145,7 +145,7 @@ def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layer
     plan = resolve_layers(models[0], layers)
     total, done = len(plan) * len(models), 0
     cb = callbacks or Callbacks()
-    on_stop = cb.stop
+    on_stop = cb.next_run
     together = batched(batch_stops, dev) and len(plan) > 1
     for ck, model in zip(checkpoints, models):
         if together:

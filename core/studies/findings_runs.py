@@ -82,7 +82,7 @@ def manifold_rows(arch: str, size: int, seeds: Sequence[int], preset: Preset, de
     rows, speed = [], SpeedOptions.with_threads(device, threads)
     for r in iter_manifold(arch, tensors, ["untrained", "trained"], deep_stops(models[0]), seeds=list(seeds),
                            preset=preset, device=device, init_seed=init_seed, describer=_slopes, models=models,
-                           cache=cache, callbacks=Callbacks(stop=on_stop), speed=speed):
+                           cache=cache, callbacks=Callbacks(next_run=on_stop), speed=speed):
         m = r.result.metrics
         slope = finite_mean(r.descriptors.get(SLOPE.name) or [])
         rows.append({"model": arch, "checkpoint": r.checkpoint, "layer": r.layer, "label": r.label,
@@ -126,7 +126,7 @@ def lab_rows(images: Sequence[str | Path], seeds: Sequence[int], device: str = "
 
         image = load_image(path, LAB_SIZE)
         for r in iter_mlp_lab(image, widths, activations, (1,), seeds=list(seeds), iters=iters, init_seed=init_seed,
-                              device=device, cache=cache, callbacks=Callbacks(stop=on_stop),
+                              device=device, cache=cache, callbacks=Callbacks(next_run=on_stop),
                               speed=SpeedOptions.with_threads(device, threads)):
             d = r.to_json()
             rows.append({"image": name, "width_ratio": d["width"], "activation": d["activation"],

@@ -483,7 +483,7 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
     configs = plan_mlp(widths, activations, depths, size)
     grey = grey_image(image)
     preset = lab_preset(iters, blur, early_stop)
-    on_stop = (callbacks or Callbacks()).stop
+    on_stop = (callbacks or Callbacks()).next_run
     for i, cfg in enumerate(configs):
         model = build_mlp(cfg, init_seed)
         node = embedding_node(model)
@@ -551,7 +551,7 @@ def iter_jacobian(model: LoadedModel, image: torch.Tensor, layers: Sequence[str]
         raise UserError("choose at least one layer")
     model64 = _float64_copy(model)
     shapes = _check_size(model64, [node for _, node, _ in plan], image, False, max_mb)
-    on_stop = (callbacks or Callbacks()).stop
+    on_stop = (callbacks or Callbacks()).next_run
     for i, (depth, node, label) in enumerate(plan):
         if on_stop:
             on_stop(i, len(plan), model.name, node)

@@ -447,7 +447,7 @@ def iter_manifold(arch: str, inputs: dict[str, torch.Tensor], checkpoints: Seque
     own = describer(torch.stack([inputs[n] for n in names]))
     input_desc = {n: {d: own[d][i] for d in own} for i, n in enumerate(names)}
     total, done = len(models) * len(plan) * len(names), 0
-    on_stop = (callbacks or Callbacks()).stop
+    on_stop = (callbacks or Callbacks()).next_run
     for ck, model in zip(checkpoints, models):
         for depth, node, label in plan:
             for name in names:
