@@ -15,7 +15,7 @@ from core.atomic import atomic_write
 from core.models.checkpoints import short_checkpoint
 from core.report.draw import check_marks, get_font, labelled_grid, png_bytes
 from core.report.figures import seed_band
-from core.report.files import cell_verdict, curve_csv
+from core.report.files import cell_mark, curve_csv
 from core.report.text import METRICS, PALETTE, curve_title, row_value, unconverged_text
 from core.studies.compare import MAX_BINS, CompareRow, align, default_bins
 
@@ -123,10 +123,10 @@ def compare_gallery(rows: Sequence[CompareRow], original, bins: Sequence[float] 
     for name, cells in align(rows, bins).items():
         t_row, c_row, m_row = [original], [None], [False]
         for r in cells:
-            tile, verdict, bad = cell_verdict(r.result, seed_index, (ok_mark, bad_mark))
+            tile, mark, bad = cell_mark(r.result, seed_index, (ok_mark, bad_mark))
             t_row.append(tile)
             c_row.append([(str(r.label or r.layer), "#333333"), (f"at {r.relative_depth:.2f} · {r.layer}", "#666666")]
-                         + verdict)
+                         + mark)
             m_row.append(bad)
         tiles.append(t_row)
         captions.append(c_row)

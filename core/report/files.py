@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 from PIL import Image, ImageDraw
 
 from core.atomic import atomic_write
-from core.engine.verdict import status
+from core.engine.reading import status
 from core.images import to_pil
 from core.report.draw import CELL, Cell, check_marks, get_font, labelled_grid, png_bytes, render_rows, wrap_text
 from core.report.figures import as_matrix, curve_figure, is_reference
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # hints only: importing these would pull in the models
 
 
 __all__ = [
-    "result_grid", "write_inversion", "cell_verdict", "gallery", "curve_csv", "write_curve", "trajectory_csv",
+    "result_grid", "write_inversion", "cell_mark", "gallery", "curve_csv", "write_curve", "trajectory_csv",
     "distances_csv",
 ]
 
@@ -92,8 +92,8 @@ def write_inversion(result: "InversionResult", out: Path, checkpoint_display: st
     return data
 
 
-def cell_verdict(result: "InversionResult", seed_index: int, marks: tuple[str, str]):
-    """One gallery cell's picture and verdict lines: the seed's image, "SSIM 0.42 ok" in green, or the SSIM with
+def cell_mark(result: "InversionResult", seed_index: int, marks: tuple[str, str]):
+    """One gallery cell's picture and mark lines: the seed's image, "SSIM 0.42 ok" in green, or the SSIM with
     a cross and the status in red, and whether the cell gets the red frame.
 
     Returns:
@@ -149,9 +149,9 @@ def gallery(rows: Sequence["CurveRow"], original, seed_index: int = 0, title: st
                 c_row.append(lines + [("not run", "#666666")])
                 m_row.append(False)
                 continue
-            tile, verdict, bad = cell_verdict(r.result, seed_index, (ok_mark, bad_mark))
+            tile, mark, bad = cell_mark(r.result, seed_index, (ok_mark, bad_mark))
             t_row.append(tile)
-            c_row.append(lines + verdict)
+            c_row.append(lines + mark)
             m_row.append(bad)
         tiles.append(t_row)
         captions.append(c_row)
