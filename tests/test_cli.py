@@ -220,7 +220,7 @@ def test_no_early_stop_runs_the_whole_budget(tmp_path, chelsea_path, capsys):
     assert m["mg_over_mr"] is None or len(m["mg_over_mr"]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and "clarity" in lines[0]
-    assert lines[1].strip()  # the verdict (core.engine.reading.reading)
+    assert lines[1].strip()  # the verdict (core.engine.run_reading.reading)
     assert lines[2].strip() == "steps 8 of 8: ran the whole budget (early stop off)"
 
 

@@ -14,7 +14,7 @@ from core.recipe.objectives import Target
 from core.recipe.presets import PAPER, get_preset
 from core.priors import blur
 from core.recipe.transforms import jitter_offsets
-from core.engine.reading import status
+from core.engine.run_reading import status
 
 # ----------------------------------------------------------------------------- objective terms
 

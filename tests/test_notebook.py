@@ -14,7 +14,7 @@ import pytest
 from core import Curve, InversionResult, curve, get_preset, invert
 from core.engine import result as result_module
 from core.engine.loop import in_notebook, progress_bar
-from core.engine.reading import reading
+from core.engine.run_reading import reading
 
 pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`
 

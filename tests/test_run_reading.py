@@ -1,4 +1,4 @@
-"""The reading of a run (core/engine/reading.py) on constructed metrics: the uniqueness band on
+"""The reading of a run (core/engine/run_reading.py) on constructed metrics: the uniqueness band on
 mean(m_i) / ‖a′−a‖₂, its borders, and the readings it leaves alone (degenerate, borderline, not converged)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.engine.result import InversionResult, Metrics
-from core.engine.reading import KEEPS_FIDELITY, NEAR_COPY, NON_UNIQUE, reading, status, uniqueness
+from core.engine.run_reading import KEEPS_FIDELITY, NEAR_COPY, NON_UNIQUE, reading, status, uniqueness
 from core.recipe.presets import DEFAULT
 
 pytestmark = pytest.mark.fast  # pure and small: part of `make test-fast`

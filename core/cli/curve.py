@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.cli.args import ProgressBar, preset_of, say_forecast
 from core.devices import describe, resolve_device
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.errors import UserError
 from core.images import load_image
 from core.jobs.forecast import plan_time

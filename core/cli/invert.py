@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.cli.args import ProgressBar, preset_of
 from core.engine.loop import start_images
-from core.engine.reading import reading
+from core.engine.run_reading import reading
 from core.errors import UserError
 from core.images import MAX_PIXELS, load_image
 from core.jobs.pipeline import Callbacks, run

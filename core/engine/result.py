@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from core.engine.reading import reading
+from core.engine.run_reading import reading
 from core.recipe.presets import Preset
 
 # How a result draws itself in a notebook: "png" -> bytes, "html" -> str, per result. The drawing is core.report's,

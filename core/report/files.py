@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 from PIL import Image, ImageDraw
 
 from core.atomic import atomic_write
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.images import to_pil
 from core.report.draw import CELL, Cell, check_marks, get_font, labelled_grid, png_bytes, render_rows, wrap_text
 from core.report.figures import as_matrix, curve_figure, is_reference

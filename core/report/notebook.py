@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 from core.engine import result as _result
 from core.engine.loop import progress_bar
 from core.engine.result import InversionResult
-from core.engine.reading import reading, status
+from core.engine.run_reading import reading, status
 from core.jobs.pipeline import Callbacks
 from core.models.checkpoints import load_model
 from core.models.encoder import depth_stops
@@ -81,7 +81,7 @@ def result_png(result: InversionResult) -> bytes:
 def result_html(result: InversionResult) -> str:
     """A run as HTML: its title, its picture, a table per seed (clarity, pixel fidelity, structure, m_g, m_i, m_r,
     m_g / m_r, SSIM, converged)
-    and the reading (`core.engine.reading.reading`)."""
+    and the reading (`core.engine.run_reading.reading`)."""
     m = result.metrics
 
     def at(name, i):

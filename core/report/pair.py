@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.report.draw import CELL, render_rows
 from core.report.files import seed_cells
 from core.report.text import measures_text

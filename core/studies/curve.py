@@ -17,7 +17,7 @@ import torch
 from core.devices import resolve_device
 from core.engine.result import InversionResult
 from core.engine.speed import SpeedOptions
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.errors import UserError
 from core.jobs.pipeline import Callbacks, run, run_stops
 from core.jobs.spec import RunSpec

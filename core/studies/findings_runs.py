@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from core.engine.speed import SpeedOptions
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.images import load_image
 from core.jobs.pipeline import Callbacks
 from core.models.checkpoints import load_model

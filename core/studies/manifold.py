@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from core.devices import resolve_device
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.errors import UserError
 from core.images import ACCEPTED, load_image, sample_images
 from core.jobs.pipeline import Callbacks, run

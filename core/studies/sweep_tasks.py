@@ -13,7 +13,7 @@ import numpy as np
 
 from core.devices import resolve_device
 from core.engine.speed import SpeedOptions
-from core.engine.reading import status
+from core.engine.run_reading import status
 from core.errors import UserError
 from core.images import load_image
 from core.jobs.pipeline import run, run_stops

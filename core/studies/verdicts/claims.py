@@ -6,7 +6,7 @@ the finding functions read the same constants, so the words and the arithmetic c
 
 from __future__ import annotations
 
-from core.engine.reading import NEAR_COPY, NON_UNIQUE
+from core.engine.run_reading import NEAR_COPY, NON_UNIQUE
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE)
@@ -18,7 +18,7 @@ MIN_STOPS = 3  # finding 1: a rank correlation over fewer converged stops says n
 EARLY = 1 / 3  # relative depth up to this: an early stop (findings 4)
 LATE = 2 / 3  # relative depth from this: a late / deep stop (findings 3, 4, 5)
 EPS = 1e-9  # tolerance on the depth bands (1/3 and 2/3 are not exact in floating point)
-FIRST_CONV_CLARITY = 0.9  # finding 2: "almost perfectly" (core.engine.reading.KEEPS_FIDELITY)
+FIRST_CONV_CLARITY = 0.9  # finding 2: "almost perfectly" (core.engine.run_reading.KEEPS_FIDELITY)
 ABSTRACT_MARGIN = 0.05  # finding 4's late part: the measure is "kept" while trained - untrained stays above -this
 # the measures every finding on the clarity curve (1, 2, 4, 7) is also stated under (core.measures' panel)
 MEASURE_WORDS = {"clarity": "clarity (recognisable content)", "fidelity": "pixel fidelity", "structure": "structure"}
@@ -74,7 +74,7 @@ TESTS = {
          f"Means over images with 95% bootstrap CIs over images.",
     "3": f"At the stops in the last third of relative depth (>= 2/3) most runs must have converged (m_g <= m_r on "
          f"every seed; otherwise the optimiser failed and nothing is shown); per image, m_i / ||a'-a||_2 at its "
-         f"deepest converged deep stop, predicted >= {NON_UNIQUE:g} (core.engine.reading's non-unique band). "
+         f"deepest converged deep stop, predicted >= {NON_UNIQUE:g} (core.engine.run_reading's non-unique band). "
          f"Statistic: median over images with a 95% bootstrap CI.",
     "4": "Delta = trained - untrained clarity, paired by image and stop, both runs converged. Early stops (relative "
          "depth <= 1/3): per image the mean Delta over them, predicted > 0. Late stops (relative depth >= 2/3) "

@@ -99,7 +99,7 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
               measure: str = "clarity") -> Verdict:
     """Finding 2: the first convolution is (almost) exact, the first pooling/strided stop is where exactness goes.
 
-    Why this test: "almost perfectly" is read as the measure >= 0.9 (core.engine.reading.KEEPS_FIDELITY: nearly
+    Why this test: "almost perfectly" is read as the measure >= 0.9 (core.engine.run_reading.KEEPS_FIDELITY: nearly
     the image) with the whole interval there; "first lost at pooling" as a paired per-image drop from the
     first conv to the first pooling/strided stop with the interval below 0. Stops are told apart by `kind`, else
     by name (`is_first_conv`, `is_pooling`); the first conv must come before the first pooling stop.

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from core.engine.reading import NEAR_COPY, NON_UNIQUE
+from core.engine.run_reading import NEAR_COPY, NON_UNIQUE
 from core.studies.stats import bootstrap_ci
 from core.studies.verdicts.claims import (
     CONVERGED_SHARE,
@@ -50,7 +50,7 @@ def finding_3(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
 
     Why this test: only converged runs (m_g <= m_r) can show non-uniqueness, so it first asks that most deep runs
     converged (otherwise the pictures are the optimiser's and the finding is untested). Then it reads
-    core.engine.reading's uniqueness band on m_i / ||a'-a||_2 at each image's deepest converged stop of the last
+    core.engine.run_reading's uniqueness band on m_i / ||a'-a||_2 at each image's deepest converged stop of the last
     third: >= 3 is "non-unique", <= 1.5 "keeps the image". A median, since a ratio is skewed by one wild image.
 
     Args:
