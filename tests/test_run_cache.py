@@ -241,3 +241,14 @@ def test_a_cache_written_before_the_layered_library_is_still_read(tmp_path):
     today = measure(entry.images, baseline(image, run.start, "resnet18"))
     for name in ("clarity", *MEASURES):
         assert stored[name] == pytest.approx(today[name], abs=1e-6) and 0.0 <= stored[name] <= 1.0, name
+
+
+def test_has_sees_an_entry_without_reading_it(tmp_path):
+    """A forecast's lookup: here or in a fallback, by the file alone."""
+    key = "ab" * 32
+    main_dir, shipped = tmp_path / "main", tmp_path / "shipped"
+    cache = RunCache(main_dir, fallbacks=[shipped])
+    assert not cache.has(key)
+    cache.path(key, shipped).parent.mkdir(parents=True)
+    cache.path(key, shipped).write_bytes(b"not read")
+    assert cache.has(key) and not cache.has("cd" * 32)

@@ -216,7 +216,7 @@ def say_forecast(args, forecast_of, seeds: int, preset, device, together: bool =
     cache = None if getattr(args, "no_cache", False) else default_cache()
     try:
         forecast = forecast_of(Probe(seeds, preset, device),
-                               lambda spec: cache is not None and spec.key() in cache)
+                               lambda spec: cache is not None and cache.has(spec.key()))
     except Exception:  # noqa: BLE001 - a forecast is a nicety: the run itself reports what is wrong
         return
     print(time_text(forecast, preset, device, together, what), file=sys.stderr, flush=True)

@@ -158,6 +158,11 @@ class RunCache:
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
+    def has(self, key: str) -> bool:
+        """Whether an entry is on disk for `key` (here or in a fallback), without reading it: a forecast's cheap
+        lookup (`in` reads and checks the whole result; a 224 px one is about 2 MB)."""
+        return any(self.path(key, root).exists() for root in [self.root, *self.fallbacks])
+
     def put(self, key: str, result: InversionResult) -> Path | None:
         """Store a finished run; stopped runs are not stored (they are not the settings' answer)."""
         if result.stopped_early:
