@@ -6,7 +6,7 @@ from core import get_architecture
 from core.jobs import image_hash
 from ui import live, models, pickers, state, views
 from ui.errors import errors
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.notices import curve_estimate, ignored_stops, link_values
 from ui.state import Field, choice, dump_bool, flag, items, join
 
@@ -22,7 +22,7 @@ page = state.PageState("cur_", FIELDS)
 link = link_values(page, "stops")  # before bind: the link's stops, checked against the model below
 link_warnings, from_link = page.bind()
 if not present:  # one line of title: the chart must be on the first screen at 1280x720
-    st.markdown("#### Clarity curve · how much of the image each depth keeps", help="Clarity against depth, one line "
+    heading("Clarity curve · how much of the image each depth keeps", help="Clarity against depth, one line "
                 "per checkpoint; the band is the spread over seeds. Before training, deeper is blurrier; training "
                 "turns late layers abstract and, the paper says, sharpens early ones (check it here). Settings are "
                 "in the sidebar.")

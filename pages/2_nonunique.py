@@ -4,7 +4,7 @@ import streamlit as st
 
 from ui import live, pickers, state, views
 from ui.errors import errors
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 
 present = page_setup("Non-uniqueness")
 FIELDS = pickers.fields({**pickers.DEFAULTS, "seeds": 3, "iters": 300 if pickers.ON_GPU else 150}, upload=False,
@@ -12,7 +12,7 @@ FIELDS = pickers.fields({**pickers.DEFAULTS, "seeds": 3, "iters": 300 if pickers
 page = state.PageState("nu_", FIELDS)
 link_warnings, from_link = page.bind()
 if not present:
-    st.title("Non-uniqueness: not converged, or not unique?")
+    heading("Non-uniqueness: not converged, or not unique?")
 if not present:
     st.markdown(
         "Left: how close each seed's embedding gets to the image's (**m_g**), against the distance at which a "
@@ -23,9 +23,7 @@ if not present:
 results, notices = st.container(), st.container()
 for w in link_warnings:
     notices.warning(w)
-salvaged = live.salvage(page.key("live"))
-if salvaged:
-    page["result"] = {**salvaged[1], "result": salvaged[0]}
+lr = live.held(page)  # a run that Stop interrupted shows what it computed
 c_img, c_run = st.columns([3, 2])
 pick = pickers.inversion(page, from_link, notices, c_run, c_img, upload=False, min_seeds=2)
 page.sync()
@@ -47,17 +45,17 @@ if not pick.ready:
 if running:
     live.start(pick, page, results if present else st.container(), present, estimate=est)
 
-shown = page.get("result")
-if shown:
-    r = shown["result"]
+if lr.rows:
+    shown = lr.rows[0]
+    r = shown.result
     with results if present else st.container():
-        if shown.get("key") != (pick.spec.key() if pick.spec else None):
+        if shown.spec.key() != (pick.spec.key() if pick.spec else None):
             st.info("Showing the last run; the settings have changed since. Press Run for the current settings.")
         if r.stopped_early:
             st.warning(f"Stopped at step {r.steps_done} of {r.preset.iters}: the numbers so far.")
         views.trajectory(r, height=380)
         views.distances(r, page.key("res"))
-        views.show_result(r, None, shown.get("ck_display"), shown.get("image_name", ""), page.key("res"), present=present)
+        views.show_result(r, None, shown.label, lr.meta.get("image_name", ""), page.key("res"), present=present)
 elif not run_clicked and pick.ready:
     st.info("Press **Run** to invert with these settings (the default: a mid-depth layer of the trained "
             "EfficientNet-Lite0, 3 seeds).")

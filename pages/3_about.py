@@ -4,10 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 
 page_setup("About")
 
-st.title("About this explorer")
+heading("About this explorer")
 st.markdown((Path(__file__).resolve().parents[1] / "docs" / "about.md").read_text(encoding="utf-8"))
 

@@ -9,7 +9,7 @@ from core.studies import ACTIVATIONS
 from ui import lab_tabs, pickers, state
 from ui.errors import errors
 from ui.lab_tabs import DEPTHS, MSIZES, WIDTHS
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.notices import link_values
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
@@ -27,7 +27,7 @@ FIELDS = [Field("widths", ["0.5", "1", "2", "4"], items(WIDTHS), join),
 page = state.PageState("lab_", FIELDS)
 link = link_values(page, "cstops", "csize")  # before bind: checked against the CNN tab's model
 link_warnings, _ = page.bind()
-st.title("Invertibility lab")
+heading("Invertibility lab")
 st.caption("Finding 6: a fully connected layer narrower than its input cannot represent it uniquely, ReLU needs about "
            "twice the input's width, and depth worsens conditioning. Finding 3: poor deep reconstructions come from "
            "lost rank and poor conditioning, not from a failing optimiser. Rank and condition number are exact "

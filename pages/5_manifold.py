@@ -6,7 +6,7 @@ import streamlit as st
 from core.studies import KIND_TEXT, KINDS, deep_stops, load_inputs
 from ui import manifold_view, models, pickers, state
 from ui.errors import errors
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.notices import ignored_stops, link_values, plan_estimate
 from ui.state import Field, items, join
 
@@ -21,7 +21,7 @@ page = state.PageState("mf_", FIELDS)
 link = link_values(page, "layers")  # before bind: checked against the model's stops below
 link_warnings, _ = page.bind()
 if not present:
-    st.title("Manifold: what deep layers make of non-natural inputs")
+    heading("Manifold: what deep layers make of non-natural inputs")
     st.caption("Finding 5: a trained network's deep layers should pull noise, shapes or a flat colour toward natural "
                "images. Under each picture: its spectral slope and BN-statistics distance; the summary and the table "
                "say whether these numbers separate the sample photos from the generated inputs at all.")

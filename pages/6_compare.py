@@ -7,7 +7,7 @@ from core.report import compare_figure
 from core.studies import iter_compare, plan_compare
 from ui import live, models, pickers, state, views
 from ui.errors import errors
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.notices import known_only, link_values, plan_estimate
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
@@ -23,7 +23,7 @@ page = state.PageState("cmp_", FIELDS)
 link = link_values(page, "models")
 link_warnings, _ = page.bind()
 if not present:
-    st.title("Compare models")
+    heading("Compare models")
     st.caption("Is the clarity curve a property of ResNets or of depth itself? Each model × checkpoint is one line "
                "against relative depth: (stop index + 1) / its number of depth stops, so 0 is the input and 1 the "
                "logits of every model. The band is the spread over seeds; hollow points did not converge.")

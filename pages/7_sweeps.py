@@ -6,7 +6,7 @@ from core import ARCHITECTURES, UserError, get_preset
 from core.studies import Sweep
 from ui import pickers, state, sweeps
 from ui.errors import errors
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.notices import known_only, link_values
 from ui.state import Field, choice, items, join, limits, setting
 
@@ -22,7 +22,7 @@ page = state.PageState("sw_", FIELDS)
 link = link_values(page, "models")
 link_warnings, _ = page.bind()
 if not present:
-    st.title("Sweeps")
+    heading("Sweeps")
     st.caption("A clarity curve of one image is an anecdote: a sweep inverts every image × model × checkpoint × "
                "layer and shows the mean with its 95% bootstrap interval over images (converged runs only, as the "
                "findings report counts them). Sweeps are resumable and can run "

@@ -7,7 +7,7 @@ from core.devices import resolve_device
 from core.studies import FINDINGS, FindingsPlan
 from ui import findings_view, models, pickers, state
 from ui.errors import errors, message
-from ui.nav import page_setup
+from ui.nav import heading, page_setup
 from ui.names import stem
 from ui.state import Field, choice, items, join, setting
 
@@ -23,7 +23,7 @@ FIELDS = [Field("models", ["efficientnet_lite0"], items(), join),
 page = state.PageState("fd_", FIELDS)
 link_warnings, from_link = page.bind()
 if not present:
-    st.markdown("#### Findings · does the paper hold for this model?", help="Each of the paper's findings as a stated, "
+    heading("Findings · does the paper hold for this model?", help="Each of the paper's findings as a stated, "
                 "falsifiable test on the runs of one sweep per size: holds, does not hold or inconclusive, with a 95% "
                 "bootstrap interval over images. An unconverged run never counts as evidence (except finding 6's "
                 "exact rank proof). The report (HTML, JSON, Markdown) is the same as `python -m core findings` writes.")

@@ -29,3 +29,9 @@ def ok(at: AppTest):
 
 def errors(at: AppTest) -> str:
     return " | ".join(e.value for e in at.error)
+
+
+def first_row(at: AppTest, prefix: str = "inv_"):
+    """The first row a page shows (`core.jobs.LiveRow`: its spec, result and label), or None before any run."""
+    lr = at.session_state[prefix + "live"] if prefix + "live" in at.session_state else None
+    return lr.rows[0] if lr is not None and lr.rows else None

@@ -156,7 +156,7 @@ def test_every_library_name_is_listed_without_building(capsys):
 
 def test_the_app_picks_a_timm_model_runs_it_and_its_link_reproduces_it():
     pytest.importorskip("streamlit")
-    from app_helpers import app, errors, ok
+    from app_helpers import app, errors, first_row, ok
 
     at = app({"model": "resnet18", "ckpt": "untrained", "size": "32", "iters": "15", "seeds": "2",
               "device": "cpu", "vs": "none"})
@@ -172,14 +172,14 @@ def test_the_app_picks_a_timm_model_runs_it_and_its_link_reproduces_it():
     at.run()
     ok(at)
     assert not at.error, errors(at)
-    shown = at.session_state["inv_result"]
-    assert shown["result"].model == "timm:resnet10t" and torch.isfinite(shown["result"].images).all()
+    shown = first_row(at)
+    assert shown.result.model == "timm:resnet10t" and torch.isfinite(shown.result.images).all()
     link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert link["model"] == "timm:resnet10t"
     again = app(link)
     again.run()
     ok(again)
-    assert again.session_state["inv_result"]["key"] == shown["key"]  # from the cache, without a click
+    assert first_row(again).spec.key() == shown.spec.key()  # from the cache, without a click
 
 
 def test_the_app_refuses_a_model_too_large_for_the_server_and_keeps_working(monkeypatch):

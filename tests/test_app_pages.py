@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
+from app_helpers import _cache_dir, app, errors, first_row, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 
 TINY = {"model": "resnet18", "ckpt": "untrained", "layer": "layer1", "image": "chelsea", "seeds": "2",
         "iters": "20", "size": "32", "preset": "default", "device": "cpu"}
@@ -101,7 +102,7 @@ def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
     assert not at.error, errors(at)
     row = result_images(at)
     assert row is not None and len(row.captions) == 3
-    assert at.session_state["inv_result"]["result"].steps_done == 20
+    assert first_row(at).result.steps_done == 20
     assert at.selectbox(key="inv_model").value == "resnet18"
     assert len(at.get("download_button")) >= 2
     # a different setting, run by the button
@@ -122,14 +123,14 @@ def test_invert_tiny_run_from_link_then_run_again_is_instant(monkeypatch):
     ok(at)
     assert not at.error, errors(at)
     assert any("In the cache" in s.value for s in at.caption)
-    r = at.session_state["inv_result"]["result"]
+    r = first_row(at).result
     assert r.seeds == [0, 1, 2] and len(r.metrics["ssim"]) == 3
 
 
 def test_invert_corrupt_image_upload_gives_an_error_and_keeps_the_page():
     at = app(TINY)
     at.run()
-    before = at.session_state["inv_result"]["result"]
+    before = first_row(at).result
     at.radio(key="inv_image").set_value("upload…")
     at.run()
     ok(at)
@@ -139,8 +140,8 @@ def test_invert_corrupt_image_upload_gives_an_error_and_keeps_the_page():
     assert "not an image" in errors(at)
     assert at.button(key="inv_run").disabled
     assert result_images(at) is not None  # nothing computed is lost
-    assert at.session_state["inv_result"]["result"] is before or torch.equal(
-        at.session_state["inv_result"]["result"].images, before.images)
+    assert first_row(at).result is before or torch.equal(
+        first_row(at).result.images, before.images)
     at.radio(key="inv_image").set_value("coffee")
     at.run()
     ok(at)
@@ -166,6 +167,17 @@ def test_invert_mismatched_checkpoint_gives_an_error_and_keeps_the_page():
     assert "does not fit resnet18" in msg and "other.pth" in msg
     assert at.button(key="inv_run").disabled
     assert result_images(at) is not None
+    # the message sits at the top with the page's notices, above the stale result, and the toolbar points to it
+    def walk(node):  # the main area's elements in page order
+        for _, child in sorted(getattr(node, "children", {}).items()):
+            yield child
+            yield from walk(child)
+
+    body = list(walk(at.main))
+    where = next(i for i, el in enumerate(body) if el.type == "error" and "does not fit" in str(el.value))
+    first_image = next(i for i, el in enumerate(body) if el.type == "image")
+    assert where < first_image, (where, first_image, len(body))
+    assert any("the red message says why" in i.value for i in at.info)
     at.radio(key="inv_ckpt").set_value("untrained")
     at.run()
     ok(at)
@@ -187,7 +199,7 @@ def test_invert_matching_uploaded_checkpoint_runs():
     at.run()
     ok(at)
     assert not at.error, errors(at)
-    assert "mine.pth" in at.session_state["inv_result"]["ck_display"]
+    assert "mine.pth" in first_row(at).label
     assert len(result_images(at).captions) == 3
 
 
@@ -320,7 +332,7 @@ def test_shipped_example_matches_the_current_defaults():
     assert RunCache(Path(__file__).resolve().parent.parent / "assets" / "examples").get(beside.key()) is not None, \
         "the first visit's untrained row is not shipped: run `python -m ui.make_example`"
     assert len(shipped.seeds) == d["seeds"] and not shipped.stopped_early
-    # a finished run: its whole budget, or fewer steps because the stopping rule found it converged
+    # a finished run: its whole budget, or fewer steps because the convergence rule found it converged
     assert shipped.steps_done == d["iters"] or (shipped.steps_done < d["iters"]
                                                  and shipped.metrics["stop_reason"] == "converged")
 
@@ -458,3 +470,30 @@ def test_stop_is_disabled_while_nothing_runs(page, prefix):
     ok(at)
     stop = at.button(key=prefix + "stop")
     assert stop.disabled, page
+
+
+def test_the_cheaper_setting_button_runs_what_it_offers(monkeypatch):
+    """A run estimated at minutes offers a setting that fits about 20 s; its button sets it and runs it."""
+    from core.jobs import Estimate
+    from ui import live
+
+    def slow(key, layer, size, seeds, preset_json, device, _model):  # half a second a step, whatever the setting
+        return Estimate(0.0, 0.5 * seeds / 2 * (size / 32) ** 2, json.loads(preset_json).get("iters", 300))
+
+    monkeypatch.setattr(live, "_estimate", slow)
+    at = app({**TINY, "iters": "300"})
+    at.run()
+    ok(at)
+    assert any("take up to" in w.value for w in at.warning), [w.value for w in at.warning]
+    (offer,) = [b for b in at.button if b.label.startswith("Run at ")]
+    offered = re.match(r"Run at 32 px, 2 seeds, (\d+) iterations", offer.label)
+    assert offered and int(offered[1]) < 300, offer.label
+    assert first_row(at) is None
+    offer.click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    row = first_row(at)
+    iters = int(offered[1])
+    assert row is not None and row.result.preset.iters == iters and at.number_input(key="inv_iters").value == iters
+    assert result_images(at) is not None

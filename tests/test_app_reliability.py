@@ -26,7 +26,7 @@ from core.jobs import SETTINGS  # noqa: E402
 from core.cli.main import main
 from test_images import BAD, GOOD  # noqa: E402  (the generated bad-image corpus)
 from ui import live, models, pickers  # noqa: E402  (the modules the app imports: same objects)
-from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
+from app_helpers import _cache_dir, app, errors, first_row, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 # iters=22: no other test file uses it, so nothing here comes from another test's cache entry
@@ -50,7 +50,7 @@ def run_and_check(at, seeds=2):
     assert not at.error, errors(at)
     row = result_row(at)
     assert row is not None and len(row.captions) == 1 + seeds
-    return at.session_state["inv_result"]["result"]
+    return first_row(at).result
 
 
 # --------------------------------------------------------------------------- bad images
@@ -68,7 +68,8 @@ def test_every_bad_and_odd_image_upload(tmp_path):
         at.run()
         ok(at)
         text = errors(at)
-        assert msg in text and text.startswith("image: "), (name, text)
+        assert msg in text and text.lower().startswith("image"), (name, text)
+        assert not text.lower().startswith("image: image"), text  # one word once
         assert all("\n" not in e.value and "Traceback" not in e.value for e in at.error)
         assert at.button(key="inv_run").disabled, name
     for name, make in GOOD.items():
@@ -161,7 +162,8 @@ def test_every_bad_checkpoint_upload_then_a_good_one(tmp_path, monkeypatch):
         at.run()
         ok(at)
         text = errors(at)
-        assert text.startswith("checkpoint: ") and msg in text and name in text, (name, text)
+        assert text.lower().startswith("checkpoint") and msg in text and name in text, (name, text)
+        assert not text.lower().startswith("checkpoint: checkpoint"), text  # one word once
         assert "upload-" not in text  # the user sees their file's name, not the temporary one
         assert all("\n" not in e.value for e in at.error)
         assert at.button(key="inv_run").disabled
@@ -176,7 +178,7 @@ def test_every_bad_checkpoint_upload_then_a_good_one(tmp_path, monkeypatch):
     ok(at)
     assert not at.error, errors(at)
     r = run_and_check(at)
-    assert "mine.pth" in at.session_state["inv_result"]["ck_display"] and r.steps_done == 22
+    assert "mine.pth" in first_row(at).label and r.steps_done == 22
     assert list(uploads.iterdir()) == [] and not marker.exists()
 
 
@@ -267,7 +269,7 @@ def test_huge_learning_rate_warns_and_divergence_keeps_the_last_finite_images(mo
     assert "diverged" in text and "lower lr_start (now 10000)" in text and "\n" not in text, text
     finite = [im for im in at.get("image") if im.captions and "last finite step" in im.captions[0]]
     assert finite and finite[-1].captions == ["seed 0, last finite step 5", "seed 1, last finite step 5"]
-    assert "inv_live" not in at.session_state  # nothing half-run left for the next run
+    assert not at.session_state["inv_live"].running  # nothing half-run left for the next run
     monkeypatch.setattr(core.engine.loop, "lerp", real_lerp)
     at.number_input(key="inv_lr").set_value(0.0)
     at.run()
@@ -338,6 +340,7 @@ class _View:
 
 def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     from core import get_preset, load_image
+    from core.jobs import Callbacks, LiveRow, LiveRun
     from core.jobs.spec import RunSpec
     from core.jobs.queue import queue_for
 
@@ -348,17 +351,24 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     view_a, view_b = _View(stop), _View()
     outcome = {}
 
+    run_a, run_b = LiveRun(), LiveRun()  # each session's page keeps one
+
+    def hooks(view):
+        return lambda i, row: Callbacks(snapshot=view.update, progress=view.progress, wait=view.waiting,
+                                        ahead=view.ahead)
+
     def session_a():
         try:
-            live.execute(RunSpec.of(model, "layer2", image, [0], long, "cpu"), image, model, view_a, "a_live",
-                         {"key": "a"}, every=5)
+            run_a.go(image, [LiveRow(RunSpec.of(model, "layer2", image, [0], long, "cpu"), model)],
+                     callbacks=hooks(view_a), every=5)
             outcome["a"] = "finished"
         except BaseException as exc:  # noqa: BLE001 - the rerun
             outcome["a"] = type(exc).__name__
 
     def session_b():
-        outcome["b"] = live.execute(RunSpec.of(model, "layer1", image, [0, 1], short, "cpu"), image, model, view_b,
-                                    "b_live", {"key": "b"}, every=5).result
+        run_b.go(image, [LiveRow(RunSpec.of(model, "layer1", image, [0, 1], short, "cpu"), model)],
+                 callbacks=hooks(view_b), every=5)
+        outcome["b"] = run_b.rows[0].result
 
     ta = threading.Thread(target=session_a)
     ta.start()
@@ -380,7 +390,8 @@ def test_a_rerun_releases_the_queue_at_once_and_keeps_the_partial_run():
     assert view_b.started_at is not None and view_b.started_at - t_stop < 3.0, view_b.started_at - t_stop
     assert outcome["b"] is not None and outcome["b"].steps_done == 10
     assert queue_for("cpu").state() == {"running": 0, "waiting": 0, "slots": 1}
-    partial, _ = live.salvage("a_live")  # what A computed is kept for its page
+    assert run_a.salvage()  # what A computed is kept for its page
+    partial = run_a.rows[0].result
     assert partial.stopped_early and 0 < partial.steps_done < 5000
     print(f"B started {view_b.started_at - t_stop:.2f} s after A's rerun (A had done {partial.steps_done} steps)")
 

@@ -1,4 +1,4 @@
-"""The decoder's parts (objective terms, parameterisations, transforms), the stopping rule,
+"""The decoder's parts (objective terms, parameterisations, transforms), the convergence rule,
 continuing a run, clarity, and convergence of the default recipe at small scale."""
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def test_a_chain_of_continuations(resnet18_32, chelsea32, tmp_path):
 
 def test_a_stopped_run_finishes_as_if_never_stopped(resnet18_32, chelsea32, tmp_path):
     """Stop part-way, then go on with the same spec: the same images, history and stopping step as one
-    uninterrupted run (the early-stopping rule's state carries on too)."""
+    uninterrupted run (the early-convergence rule's state carries on too)."""
     spec = _spec(resnet18_32, chelsea32, iters=240)
     whole = run(spec, chelsea32, resnet18_32, cache=RunCache(tmp_path / "a"))
     kept: dict = {}

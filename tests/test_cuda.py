@@ -166,7 +166,7 @@ def test_app_live_run_on_the_gpu(tmp_path, monkeypatch, record_property):
     with a result and no error or exception."""
     pytest.importorskip("streamlit")
     monkeypatch.setenv("INVERSION_CACHE_DIR", str(tmp_path / "runcache"))  # a fresh cache: the run must compute
-    from app_helpers import app, errors, ok
+    from app_helpers import app, errors, first_row, ok
     from ui import common as ui_common  # the module the app imports: the same object
 
     updates = []
@@ -181,11 +181,11 @@ def test_app_live_run_on_the_gpu(tmp_path, monkeypatch, record_property):
               "iters": "150", "size": str(SIZE), "preset": "default", "device": "cuda:0"})
     at.run()
     ok(at)
-    if "inv_result" not in at.session_state:  # the estimate was too long for a first-visit run: press Run
+    if first_row(at) is None:  # the estimate was too long for a first-visit run: press Run
         at.button(key="inv_run").click().run()
         ok(at)
     assert not at.error, errors(at)
-    r = at.session_state["inv_result"]["result"]
+    r = first_row(at).result
     record_property("live_updates", len(updates))
     record_property("steps_done", r.steps_done)
     record_property("engine_seconds", f"{r.seconds:.3f}")

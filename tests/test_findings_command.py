@@ -51,6 +51,11 @@ def test_the_html_report_is_self_contained(report):
     assert "url(" not in html and "@import" not in html
     assert html.count("data:image/png;base64,") == 2  # a curve per model and size
     assert "Finding 1" in html and "An unconverged run" in html and "id='evidence-6'" in html
+    # the header says what ran, part by part, from the rows: the lab's MLPs for finding 6, never a path
+    assert "Findings 1, 2, 3 at 32 px: models resnet18; checkpoints untrained; images chelsea.png, coffee.png; 28 runs." in html
+    assert "Finding 6: 16 px grey MLPs" in html and "assets/" not in html
+    data = json.loads((report / "findings.json").read_text())
+    assert data["settings"]["images"] == "chelsea.png,coffee.png"
     ids = re.findall(r"id='([^']+)'", html)
     assert len(ids) == len(set(ids))  # one card per finding, model and size, each with its own anchor
     links = set(re.findall(r"href='#([^']+)'", html))

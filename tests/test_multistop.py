@@ -18,7 +18,7 @@ from core.jobs.cache import RunCache
 from core.devices import cpu_cores
 from core.engine.speed import SpeedOptions
 
-# schedules over 40 steps, then the stopping rule every 10: stops end at different steps, leaving the batch
+# schedules over 40 steps, then the convergence rule every 10: stops end at different steps, leaving the batch
 SHORT = get_preset("default").replace(iters=120, schedule_steps=40, stop_window=10)
 # one thread count for both ways, the machine's cores (what the automatic pick takes on an idle machine): the pick
 # may differ between two runs on a busy machine, and another count rounds differently (amplified over the steps).

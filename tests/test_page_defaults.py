@@ -10,7 +10,7 @@ pytest.importorskip("streamlit")
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from app_helpers import _cache_dir, app, errors, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
+from app_helpers import _cache_dir, app, errors, first_row, ok  # noqa: E402,F401  (_cache_dir: autouse fixture)
 
 # page -> its primary Run button(s)
 PAGES = {"app.py": ["inv_run"], "pages/1_curve.py": ["cur_run"], "pages/2_nonunique.py": ["nu_run"],
@@ -86,9 +86,9 @@ def test_every_page_offers_its_run_with_the_defaults(page):
 
 def test_invert_defaults_show_a_result_and_run_again(file_names):
     at = open_page("app.py")
-    first = at.session_state["inv_result"]["result"]  # the first visit's example, shown without a click
+    first = first_row(at).result  # the first visit's example, shown without a click
     run(at, "inv_run")  # the same settings: from the cache
-    r = at.session_state["inv_result"]["result"]
+    r = first_row(at).result
     assert r.model == first.model and r.layer == first.layer and len(r.images) == len(first.images)
     assert at.get("download_button")
 
@@ -120,7 +120,7 @@ def test_nonunique_small_run_shows_its_trajectories():
     at.select_slider(key="nu_size").set_value(32)
     at.run()
     run(at, "nu_run")
-    assert at.session_state["nu_result"]["result"].steps_done <= 10 and at.get("plotly_chart")
+    assert first_row(at, "nu_").result.steps_done <= 10 and at.get("plotly_chart")
 
 
 def test_lab_small_runs_and_their_download_names(file_names):

@@ -530,3 +530,26 @@ def test_lab_jacobian_axis_labels_in_full():
     assert [t.replace("<br>", " ") for t in ax.ticktext] == [label for _, label in LONG]
     assert "stem conv + BN +<br>ReLU6" in ax.ticktext and ax.automargin
     assert not any("…" in t for t in ax.ticktext)
+
+
+def test_a_checkpoint_has_one_colour_on_every_chart():
+    """Untrained is blue and trained red on the curve, the Sweeps summary and the comparison, whatever their order;
+    another checkpoint takes a colour of its own."""
+    from core.report.compare import compare_figure
+    from core.report.sweep import summary_figure
+    from core.report.text import CHECKPOINT_COLOURS, checkpoint_colour
+
+    def colours(fig):
+        return {t.name.split(" · ")[-1]: t.line.color for t in fig.data if t.showlegend is not False and t.name}
+
+    rows = [{"checkpoint": ck, "depth": d, "layer": f"l{d}", "label": f"l{d}", "model": "m", "relative_depth": d / 2,
+             "metrics": {"clarity": [0.5], "converged": [True]}, "clarity": 0.5, "status": "converged"}
+            for ck in ("trained", "untrained") for d in (1, 2)]
+    summary = [{"model": "m", "checkpoint": ck, "relative_depth": d / 2, "label": f"l{d}", "layer": f"l{d}", "n": 4,
+                "converged_fraction": 1.0, "clarity_mean": 0.5, "clarity_ci_low": 0.4, "clarity_ci_high": 0.6}
+               for ck in ("trained", "untrained") for d in (1, 2)]
+    for fig in (curve_figure(rows), summary_figure(summary), compare_figure(rows)):
+        got = colours(fig)
+        assert got["trained"] == CHECKPOINT_COLOURS["trained"] and got["untrained"] == CHECKPOINT_COLOURS["untrained"]
+    mine = checkpoint_colour("file:mine.pth", ["untrained", "file:mine.pth"])
+    assert mine not in CHECKPOINT_COLOURS.values() and mine != checkpoint_colour("hub:x", ["file:mine.pth", "hub:x"])

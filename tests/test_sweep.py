@@ -243,7 +243,7 @@ def test_sweeps_page_runs_a_small_sweep_and_drills_down(tmp_path, monkeypatch):
     ok(at)
     assert not at.error, errors(at)
     assert any("python -m core sweep --images samples --models resnet18" in c.value for c in at.code)
-    assert any("8 runs" in c.value for c in at.caption)  # 4 samples x 2 layers
+    assert any("8 runs" in c.value for c in at.caption), [c.value for c in at.caption]  # 4 samples x 2 layers
     at.button(key="sw_run").click()
     at.run()
     ok(at)

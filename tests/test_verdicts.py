@@ -485,3 +485,25 @@ def test_to_dict_validates_and_is_json():
             validate(broken)
     with pytest.raises(ValueError, match="missing field 'why'"):
         validate({k: x for k, x in d.items() if k != "why"})
+
+
+def test_one_pair_says_what_finding_4_claims_at_its_depth_and_whether_it_agrees():
+    from core.studies import pair_claim
+
+    def run(clarity, fidelity=0.5, converged=True):
+        return {"clarity": clarity, "fidelity": fidelity, "converged": converged}
+
+    early = pair_claim(run(0.94), run(0.88), 0.2)  # the example: trained keeps less at stage 1
+    assert early.part == "early" and early.agrees is False
+    assert "clearer" in early.text and "disagrees" in early.text and "clarity (recognisable content) 0.88" in early.text
+    assert pair_claim(run(0.5), run(0.7), 0.3).agrees is True
+    late = pair_claim(run(0.07, fidelity=0.4), run(0.54, fidelity=0.3), 0.9)  # abstract: content kept, pixels not
+    assert late.part == "late" and late.agrees is True and "pixel fidelity 0.30" in late.text
+    assert pair_claim(run(0.07, fidelity=0.3), run(0.54, fidelity=0.4), 0.9).agrees is False  # closer in pixels
+    assert pair_claim(run(0.5), run(0.3), 0.9).agrees is False  # the content lost
+    middle = pair_claim(run(0.5), run(0.6), 0.5)
+    assert middle.part is None and middle.agrees is None and "in neither" in middle.text
+    lame = pair_claim(run(0.5), run(0.6, converged=False), 0.1)
+    assert lame.agrees is None and "trained run did not converge" in lame.text
+    assert pair_claim(run(0.5), run(0.6), None).agrees is None
+    assert pair_claim(run(0.5, fidelity=None), run(0.6), 0.9).agrees is None

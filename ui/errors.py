@@ -20,7 +20,11 @@ def message(exc: Exception, what: str = "") -> str:
     """The one line a page shows for `exc`: a UserError's own message, else its type and start (the traceback
     goes to the server log)."""
     if isinstance(exc, UserError):
-        return f"{what}{exc}"
+        text = str(exc)
+        word = what.rstrip(": ").lower()
+        if word and text.lower().startswith(word):  # "checkpoint 'x.pth' …", not "checkpoint: checkpoint 'x.pth' …"
+            return text[0].upper() + text[1:]
+        return f"{what}{text}"
     log.error("unexpected error%s\n%s", f" in {what}" if what else "", traceback.format_exc())
     return f"{what}unexpected error: {type(exc).__name__}: {str(exc)[:300]} (details in the server log)"
 

@@ -86,10 +86,10 @@ def combined(store: list):
     return combine(store) if store else None
 
 
-def link(fid: str, model: str | None) -> str:
+def link(fid: str, model_name: str | None) -> str:
     page = SHOWN_ON.get(fid, "curve")
     path, label = PAGES[page]
-    query = f"?model={model}" if model and page in TAKES_MODEL else ""
+    query = f"?model={model_name}" if model_name and page in TAKES_MODEL else ""
     return f"[{label} page]({url_of(path)}{query})"
 
 

@@ -1,26 +1,25 @@
-"""Running on a page: the live view, the one call into `core.jobs`, Stop/Continue, and the time estimate.
+"""Running on a page: the live view that draws a run, and the time estimate before it.
 
-While a run goes, its `Inversion` sits in `st.session_state[state_key]`, so a rerun (the Stop
-button, a changed widget, another page) keeps what it computed (`salvage`). Every result comes
-from `core.jobs.pipeline.run`; a Continue is the shown run's spec continued (`RunSpec.then`), kept in the
-link as `cont=`, so the link reproduces the continued result.
+What runs, and the rules of Stop, Finish and Continue, are `core.jobs.LiveRun`'s: a page keeps one in its
+session state (`held`), so a rerun (the Stop button, a changed widget, another page) keeps what it computed.
+A Continue is the shown run's spec continued (`RunSpec.then`), kept in the link as `cont=`, so the link
+reproduces the continued result.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import traceback
 from typing import Callable
 
 import streamlit as st
 
-from core import DivergenceError, UserError
+from core import DivergenceError
 from core.devices import describe, is_oom, resolve_device
 from core.engine import InversionResult
 from core.images import upscale
-from core.jobs import (Callbacks, Countdown, calibrated, default_cache, human, measure, queue_for, run, snapshot_every,
-                       suggest_cheaper)
+from core.jobs import (Callbacks, Countdown, LiveRow, LiveRun, calibrated, default_cache, human, measure, queue_for,
+                       snapshot_every, suggest_cheaper)
 from core.report import trajectory_figure
 from ui.state import Field, PageState, join
 
@@ -124,111 +123,6 @@ class LiveView:
                 ph.empty()
 
 
-def _callbacks(view: LiveView | None, state_key: str, meta: dict) -> Callbacks:
-    def start(inv):
-        st.session_state[state_key] = {"run": inv, "meta": meta}
-
-    return Callbacks(snapshot=view.update if view else None, progress=view.progress if view else None,
-                     note=(view.note if view else st.warning), wait=view.waiting if view else None, start=start,
-                     ahead=view.ahead if view else None)
-
-
-def execute(spec, image, model, view: LiveView | None, state_key: str, meta: dict | None = None,
-            every: int | None = None, live: dict | None = None, queue: bool = True, estimate=None):
-    """Run `spec` through `core.jobs.pipeline.run` with this page's live view.
-
-    Args:
-        spec, image, model: as for `core.jobs.pipeline.run`.
-        view: the live placeholders (None: progress only through notes).
-        state_key: where the running `Inversion` is kept for `salvage` and Continue.
-        meta: what the page needs to show the result again (kept with the run).
-        every: steps between snapshots.
-        live: `{"run": Inversion}` to go on from, if still in memory (`finished_run`): the shown run stopped
-            part-way, or the finished run a continued `spec` continues.
-        queue: False when the caller holds the device's queue already (`core.jobs.device_slot`).
-        estimate: the run's measured `Estimate` (`estimate`): its thread count, queue seconds and time record.
-
-    Returns:
-        The `core.jobs.pipeline.Job`, or None when the run diverged (the message and last finite images are shown).
-    """
-    meta = dict(meta or {})
-    cb = _callbacks(view, state_key, meta)
-    try:
-        job = run(spec, image, model, cache=disk_cache(), callbacks=cb, every=every, live=(live or {}).get("run"),
-                  queue=queue, estimate=estimate)
-    except DivergenceError as exc:
-        st.session_state.pop(state_key, None)
-        if view:
-            view.clear()
-        st.error(str(exc))
-        if exc.last_snapshot is not None:
-            st.image([upscale(im) for im in exc.last_snapshot.images],
-                     caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in spec.seeds])
-        return None
-    except UserError:
-        st.session_state.pop(state_key, None)  # nothing of it to salvage on the next rerun
-        raise
-    except RuntimeError as exc:
-        st.session_state.pop(state_key, None)
-        if is_oom(exc):
-            raise UserError(f"out of memory even with one seed per batch on {describe(resolve_device(spec.device))}"
-                            ": use a smaller image size, an earlier layer or fewer seeds") from None
-        raise
-    finally:
-        if view:
-            view.clear()
-    kept = st.session_state.pop(state_key, None)
-    if kept is not None and not job.cached:
-        st.session_state[state_key + "_done"] = {"run": kept["run"], "key": spec.key(), "steps": job.result.steps_done}
-    if job.batches and len(job.batches) > 1:
-        st.info(batches_text(job) + ".")
-    return job
-
-
-def batches_text(job) -> str:
-    """"finished in 2 batches of at most 1 seeds": a run split to fit the device's memory says so with its result."""
-    return (f"finished in {len(job.batches)} batches of at most {max(len(c) for c in job.batches)} seeds"
-            + (" on the CPU (the GPU had too little memory)" if job.fell_back_to_cpu else ""))
-
-
-def finished_run(state_key: str, spec, result) -> dict | None:
-    """The in-memory `Inversion` behind the shown result, if it is still there (Continue keeps Adam's state)."""
-    done = st.session_state.get(state_key + "_done")
-    if done and spec is not None and done["key"] == spec.key() and done["steps"] == result.steps_done:
-        return done
-    return None
-
-
-def salvage(state_key: str) -> tuple[InversionResult, dict] | None:
-    """A run interrupted by a rerun: (its images and metrics so far, its meta), or None.
-
-    The run says which spec it was computing (a Continue may have been computing the run it goes on from
-    again): the result is shown, and can be finished, as that spec's, and the page's continuation setting
-    (`meta["cont_key"]`) follows it; with nothing to show, that setting goes back to what it was."""
-    live = st.session_state.pop(state_key, None)
-    if not live:
-        return None
-    inv, meta = live.get("run"), dict(live.get("meta", {}))
-    cont_key = meta.get("cont_key")
-    if inv is None or inv.steps_done == 0:
-        if cont_key:
-            st.session_state[cont_key] = meta.get("cont_before") or []
-        return None
-    if inv.step_encoder is not None:
-        inv.step_encoder.release()  # a stopped run kept for Finish holds no graph memory
-    if inv.spec is not None:
-        meta["key"] = inv.spec.key()
-        if cont_key:
-            st.session_state[cont_key] = list(inv.spec.continued)
-    try:
-        result = inv.result()
-        st.session_state[state_key + "_done"] = {"run": inv, "key": meta.get("key"), "steps": result.steps_done}
-        return result, meta
-    except Exception:  # noqa: BLE001
-        log.error("could not salvage a stopped run\n%s", traceback.format_exc())
-        return None
-
-
 @st.cache_data(show_spinner="Measuring a few steps to estimate the time…", max_entries=64, ttl=60)
 def _estimate(key: str, layer: str, size: int, seeds: int, preset_json: str, device: str, _model):
     from core import get_preset
@@ -274,7 +168,8 @@ def estimate(pick, box, runs: int = 1):
 
 
 def cheaper_offer(pick, est, sizes, box, page: PageState, min_size: int):
-    """When the run would take minutes, one click to a setting that fits about 20 s."""
+    """When the run would take minutes, one click that runs a setting that fits about 20 s: it sets the page's size,
+    seeds and iterations and asks the next script run to start (`offer_taken`)."""
     slow = 60 if resolve_device(pick.device).type == "cpu" else 120
     if est is None or est.seconds <= slow:
         return
@@ -284,10 +179,16 @@ def cheaper_offer(pick, est, sizes, box, page: PageState, min_size: int):
         def apply(values):
             for k, v in values.items():
                 page[k] = v
+            page["offer_taken"] = True
 
-        box.button(f"Use {cheaper['size']} px, {cheaper['seeds']} seeds, {cheaper['iters']} iterations "
+        box.button(f"Run at {cheaper['size']} px, {cheaper['seeds']} seeds, {cheaper['iters']} iterations "
                    f"({human(cheaper['seconds'])})", key=page.key("cheaper"), on_click=apply,
                    args=({k: cheaper[k] for k in ("size", "seeds", "iters")},))
+
+
+def offer_taken(page: PageState) -> bool:
+    """Whether the cheaper setting (`cheaper_offer`) was just chosen: then the page runs it at once."""
+    return bool(page.pop("offer_taken", False))
 
 
 def stream(make_rows: Callable, seeds, total: int, view: dict, box, figure: Callable) -> None:
@@ -345,93 +246,87 @@ def curve_cached(models_: list, checkpoints: list[str], nodes: list[str], image,
         return False
 
 
-def stopped(entry: dict | None) -> bool:
-    """Whether the shown result (or its side-by-side row) was stopped part-way: then the page offers Finish."""
-    if not entry:
-        return False
-    return bool(entry["result"].stopped_early or ((entry.get("vs") or {}).get("result") is not None
-                                                  and entry["vs"]["result"].stopped_early))
+def held(page: PageState) -> LiveRun:
+    """The page's one `LiveRun` (made on first use). A run interrupted on the previous script run (Stop, a changed
+    widget, another page) is salvaged here: its rows show what was computed, and the page's continuation setting
+    (`CONT`) follows the run it shows (a Continue may have been computing the run it goes on from again)."""
+    lr = page.get("live")
+    if lr is None:
+        lr = page["live"] = LiveRun()
+    if lr.salvage() and CONT in page.fields:
+        page["cont"] = list(lr.spec.continued)
+    return lr
 
 
-def start(pick, page: PageState, box, present: bool = False, more: int = 0, note: str | None = None,
+def start(pick, page: PageState, box, present: bool = False, more: int = 0, meta: dict | None = None,
           estimate=None):
-    """Run the page's pick in `box` (and, with a side-by-side checkpoint, `pick.vs_spec` after it, in the same
-    queue slot), or with `more` > 0 go on with the shown result: finish what was stopped, else continue every
-    row by `more` steps (`RunSpec.then`). The result is kept in `page["result"]` (the second row in its "vs")
-    with what the page needs to show it again, and a continuation in `page.key("cont")` (the link's `cont=`).
-    `estimate`: the one run's measured `Estimate` (`estimate`): its thread count, the countdown, the queue's wait.
+    """Run the page's pick in `box` (with a side-by-side checkpoint, `pick.vs_spec` after it, in one queue slot), or
+    with `more` > 0 go on with the shown rows: finish what was stopped, else continue every row by `more` steps.
+    The page's `LiveRun` (`held`) keeps the rows; the link's continuation (`page["cont"]`) follows the shown run.
+
+    Args:
+        pick: the page's `ui.pickers.Pick`.
+        box: where the live views draw.
+        meta: what the page needs to show the result again (kept as the LiveRun's `meta`; the image's name is added).
+        estimate: one run's measured `Estimate` (`estimate`): its thread count, the countdown, the queue's wait.
 
     Returns:
-        The spec that ran (`pick.spec`, or its continuation), or None when nothing finished."""
-    from contextlib import nullcontext
-
-    from core.jobs import device_slot
+        The spec of the first row that ran, or None when nothing finished (the message is shown)."""
     from ui.errors import errors
     from ui.views import PAIR_PRESENT_PX, PAIR_PX, PRESENT_PX, run_row
 
-    shown = page.get("result") if more else None
-    finishing = stopped(shown)
-    rows = [("live", pick.spec, pick.model, pick.ck_display, (shown or {}).get("result"))]
+    lr = held(page)
+    if (meta or {}).get("note"):
+        box.caption(meta["note"])
+    rows = [LiveRow(pick.spec, pick.model, pick.ck_display)]
     if pick.vs_spec is not None:
-        rows.append(("vs_live", pick.vs_spec, pick.vs_model, pick.vs_display, ((shown or {}).get("vs") or {}).get("result")))
-    plan = []
-    for state, spec, model, display, was in rows:
-        going_on = finished_run(page.key(state), spec, was) if was is not None else None
-        if more and not finishing:
-            spec = spec.then(more)
-        plan.append((state, spec, model, display, going_on))
-    spec = plan[0][1]
-    before = page.get("cont")
-    meta = {"key": spec.key(), "model": pick.model, "ck_display": pick.ck_display, "image_name": pick.image_name,
-            "cont_key": page.key("cont"), "cont_before": before}
-    if note:
-        box.caption(note)
-    page["cont"] = list(spec.continued)  # now: a Stop part-way keeps this run's settings
-    page["live"] = {"run": None, "meta": meta}  # a Stop before any step restores them
-    for state, _, _, _, going_on in plan:
-        if going_on is not None:  # it changes in place: never again the finished run it was
-            page.pop(state + "_done", None)
-    px = (PAIR_PRESENT_PX if present else PAIR_PX) if len(plan) > 1 else (PRESENT_PX if present else 128)
-    computes = any(cached(s) is None for _, s, _, _, _ in plan)
+        rows.append(LiveRow(pick.vs_spec, pick.vs_model, pick.vs_display))
+    n = len(lr.plan(rows, more))
+    px = (PAIR_PRESENT_PX if present else PAIR_PX) if n > 1 else (PRESENT_PX if present else 128)
     waiting = box.empty()
+    done_slot = box.empty()
     place = [(1, 1)]
+    views: list[LiveView] = []
 
-    def on_wait(pos, n):
-        place[0] = (pos, n)
-        waiting.info(waiting_text(pos, n))
+    def on_wait(pos, total):
+        place[0] = (pos, total)
+        waiting.info(waiting_text(pos, total))
 
-    wait_cb = Callbacks(wait=on_wait, ahead=lambda a: waiting.info(waiting_text(*place[0], a)))
-    est = estimate if estimate is not None and not more else None  # a Continue's steps are not the estimate's
-    pair_s = None if est is None else est.seconds * len(plan)
-    job = None
+    def callbacks(i, row):
+        waiting.empty()
+        view = LiveView(pick.seeds, container=box, size=px, estimate=None if more else estimate)
+        views.append(view)
+        if n > 1:
+            view.status.caption(f"Row {i + 1} of {n}: **{row.label}**")
+        return Callbacks(snapshot=view.update, progress=view.progress, note=view.note, wait=view.waiting,
+                         ahead=view.ahead)
+
+    def on_row(i, row, job):
+        for view in views:
+            view.clear()
+        if i == 0 and n > 1:  # the first row stays in view while the second runs
+            with done_slot.container():
+                run_row(row.result, row.label, True, px)
+
+    jobs = None
     with box, errors("run: "):
-        with device_slot(spec, wait_cb, seconds=pair_s) if computes and len(plan) > 1 else nullcontext():
-            waiting.empty()
-            done_slot = box.empty()
-            for i, (state, row_spec, model, display, going_on) in enumerate(plan):
-                row_meta = meta if i == 0 else {"key": row_spec.key(), "ck_display": display}
-                view = LiveView(pick.seeds, container=box, size=px, estimate=est)
-                if len(plan) > 1:
-                    view.status.caption(f"Row {i + 1} of 2: **{display}**")
-                row_job = execute(row_spec, pick.image, model, view, page.key(state), row_meta, live=going_on,
-                                  queue=len(plan) == 1, estimate=est)
-                if row_job is None:
-                    break
-                split_run = bool(row_job.batches and len(row_job.batches) > 1)
-                notes = list(row_job.notes) + ([batches_text(row_job)] if split_run else [])
-                if i == 0:
-                    job = row_job
-                    page["result"] = {**meta, "result": row_job.result, "notes": notes}
-                    if len(plan) > 1:  # the first row stays in view while the second runs
-                        with done_slot.container():
-                            run_row(row_job.result, display, True, px)
-                else:
-                    page["result"]["vs"] = {**row_meta, "result": row_job.result, "notes": notes}
-            done_slot.empty()
-    if job is None:  # it failed (the message is shown): the settings stay those of the shown result
-        page["cont"] = before
+        try:
+            jobs = lr.go(pick.image, rows, more=more, meta={**(meta or {}), "image_name": pick.image_name},
+                         cache=disk_cache(), callbacks=callbacks, on_row=on_row, estimate=estimate,
+                         waiting=Callbacks(wait=on_wait, ahead=lambda a: waiting.info(waiting_text(*place[0], a))))
+        except DivergenceError as exc:
+            st.error(str(exc))
+            if exc.last_snapshot is not None:
+                st.image([upscale(im) for im in exc.last_snapshot.images],
+                         caption=[f"seed {s}, last finite step {exc.last_snapshot.step}" for s in lr.plan(rows)[0].spec.seeds])
+        finally:
+            for ph in [waiting, done_slot] + views:
+                (ph.clear if isinstance(ph, LiveView) else ph.empty)()
+    if jobs is None:
         return None
-    return spec
+    if CONT in page.fields:
+        page["cont"] = list(lr.spec.continued)
+    return lr.spec
 
 
 class Notices:

@@ -14,9 +14,15 @@ trims the page margins and shows results first, at projector size.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
+
+# The tab icon is a file the app serves: a `:material/…:` page icon makes the browser fetch an SVG from
+# fonts.gstatic.com, which an offline laptop or a conference network cannot reach (the sidebar's Material icons
+# come from the font bundled with Streamlit, so they ask no other host).
+ICON = Path(__file__).resolve().parent.parent / "assets" / "app" / "icon.png"
 
 PAGES = [
     ("app.py", "Invert", ":material/image:"),
@@ -31,8 +37,14 @@ PAGES = [
 ]
 
 # at 800-1000 px the default 300 px sidebar took 37% of the width: narrower there (it stays resizable above)
+# The depth slider's value ("stage 3 block 1 (InvertedResidual) · blocks.2.0") overflows the sidebar and is cut at
+# its edge; the caption under the slider names the chosen stop in full, so the floating value is hidden.
+# Labels and captions wrap between words, never inside one.
 _NARROW_CSS = """
 <style>
+  [class*="st-key-"][class*="_layer"] [data-testid="stSliderThumbValue"] {display: none !important;}
+  [data-testid="stImageCaption"], [data-testid="stCaptionContainer"], [data-testid="stWidgetLabel"] p
+    {word-break: normal !important; overflow-wrap: normal !important; hyphens: none !important;}
   @media (max-width: 1000px) {
     section[data-testid="stSidebar"] {width: 230px !important; min-width: 230px !important;}
   }
@@ -58,6 +70,11 @@ _PRESENT_CSS = """
 """
 
 
+def heading(text: str, help: str | None = None) -> None:
+    """A page's title, in the one heading style of every page (a small h4: the results fit the first screen)."""
+    st.markdown(f"#### {text}", help=help)
+
+
 def url_of(path: str) -> str:
     """A page's URL path: "/" for the entry file, "/curve" for pages/1_curve.py."""
     if not path.startswith("pages/"):
@@ -76,7 +93,7 @@ def page_setup(title: str) -> bool:
     if "present" not in st.session_state:
         st.session_state["present"] = st.query_params.get("mode") == "present"
     present = bool(st.session_state["present"])
-    st.set_page_config(page_title=f"{title} · Feature inversion explorer", page_icon=":material/image_search:",
+    st.set_page_config(page_title=f"{title} · Feature inversion explorer", page_icon=str(ICON),
                        layout="wide", initial_sidebar_state="collapsed" if present else "auto")
     with st.sidebar:
         for path, label, icon in PAGES:

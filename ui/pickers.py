@@ -259,8 +259,8 @@ def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
             notices.warning(f"ignored the link's image={asked!r}: not one of the samples ({', '.join(samples)}); "
                             f"showing {st.session_state[key]}.")
     cols = box.columns(len(samples))
-    for col, (name, path) in zip(cols, samples.items()):
-        col.image(_thumb(str(path)), caption=name, width=thumb)
+    for col, (name, path) in zip(cols, samples.items()):  # a narrow thumb has no caption: it would break mid-word,
+        col.image(_thumb(str(path)), caption=name if thumb >= 64 else None, width=thumb)  # the radio names them
     choice_ = box.radio("Image", list(samples) + ["upload…"], key=key, horizontal=True)
     if choice_ != "upload…":
         st.session_state[id_key] = ""
@@ -341,18 +341,19 @@ def runnable_checkpoints(page: PageState, arch: str, notices, vs: bool, note: bo
             page["vs"] = want if want in options else "none"
 
 
-def _vs_model(pick: "Pick", arch: str, size: int, init_seed: int, up_vs, problems: list[str], key: str) -> None:
+def _vs_model(pick: "Pick", arch: str, size: int, init_seed: int, up_vs, problems: list[str], key: str,
+              notices=None) -> None:
     """Load the side-by-side checkpoint into `pick` (or say in `problems` why it cannot run)."""
     if pick.vs == "trained" and not models.trained_panel(arch, key + "vs"):
         problems.append(f"the trained {arch} weights to compare with are not on this machine (see the sidebar)")
         return
     ck, seed = ("untrained", init_seed + 1) if pick.vs == "reinit" else (pick.vs, init_seed)
-    with errors("compare with: "):
+    with errors("compare with: ", box=notices):  # at the top of the page, with the other notices
         pick.vs_model, pick.vs_ck_id, pick.vs_display = models.get_model(arch, ck, size, seed, up_vs)
         if pick.vs == "reinit":
             pick.vs_display = f"untrained (init seed {seed})"
     if pick.vs_model is None:
-        problems.append("the checkpoint to compare with could not be loaded (see the message above)")
+        problems.append("the checkpoint to compare with could not be loaded (the red message says why)")
 
 
 def with_vs(pick: "Pick") -> None:
@@ -439,13 +440,13 @@ def inversion(page: PageState, from_link: bool, notices, controls=None, image_bo
     if pick.image is None:
         problems.append("choose or upload an image")
     if trained_ok:
-        with errors("checkpoint: "):
+        with errors("checkpoint: ", box=notices):  # at the top of the page, not under a stale result
             pick.model, pick.ck_id, pick.ck_display = models.get_model(arch, ckpt, size, init_seed, up)
         if pick.model is None:
-            problems.append("the checkpoint could not be loaded (see the message above)")
+            problems.append("the checkpoint could not be loaded (the red message says why)")
     if vs != "none":
         with st.sidebar:
-            _vs_model(pick, arch, size, init_seed, up_vs, problems, page.prefix)
+            _vs_model(pick, arch, size, init_seed, up_vs, problems, page.prefix, notices)
     if pick.model is not None and pick.image is not None:
         with errors("layer: "):
             resolve_layer(pick.model, pick.layer)

@@ -121,11 +121,34 @@ def settings_caption(result: InversionResult, ck_display: str | None, image_name
     return " · ".join(parts)
 
 
+def fit_screen(key: str, per_row: int, rows: int, top_rem: float, head_rem: float = 0.0,
+               caption_rem: float = 2.2) -> None:
+    """Presentation mode: the images inside container `key` take the screen (a projector at 1280x720 and a
+    1920x1080 screen alike) instead of a fixed 256 px that left most of a large screen empty.
+
+    Each of the `rows` rows shows `per_row` images, on one line or wrapped onto two, whichever gives the larger
+    images: the size is the smaller of the width a line shares and the height a line gets, once the page's top
+    (`top_rem`), each row's heading (`head_rem`) and each line's captions (`caption_rem`) are set aside."""
+    width = "(100vw - 2.5rem)"
+    options = []
+    for lines in (1, 2) if per_row > 1 else (1,):
+        across = -(-per_row // lines)
+        total = rows * lines
+        height = f"(100vh - {top_rem + rows * head_rem + total * caption_rem:.2f}rem) / {total}"
+        options.append(f"min({width} / {across}, {height})")
+    size = options[0] if len(options) == 1 else f"max({', '.join(options)})"
+    rule = f"width: {size} !important; max-width: none !important;"
+    st.markdown(f"<style>.st-key-{key} [data-testid='stImage'] img {{{rule} height: auto !important;}} "
+                f".st-key-{key} [data-testid='stImageContainer'], .st-key-{key} [data-testid='stImageCaption'] "
+                f"{{{rule}}}</style>", unsafe_allow_html=True)
+
+
 def show_result(result: InversionResult, model=None, ck_display: str | None = None, image_name: str = "",
                 key: str = "res", present: bool = False):
     """Original + one image per seed with their numbers, the reading, the metrics, the settings, downloads.
 
-    In presentation mode the images come first at 256 px with short captions, then the rest."""
+    In presentation mode the images come first, as large as the screen allows (`fit_screen`), with short
+    captions, then the rest."""
     m = result.metrics
     preds = None if present else _predictions(result, model, key)
     px = PRESENT_PX if present else 192
@@ -136,9 +159,12 @@ def show_result(result: InversionResult, model=None, ck_display: str | None = No
             c += f"\n{preds[i + 1][0][1]} ({preds[i + 1][0][2]:.0%})"
         captions.append(c)
     if present:
-        st.markdown(f"**{result.model} · {ck_display or result.checkpoint} · {result.label}** · {clarity_head(m)} · "
-                    f"{steps_text(result)}")
-    st.image([upscale(result.original, px)] + [upscale(im, px) for im in result.images], caption=captions, width=px)
+        st.markdown(f"**{result.model} · {ck_display or result.checkpoint} · {result.label}"
+                    f"{' · ' + image_name if image_name else ''}** · {clarity_head(m)} · {steps_text(result)}")
+        fit_screen(f"{key}_present", 1 + len(result.images), 1, top_rem=5.8, caption_rem=4.4)  # captions: 2 lines
+    with st.container(key=f"{key}_present") if present else st.container():
+        st.image([upscale(result.original, px)] + [upscale(im, px) for im in result.images], caption=captions,
+                 width=px)
     st.markdown(f"**Reading:** {reading(result)}")
     c = st.columns(5)
     c[0].metric("clarity", f"{m['clarity']:.3f}", help=CLARITY_HELP + " " + others_text(m))
@@ -183,15 +209,54 @@ def run_row(result: InversionResult, ck_display: str | None, original: bool, px:
     st.image(imgs, caption=caps, width=px)
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _depth(arch: str, checkpoint: str, layer: str, _model) -> float | None:
+    from core.studies import layer_depth
+
+    return layer_depth(_model, layer)
+
+
+def depth_of(model, layer: str) -> float | None:
+    """`layer`'s relative depth among `model`'s stops (cached: it traces the graph), or None."""
+    return None if model is None else _depth(model.name, str(model.checkpoint), layer, model)
+
+
+def claim_line(a: InversionResult, b: InversionResult, depth: float | None) -> str | None:
+    """What the paper claims at this depth (finding 4) and whether this trained/untrained pair agrees, with a link
+    to the Findings page that tests it over images; None unless the pair is trained against untrained."""
+    runs = {r.checkpoint: r for r in (a, b)}
+    if set(runs) != {"trained", "untrained"}:
+        return None
+
+    def of(r):
+        return {"clarity": r.metrics.get("clarity"), "fidelity": r.metrics.get("fidelity"),
+                "converged": all(r.metrics.get("converged") or [False])}
+
+    from core.studies import pair_claim  # the studies load only once a pair is shown
+
+    said = pair_claim(of(runs["untrained"]), of(runs["trained"]), depth)
+    where = f"/findings?models={a.model}&sizes={a.size}"
+    return (f"{said.text} One image at one stop is an example, not a test: the [Findings page]({where}) tests "
+            "finding 4 over images, with intervals.")
+
+
 def show_pair(a: InversionResult, b: InversionResult, names: tuple[str | None, str | None], image_name: str = "",
-              key: str = "res", present: bool = False) -> None:
-    """Two checkpoints at one depth, one above the other: their rows, the sentence on the difference in clarity,
-    then each run's reading and numbers, and the two-row grid to download (`core.report.pair_grid`)."""
+              key: str = "res", present: bool = False, depth: float | None = None) -> None:
+    """Two checkpoints at one depth, one above the other: their rows, the sentence on the difference in clarity and
+    what the paper claims there (`claim_line`, at `depth`: the stop's relative depth), then each run's reading and
+    numbers, and the two-row grid to download (`core.report.pair_grid`)."""
     name_a, name_b = names[0] or a.checkpoint, names[1] or b.checkpoint
     px = PAIR_PRESENT_PX if present else PAIR_PX
+    if present:  # the room sees which model, depth and image before the numbers
+        st.markdown(f"**{a.model} · {a.label}{' · ' + image_name if image_name else ''}**")
+        fit_screen(f"{key}_present_pair", 1 + len(a.images), 2, top_rem=9.2, head_rem=2.6)
     st.markdown(f"**{pair_text(a, b, name_a, name_b)}**")
-    run_row(a, name_a, True, px)
-    run_row(b, name_b, False, px)
+    with st.container(key=f"{key}_present_pair") if present else st.container():
+        run_row(a, name_a, True, px)
+        run_row(b, name_b, False, px)
+    claim = claim_line(a, b, depth)  # under the rows: the images stay on the first screen
+    if claim:
+        st.markdown(claim)
     for r, name in ((a, name_a), (b, name_b)):
         st.markdown(f"**Reading, {name}:** {reading(r)}")
     st.caption(settings_caption(a, name_a, image_name) + f" · compared with {name_b}")

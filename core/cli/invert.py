@@ -26,10 +26,10 @@ from core.report.files import write_inversion
 def _stop_text(reason: str | None, early_stop: bool, steps: int, budget: int) -> str:
     if reason == "converged":
         rule = "every seed converged (m_g <= m_r) and its SSIM to the image settled"
-        return f"stopped early: {rule}" if steps < budget else f"the stopping rule was met at the last step: {rule}"
+        return f"stopped early: {rule}" if steps < budget else f"the convergence rule was met at the last step: {rule}"
     if reason == "budget":
         return ("ran the whole budget (early stop off)" if not early_stop
-                else "ran the whole budget (the stopping rule was not met sooner)")
+                else "ran the whole budget (the convergence rule was not met sooner)")
     return "stopped before the end"
 
 

@@ -9,7 +9,7 @@ distances stay on the device and are copied to the host only at snapshots and st
 Iterate `Inversion.snapshots()` to watch a run (stop whenever you like), then call `result()`;
 `run()`/`invert()` do both to the end; `extend(n)` continues a finished or stopped run.
 
-Stopping rule (`Preset.early_stop`): every `stop_window` steps, the run ends when every seed has
+Convergence rule (`Preset.early_stop`): every `stop_window` steps, the run ends when every seed has
 `m_g <= m_r` (converged, see `converged_mask`) and its SSIM to the image changed by at most
 `stop_tol` since the last check; otherwise it runs to the budget (`Preset.iters`).
 """
@@ -278,7 +278,7 @@ class Inversion:
                 t.post(self.state.pixels, n, self.preset.horizon)
 
     def advance(self) -> None:
-        """Count the step and apply the stopping rule (sets `stop_reason` when the run ends)."""
+        """Count the step and apply the convergence rule (sets `stop_reason` when the run ends)."""
         self.steps_done += 1
         if self._stop_check_due(self.preset) and self._done() and self.steps_done >= self.preset.horizon:
             self.stop_reason = "converged"
@@ -286,7 +286,7 @@ class Inversion:
             self.stop_reason = "budget"
 
     def _stop_check_due(self, p: Preset) -> bool:
-        """Whether the stopping rule looks at this step: every `stop_window` steps from one window before the
+        """Whether the convergence rule looks at this step: every `stop_window` steps from one window before the
         schedules' horizon. It may end a run only once the schedules (learning rate, blur) have run their course:
         before that a plateau is the blur's, not the layer's (an untrained ViT-B/16 block at 32 px sat at
         m_g/m_r 0.98-1.0 from step 20 to 40 under the blur, then fell to 0.12 by step 150: clarity 0.62 if
@@ -295,7 +295,7 @@ class Inversion:
                 and self.steps_done >= p.horizon - p.stop_window)
 
     def _done(self) -> bool:
-        """The stopping rule: every seed converged (m_g <= m_r) and its SSIM to the image moved by at most
+        """The convergence rule: every seed converged (m_g <= m_r) and its SSIM to the image moved by at most
         `stop_tol` since the last check, one window ago: more steps would only refine the embedding match,
         not bring the picture closer. (A pixel-distance rule stopped too soon: m_i settles while the
         structure SSIM sees still sharpens, e.g. Lite0 blocks.1.0 SSIM 0.67 at step 120, 0.77 at 200.)"""

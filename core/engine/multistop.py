@@ -9,7 +9,7 @@ that stop's samples (the tail of the batch) are taken out as its activations and
 This is exact because depth stops are cut points of the graph (every path from the input to a later
 node runs through the stop), which `MultiStopEncoder` checks, and because samples never mix in an
 eval-mode network: each run's gradient is the one it would get alone. Each stop stays its own
-`Inversion` (its optimiser, schedules, metrics and stopping rule); only the encoder's forward and
+`Inversion` (its optimiser, schedules, metrics and convergence rule); only the encoder's forward and
 backward are shared (`run_together`). A converged stop leaves the batch.
 
 `core.jobs.pipeline.run_stops` is the pipeline entry (cache, queue, out-of-memory fallback); the curve calls it
@@ -163,7 +163,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
     """Step every run (`core.engine.loop.Inversion`s of one model, image size and preset, at different stops)
     until each has finished, through one shared forward and backward per step.
 
-    Each run keeps its own optimiser, schedules, history and stopping rule; a finished run leaves the
+    Each run keeps its own optimiser, schedules, history and convergence rule; a finished run leaves the
     batch. A run's `seconds` is the wall time of the steps it took part in.
 
     Args:
@@ -216,7 +216,7 @@ def run_together(runs: Sequence, model: LoadedModel, every: int = 10,
         first.follow(watch)  # the process's thread count, for every run of the batch
         for r, n in zip(active, steps):
             t1 = time.perf_counter()
-            r.advance()  # its stopping rule's check uses the run's own encoder
+            r.advance()  # its convergence rule's check uses the run's own encoder
             r.seconds += spent + time.perf_counter() - t1
             if r.steps_done % every == 0 or r.finished:
                 last[id(r)] = r.snapshot(n, last[id(r)])

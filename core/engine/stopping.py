@@ -1,6 +1,6 @@
 """When a seed counts as converged, and when a layer is degenerate (docs/method.md's `m_g <= m_r`).
 
-Shared by the loop's stopping rule, the result's metrics and the verdict, so all three agree.
+Shared by the loop's convergence rule, the result's metrics and the verdict, so all three agree.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class RunSettings:
         preset: a preset name.
         iters: the step budget (None: the preset's).
         lr: the starting learning rate (None or 0: the preset's).
-        early_stop: the preset's stopping rule on or off.
+        early_stop: the preset's convergence rule on or off.
         init_seed: the untrained initialisation's seed.
         device: "auto", "cpu", "cuda[:N]" or "mps".
 
@@ -170,7 +170,7 @@ class RunSettings:
             object.__setattr__(self, "lr", None)
 
     def recipe(self) -> Preset:
-        """The run's preset: the named one with this budget, stopping rule and starting learning rate."""
+        """The run's preset: the named one with this budget, convergence rule and starting learning rate."""
         preset = get_preset(self.preset, iters=self.iters)
         if not self.early_stop:
             preset = preset.replace(early_stop=False)

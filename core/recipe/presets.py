@@ -34,7 +34,7 @@ class Preset:
     schedule_steps: int = 0  # length of the lr and blur schedules (then held at their end values); 0 or more
     # than the budget = the budget
     early_stop: bool = True  # stop once every seed has m_g <= m_r and its SSIM to the image has settled
-    stop_window: int = 20  # steps between two checks of the stopping rule
+    stop_window: int = 20  # steps between two checks of the convergence rule
     stop_tol: float = 0.005  # "settled": SSIM changed by at most this over one window
     note: str = field(default="", compare=False)
 
@@ -143,7 +143,7 @@ DEFAULT = Preset(
 PRESETS = {p.name: p for p in (DEFAULT, PAPER, MV, NATURAL)}
 
 # The invertibility lab's recipe (core/studies/lab.py): the default one on a grey image (one value per pixel), without
-# its blur, with a 2000-step budget (the stopping rule may end it sooner). Without a prior, what a network leaves
+# its blur, with a 2000-step budget (the convergence rule may end it sooner). Without a prior, what a network leaves
 # undetermined stays undetermined: the blur fills a narrow network's null space with smooth content (a 0.5x linear
 # MLP on a 16 px image: clarity 0.85 with the blur, 0.15 without), which would hide finding 6. `core.studies.lab.lab_preset`
 # puts the blur back on request. Not in PRESETS: it only suits the lab's grey-input networks.

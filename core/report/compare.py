@@ -16,12 +16,11 @@ from core.models.checkpoints import short_checkpoint
 from core.report.draw import check_marks, get_font, labelled_grid, png_bytes
 from core.report.figures import seed_band
 from core.report.files import cell_mark, curve_csv
-from core.report.text import METRICS, PALETTE, curve_title, row_value, unconverged_text
+from core.report.text import DASHES, METRICS, checkpoint_colour, curve_title, row_value, unconverged_text
 from core.studies.compare import MAX_BINS, CompareRow, align, default_bins
 
-__all__ = ["DASHES", "compare_title", "compare_figure", "compare_gallery", "write_compare"]
+__all__ = ["compare_title", "compare_figure", "compare_gallery", "write_compare"]
 
-DASHES = ["solid", "dash", "dot", "dashdot"]  # one per checkpoint, in the order given
 
 
 # --------------------------------------------------------------------------- the chart
@@ -45,8 +44,8 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
 
     The conventions of `core.report.figures.curve_figure`: the band is the spread over seeds (clarity min..max, or
     SSIM ± its std), a hollow marker is a point that did not converge (borderline, not converged,
-    degenerate). One colour per model, one dash per checkpoint. Hover: model · checkpoint, the stop's label
-    and node, its index among the model's stops, its relative depth, the value and status.
+    degenerate). One colour per checkpoint (as on every page), one dash per model. Hover: model · checkpoint, the
+    stop's label and node, its index among the model's stops, its relative depth, the value and status.
 
     Args:
         table: `CompareRow.to_json()` rows.
@@ -67,7 +66,7 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
         name = f"{model} · {short_checkpoint(ck)}"
         xs = [float(r["relative_depth"]) for r in mine]
         ys = [row_value(r, metric) for r in mine]
-        color = PALETTE[models.index(model) % len(PALETTE)]
+        color = checkpoint_colour(ck, cks)
         lo, hi = seed_band(mine, metric)
         if lo is not None:
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},
@@ -76,7 +75,7 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
         status = [r.get("status", "converged") for r in mine]
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=name, legendgroup=name,
-            line={"color": color, "dash": DASHES[cks.index(ck) % len(DASHES)]},
+            line={"color": color, "dash": DASHES[models.index(model) % len(DASHES)]},
             marker={"size": 8, "symbol": "circle", "color": ["white" if s != "converged" else color for s in status],
                     "line": {"color": color, "width": 2}},
             customdata=[[str(r.get("label") or r["layer"]), str(r["layer"]), s, name,

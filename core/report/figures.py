@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from core.report.text import METRICS, PALETTE, row_value, short_checkpoint, thin_ticks, tick_label
+from core.report.text import (METRICS, PALETTE, checkpoint_colour, row_value, short_checkpoint, thin_ticks,
+                              tick_label)
 
 if TYPE_CHECKING:  # hints only: importing these would pull in the models
     from core.engine.result import InversionResult
@@ -46,11 +47,12 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
     for r in rows:
         labels.setdefault(float(r["depth"]), (str(r.get("label") or r["layer"]), str(r["layer"])))
     depths = sorted(labels)
-    for i, ck in enumerate(dict.fromkeys(r["checkpoint"] for r in rows)):
+    checkpoints = list(dict.fromkeys(r["checkpoint"] for r in rows))
+    for ck in checkpoints:
         mine = sorted((r for r in rows if r["checkpoint"] == ck), key=lambda r: r["depth"])
         xs = [float(r["depth"]) for r in mine]
         ys = [row_value(r, metric) for r in mine]
-        color = PALETTE[i % len(PALETTE)]
+        color = checkpoint_colour(ck, checkpoints)
         lo, hi = seed_band(mine, metric)
         if lo is not None:
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},

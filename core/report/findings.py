@@ -16,18 +16,17 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw
 
 from core.atomic import atomic_write
 from core.report.draw import get_font, png_bytes
+from core.report.text import checkpoint_colour
 from core.studies.stats import bootstrap_ci, evidence
-from core.studies.verdicts import OWN_SCALE, RUNS, measure_word, validate
+from core.studies.verdicts import OWN_SCALE, RUNS, measure_word, runs_of, validate
 
 if TYPE_CHECKING:
     from core.studies.findings import FindingsReport
 
-COLOURS = {"untrained": (31, 119, 180), "trained": (214, 39, 40)}
-OTHER = [(44, 160, 44), (148, 103, 189), (140, 86, 75), (127, 127, 127)]
 VERDICT_COLOURS = {"holds": "#1a7f37", "does not hold": "#b42318", "inconclusive": "#8a6d00"}
 
 
@@ -42,11 +41,11 @@ def _clean(v):
     return v
 
 
-def curve_points(rows: list[dict], model: str) -> dict[str, list[tuple]]:
+def curve_points(rows: list[dict], model_name: str) -> dict[str, list[tuple]]:
     """checkpoint -> [(relative depth, mean clarity, CI low, CI high, share converged, label)] over the images,
     from converged runs only."""
     out: dict[str, list[tuple]] = {}
-    mine = [r for r in rows if r["model"] == model]
+    mine = [r for r in rows if r["model"] == model_name]
     for ck in dict.fromkeys(r["checkpoint"] for r in mine):
         pts = []
         for layer in dict.fromkeys(r["layer"] for r in mine if r["checkpoint"] == ck):
@@ -61,7 +60,7 @@ def curve_points(rows: list[dict], model: str) -> dict[str, list[tuple]]:
     return out
 
 
-def curve_chart(rows: list[dict], model: str, title: str, width: int = 760, height: int = 340) -> Image.Image:
+def curve_chart(rows: list[dict], model_name: str, title: str, width: int = 760, height: int = 340) -> Image.Image:
     """The clarity curve of `model` as a PNG-ready PIL image (see the module's docstring)."""
     img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
@@ -82,9 +81,9 @@ def curve_chart(rows: list[dict], model: str, title: str, width: int = 760, heig
     d.rectangle([left, top, left + w, top + h], outline=(160, 160, 160))
     d.text((left + w / 2 - 90, height - 20), "relative depth (stop / number of stops)", fill=(60, 60, 60), font=small)
     d.text((4, top - 22), "clarity", fill=(60, 60, 60), font=small)
-    series = curve_points(rows, model)
+    series = curve_points(rows, model_name)
     for i, (ck, pts) in enumerate(series.items()):
-        colour = COLOURS.get(ck, OTHER[i % len(OTHER)])
+        colour = ImageColor.getrgb(checkpoint_colour(ck, list(series)))
         band = (*colour, 50)
         over = Image.new("RGBA", img.size, (0, 0, 0, 0))
         od = ImageDraw.Draw(over)
@@ -203,17 +202,38 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9em; } td, th { bor
 """
 
 
+def _names(rows, key: str) -> str:
+    return ", ".join(str(x) for x in dict.fromkeys(r.get(key) for r in rows) if x is not None)
+
+
+def ran_lines(report: "FindingsReport") -> list[str]:
+    """What the report ran, part by part, read from the rows themselves (so a report of finding 6 alone names the
+    lab's MLPs, not the settings' models), and then the shared settings. Images are named, never by a path."""
+    s = report.settings()
+    out = []
+    for size, rows in report.rows.items():
+        judged = {v.id for v in report.verdicts if _size_of(v) == size}
+        sweep = [f for f in runs_of("sweep", s["findings"]) if f in judged] or runs_of("sweep", s["findings"])
+        out.append(f"Finding{'s' * (len(sweep) > 1)} {', '.join(sweep)} at {size} px: models {_names(rows, 'model')}; "
+                   f"checkpoints {_names(rows, 'checkpoint')}; images {_names(rows, 'image')}; {len(rows)} runs.")
+    for size, rows in report.manifold.items():
+        out.append(f"Finding 5 at {size} px: models {_names(rows, 'model')}; checkpoints {_names(rows, 'checkpoint')};"
+                   f" inputs {_names(rows, 'input')}; {len(rows)} runs.")
+    if report.lab:
+        out.append(f"Finding 6: {OWN_SCALE.get('6', 'lab MLPs')}, images {_names(report.lab, 'image')}; "
+                   f"{len(report.lab)} runs.")
+    out.append(f"Seeds {', '.join(map(str, s['seeds']))}; preset {s['preset']['name']} ({s['preset']['iters']} "
+               f"steps at most); device {s['device']}; {report.seconds:.0f} s.")
+    return out
+
+
 def report_html(report: "FindingsReport") -> str:
     """The self-contained HTML report: settings, the verdict table, a card per verdict with its test in words and
     its evidence, a chart per model and size, and the rows behind them (collapsed)."""
-    s = report.settings()
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>Findings report</title>",
            f"<style>{CSS}</style></head><body>",
            "<h1>Does the paper hold? Findings of Badger (2022), <i>Depth and Representation in Vision Models</i></h1>",
-           f"<p class='muted'>Models {escape(', '.join(s['models']))}; checkpoints {escape(', '.join(s['checkpoints']))};"
-           f" images {escape(', '.join(s['image_names']))} ({escape(str(s['images']))}); sizes "
-           f"{', '.join(f'{x} px' for x in s['sizes'])}; seeds {s['seeds']}; preset {escape(s['preset']['name'])} "
-           f"({s['preset']['iters']} steps at most); device {escape(s['device'])}; {report.seconds:.0f} s. "
+           f"<p class='muted'>{'<br>'.join(escape(line) for line in ran_lines(report))}</p><p class='muted'>"
            "An unconverged run (m_g above m_r on a seed) never counts as evidence (one exact exception: in finding "
            "6's narrow groups a rank-deficient Jacobian proves non-uniqueness without a converged run); each "
            "verdict says how many runs it used and how many it left out.</p>",

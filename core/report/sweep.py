@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core.atomic import atomic_write
-from core.report.text import METRICS, PALETTE
+from core.report.text import DASHES, METRICS, checkpoint_colour
 from core.studies.sweep import COLUMNS, SUMMARY_COLUMNS, Outcome, Sweep, summarize
 
 __all__ = ["summary_figure", "write_sweep"]
@@ -30,25 +30,28 @@ def summary_figure(summary: Sequence[dict], title: str | None = None, metric: st
 
     fig = go.Figure()
     lines = list(dict.fromkeys((s["model"], s["checkpoint"]) for s in summary))
-    for i, (model, ck) in enumerate(lines):
+    models = list(dict.fromkeys(m for m, _ in lines))
+    checkpoints = list(dict.fromkeys(ck for _, ck in lines))
+    for model, ck in lines:  # a colour per checkpoint (as on every page), a dash per model
         mine = sorted((s for s in summary if (s["model"], s["checkpoint"]) == (model, ck)),
                       key=lambda s: s["relative_depth"])
         xs = [s["relative_depth"] for s in mine]
-        color = PALETTE[i % len(PALETTE)]
+        color = checkpoint_colour(ck, checkpoints)
         fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[s[f"{metric}_ci_high"] for s in mine]
                                  + [s[f"{metric}_ci_low"] for s in mine][::-1], fill="toself", mode="lines",
                                  line={"width": 0}, fillcolor=color, opacity=0.2, hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(
             x=xs, y=[s[f"{metric}_mean"] for s in mine], mode="lines+markers", name=f"{model} · {ck}",
-            line={"color": color}, customdata=[[s["label"], s["layer"], s["n"], s[f"{metric}_ci_low"], s[f"{metric}_ci_high"],
+            line={"color": color, "dash": DASHES[models.index(model) % len(DASHES)]}, customdata=[[s["label"], s["layer"], s["n"], s[f"{metric}_ci_low"], s[f"{metric}_ci_high"],
                                                 s["converged_fraction"]] for s in mine],
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>" + metric + " %{y:.3f} "
                           "[%{customdata[3]:.3f}, %{customdata[4]:.3f}] over %{customdata[2]} images (converged runs)<br>"
                           "converged %{customdata[5]:.0%}<extra>" + f"{model} · {ck}" + "</extra>"))
-    fig.update_layout(title=title, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
+    what = "mean and 95% bootstrap interval over images (converged runs)"  # the y axis says it short, to fit
+    fig.update_layout(title=f"{title}<br><sup>{what}</sup>" if title else what, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
                                                                    "range": [0, 1.02]},
-                      yaxis={"title": f"{METRICS.get(metric, metric).split(' (')[0]}: mean and 95% bootstrap interval "
-                                      "over images"},
+                      # short enough to fit the chart's height at 1280x720 (a longer title was cut)
+                      yaxis={"title": f"{METRICS.get(metric, metric).split(' (')[0].split(':')[0]}: mean, 95% CI"},
                       legend={"orientation": "h", "y": 1.1}, margin={"l": 60, "r": 20, "t": 70, "b": 60})
     return fig
 

@@ -27,6 +27,20 @@ METRICS = {  # key in a curve row -> axis title (the measures first, clarity lea
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
+# One colour per checkpoint on every page and in every export: untrained blue, trained red, others after them.
+CHECKPOINT_COLOURS = {"untrained": PALETTE[0], "trained": PALETTE[1]}
+DASHES = ["solid", "dash", "dot", "dashdot"]
+
+
+def checkpoint_colour(checkpoint: str, order: list[str] | None = None) -> str:
+    """The colour of `checkpoint`: fixed for untrained and trained; another checkpoint (a file, a hub id) takes the
+    next free colour by its place in `order` (the checkpoints shown together)."""
+    if checkpoint in CHECKPOINT_COLOURS:
+        return CHECKPOINT_COLOURS[checkpoint]
+    others = [c for c in dict.fromkeys(order or [checkpoint]) if c not in CHECKPOINT_COLOURS]
+    i = others.index(checkpoint) if checkpoint in others else 0
+    return PALETTE[2 + i % (len(PALETTE) - 2)]
+
 
 MAX_TICKS = 12  # most labelled stops on the curve's x axis
 

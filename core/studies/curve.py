@@ -105,6 +105,16 @@ def resolve_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> li
     return sorted(chosen, key=lambda t: t[0])
 
 
+def layer_depth(model: LoadedModel, layer: str) -> float | None:
+    """Where `layer` sits between the input (0) and the logits (1) among `model`'s depth stops (`relative_depth`),
+    or None when the model has no stops or the layer does not resolve."""
+    try:
+        ((depth, _, _),) = resolve_layers(model, [layer])
+        return relative_depth(depth, len(depth_stops(model)))
+    except Exception:  # noqa: BLE001 - an unknown depth only leaves the claim unsaid
+        return None
+
+
 def iter_curve(arch: str, image: torch.Tensor, checkpoints: Sequence[str], layers=None, *,
                seeds: Sequence[int] = (0, 1), preset: Preset | None = None, device: str = "auto", init_seed: int = 0,
                callbacks: Callbacks | None = None, every: int = 10, speed: SpeedOptions | None = None,

@@ -159,7 +159,9 @@ class FindingsReport:
     def settings(self) -> dict:
         p = self.plan
         names = {r["image"] for rows in self.rows.values() for r in rows} | {r["image"] for r in self.lab}
-        return {"images": p.images, "models": p.models, "checkpoints": p.checkpoints, "sizes": p.sizes,
+        # the images as named (a file's or folder's name, "samples"), never a path of the machine that ran them
+        images = ",".join(Path(x.strip()).name or x.strip() for x in str(p.images).split(","))
+        return {"images": images, "models": p.models, "checkpoints": p.checkpoints, "sizes": p.sizes,
                 "seeds": p.seeds, "preset": p.preset.to_dict(), "device": p.device, "findings": list(p.findings),
                 "image_names": sorted(names)}
 

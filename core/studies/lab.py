@@ -183,7 +183,7 @@ def grey_image(image: torch.Tensor) -> torch.Tensor:
 
 
 def lab_preset(iters: int = LAB_ITERS, blur: bool = False, early_stop: bool = True):
-    """The lab's recipe (`core.recipe.presets.LAB`: no prior) with a budget of `iters` steps (the stopping rule may end
+    """The lab's recipe (`core.recipe.presets.LAB`: no prior) with a budget of `iters` steps (the convergence rule may end
     it sooner, unless `early_stop=False`); `blur=True` adds the default recipe's blur prior (named "lab+blur"),
     which fills what the network leaves undetermined with smooth content."""
     preset = LAB.replace(iters=int(iters), early_stop=bool(early_stop))
@@ -471,7 +471,7 @@ def iter_mlp_lab(image: torch.Tensor, widths: Sequence[float] = DEFAULT_WIDTHS,
         seeds, device, cache, use_cache, every, speed: as for `core.jobs.pipeline.run`.
         callbacks: the hooks (`core.jobs.pipeline.Callbacks`): `stop(done, total, config name, embedding node)`
             before each configuration and (total, total, "", "") at the end; the others are passed to each run.
-        iters: the step budget (the stopping rule may end a run sooner).
+        iters: the step budget (the convergence rule may end a run sooner).
         init_seed: the networks' initialisation seed.
         blur: add the default recipe's blur prior (default: none, so the network alone decides what comes back).
         early_stop: False runs the whole budget (an ill-conditioned network keeps improving after m_g <= m_r).

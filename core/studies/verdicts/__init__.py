@@ -20,7 +20,8 @@ plus `label`/`kind`, see `finding_1`. Findings 5 (manifold) and 6 (MLP lab) read
 The package, by job: `claims` (the words and thresholds, data only), `rows` (which rows are evidence, statistics
 with intervals), `verdict` (the record and its JSON check), `stops` (what kind of layer a stop is), then the
 findings by what they read: `depth` (1, 2, 4: the clarity curve), `uniqueness` (3 and 6), `natural` (5: the
-manifold) and `vit` (7); `evaluate` runs every finding the rows allow. Imports run down that list only.
+manifold) and `vit` (7); `evaluate` runs every finding the rows allow; `one_pair` reads finding 4 on one pair of runs (the
+Invert page's side by side). Imports run down that list only.
 
     verdicts = evaluate(rows)                        # every finding the rows allow, per model
     [v.to_dict() for v in verdicts]                  # JSON-ready; `validate(d)` checks one
@@ -43,6 +44,7 @@ from core.studies.verdicts.natural import finding_5
 from core.studies.verdicts.vit import finding_7
 from core.studies.verdicts.measures import STATED, under_each, where_it_holds
 from core.studies.verdicts.evaluate import evaluate
+from core.studies.verdicts.one_pair import PairClaim, pair_claim
 
 __all__ = [
     "FINDINGS", "OWN_SCALE", "PAIRED", "RUNS", "SHOWN_ON", "UNTRAINED_ONLY", "runs_of",
@@ -51,5 +53,5 @@ __all__ = [
     "PE_SHARE", "RELU_NOT", "RELU_WIDTH", "SEED", "STATISTICS", "TESTS", "THRESHOLDS", "UNIQUE_CLARITY",
     "VERDICTS", "VERDICT_FIELDS", "Verdict", "evaluate", "finding_1", "finding_2", "finding_3", "finding_4",
     "finding_5", "finding_6", "finding_7", "is_block", "is_first_conv", "is_patch_embedding", "is_pooling",
-    "is_vit", "reason_out", "spearman", "validate", "ABSTRACT_MARGIN", "STATED", "measure_word", "under_each", "where_it_holds",
+    "is_vit", "pair_claim", "PairClaim", "reason_out", "spearman", "validate", "ABSTRACT_MARGIN", "STATED", "measure_word", "under_each", "where_it_holds",
 ]

@@ -40,7 +40,7 @@ from core.studies.verdicts.stops import is_first_conv, is_pooling
 from core.studies.verdicts.verdict import Verdict, make_verdict
 
 
-def finding_1(rows: Iterable[dict], model: str | None = None, checkpoint: str = "untrained",
+def finding_1(rows: Iterable[dict], model_name: str | None = None, checkpoint: str = "untrained",
               measure: str = "clarity") -> Verdict:
     """Finding 1: before training, clarity falls with depth.
 
@@ -50,15 +50,15 @@ def finding_1(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
     rho = 0 (no trend), so a flat curve does not hold.
 
     Args:
-        rows: sweep rows (module docstring); only `model`'s rows at `checkpoint` are read.
-        model: the model (None: the rows must hold one).
+        rows: sweep rows (module docstring); only `model_name`'s rows at `checkpoint` are read.
+        model_name: the model's name (None: the rows must hold one).
         checkpoint: the untrained checkpoint's name.
         measure: the row's number the test reads: "clarity", or a measure of the panel ("fidelity", "structure").
 
     Returns:
         The Verdict; evidence: rho per image, the measure's mean per stop (converged rows), the stops.
     """
-    rows, model = scope(rows, model, [checkpoint])
+    rows, model_name = scope(rows, model_name, [checkpoint])
     word = measure_word(measure)
     used, out = split_rows(rows, measure)
     per_image: dict = {}
@@ -92,10 +92,10 @@ def finding_1(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
         why = {HOLDS: f"{text}: {word} falls with depth on every resample (CI below 0)",
                FAILS: f"{text}: the CI lies at or above 0, {word} does not fall with depth",
                INCONCLUSIVE: f"{text}: the CI straddles 0"}[verdict]
-    return make_verdict("1", value, ci, verdict, why, len(counted), out, model, checkpoint, evidence)
+    return make_verdict("1", value, ci, verdict, why, len(counted), out, model_name, checkpoint, evidence)
 
 
-def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = "untrained",
+def finding_2(rows: Iterable[dict], model_name: str | None = None, checkpoint: str = "untrained",
               measure: str = "clarity") -> Verdict:
     """Finding 2: the first convolution is (almost) exact, the first pooling/strided stop is where exactness goes.
 
@@ -105,8 +105,8 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
     by name (`is_first_conv`, `is_pooling`); the first conv must come before the first pooling stop.
 
     Args:
-        rows: sweep rows; only `model`'s rows at `checkpoint` are read.
-        model: the model (None: the rows must hold one).
+        rows: sweep rows; only `model_name`'s rows at `checkpoint` are read.
+        model_name: the model's name (None: the rows must hold one).
         checkpoint: the untrained checkpoint's name.
         measure: the row's number the test reads ("clarity", "fidelity", "structure").
 
@@ -114,7 +114,7 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
         The Verdict (value: the measure's mean at the first conv); evidence: "conv" and "pool", each with its stop,
         value, ci and verdict (pool: the paired difference pool - conv).
     """
-    rows, model = scope(rows, model, [checkpoint])
+    rows, model_name = scope(rows, model_name, [checkpoint])
     stops = stops_of(rows)
     pools = [s for s in stops if is_pooling(s)]
     pool = pools[0] if pools else None
@@ -129,7 +129,7 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
         missing = " and ".join(w for w, s in wants if s is None)
         out["not the first conv or pooling stop"] += len(used)
         return make_verdict("2", None, None, INCONCLUSIVE, f"the model's stops include no {missing.replace('a ', '', 1)}"
-                        " (it may downsample inside blocks, which the test cannot place)", 0, out, model, checkpoint,
+                        " (it may downsample inside blocks, which the test cannot place)", 0, out, model_name, checkpoint,
                         evidence)
     cells = by_image_layer(used, measure)
     images = sorted({img for img, _ in cells})
@@ -164,7 +164,7 @@ def finding_2(rows: Iterable[dict], model: str | None = None, checkpoint: str = 
             note = f" (fewer than {MIN_IMAGES} images)" if few else (" (CI straddles the threshold)"
                                                                        if res == INCONCLUSIVE else "")
             parts.append(f"{name} {state}{note}: {text}")
-    return make_verdict("2", v_conv, ci_conv, verdict, "; ".join(parts), len(counted), out, model, checkpoint, evidence)
+    return make_verdict("2", v_conv, ci_conv, verdict, "; ".join(parts), len(counted), out, model_name, checkpoint, evidence)
 
 
 
@@ -177,7 +177,7 @@ def _late_deltas(paired, cells, trained, untrained, layers) -> dict:
     return {img: float(np.mean(d)) for img, d in per_image.items()}
 
 
-def finding_4(rows: Iterable[dict], model: str | None = None, untrained: str = "untrained",
+def finding_4(rows: Iterable[dict], model_name: str | None = None, untrained: str = "untrained",
               trained: str = "trained", measure: str = "clarity") -> Verdict:
     """Finding 4: training sharpens early layers' reconstructions; late layers' become abstract images.
 
@@ -192,7 +192,7 @@ def finding_4(rows: Iterable[dict], model: str | None = None, untrained: str = "
 
     Args:
         rows: sweep rows of one model at both checkpoints.
-        model: the model (None: the rows must hold one).
+        model_name: the model's name (None: the rows must hold one).
         untrained, trained: the two checkpoints' names.
         measure: the row's number the test reads ("clarity", "fidelity", "structure"); the late part also reads
             "fidelity".
@@ -201,7 +201,7 @@ def finding_4(rows: Iterable[dict], model: str | None = None, untrained: str = "
         The Verdict (value: the early part's mean Delta); evidence: "early" and "late" (value, ci, verdict,
         n_images; late also "pixel" and "kept", its two halves) and "stops" (mean Delta per stop with its CI).
     """
-    rows, model = scope(rows, model, [untrained, trained])
+    rows, model_name = scope(rows, model_name, [untrained, trained])
     word = measure_word(measure)
     used, out = split_rows(rows, measure)
     cells = {ck: by_image_layer([r for r in used if r.get("checkpoint") == ck], measure) for ck in (untrained, trained)}
@@ -284,5 +284,5 @@ def finding_4(rows: Iterable[dict], model: str | None = None, untrained: str = "
     for d in per_stop:
         d.pop("_v"), d.pop("_ci")
     evidence = {"early": early, "late": late, "stops": per_stop, "paired_images": len({img for img, _ in paired})}
-    return make_verdict("4", early["value"], early["ci"], verdict, "; ".join(shown), len(counted), out, model,
+    return make_verdict("4", early["value"], early["ci"], verdict, "; ".join(shown), len(counted), out, model_name,
                         f"{trained} vs {untrained}", evidence)

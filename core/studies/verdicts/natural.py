@@ -31,7 +31,7 @@ from core.studies.verdicts.rows import (
 from core.studies.verdicts.verdict import Verdict, make_verdict
 
 
-def finding_5(rows: Iterable[dict], model: str | None = None) -> Verdict:
+def finding_5(rows: Iterable[dict], model_name: str | None = None) -> Verdict:
     """Finding 5: deep trained layers pull non-natural inputs toward natural-image statistics.
 
     Rows are the manifold study's, mapped by the caller: `input_kind` ("noise", "disc", ...; natural kinds
@@ -46,12 +46,12 @@ def finding_5(rows: Iterable[dict], model: str | None = None) -> Verdict:
 
     Args:
         rows: the rows above.
-        model: keep only rows of this model (None: the rows must hold at most one).
+        model_name: keep only rows of this model (None: the rows must hold at most one).
 
     Returns:
         The Verdict (checkpoint "trained vs untrained"); evidence: the difference per input and per layer.
     """
-    rows, model = scope(rows, model, None)
+    rows, model_name = scope(rows, model_name, None)
     out = Counter()
     keep = []
     for r in rows:
@@ -94,4 +94,4 @@ def finding_5(rows: Iterable[dict], model: str | None = None) -> Verdict:
         why = {HOLDS: f"{text}: trained deep layers return more natural-looking images (CI above 0)",
                FAILS: f"{text}: the CI lies at or below 0, training does not make them more natural",
                INCONCLUSIVE: f"{text}: the CI straddles 0"}[verdict]
-    return make_verdict("5", value, ci, verdict, why, len(counted), out, model, "trained vs untrained", evidence)
+    return make_verdict("5", value, ci, verdict, why, len(counted), out, model_name, "trained vs untrained", evidence)

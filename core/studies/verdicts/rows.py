@@ -130,16 +130,17 @@ def count_text(n: int, what: str = "image") -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
 
 
-def scope(rows: Iterable[dict], model: str | None, checkpoints: Sequence[str] | None) -> tuple[list[dict], str | None]:
-    """The rows of one model (and the given checkpoints); raises ValueError when `model` is None but the rows hold
-    several (a finding never pools models: their depths and images do not pair)."""
-    rows = [r for r in rows if model is None or r.get("model") == model]
+def scope(rows: Iterable[dict], model_name: str | None,
+          checkpoints: Sequence[str] | None) -> tuple[list[dict], str | None]:
+    """The rows of one model (and the given checkpoints); raises ValueError when `model_name` is None but the rows
+    hold several (a finding never pools models: their depths and images do not pair)."""
+    rows = [r for r in rows if model_name is None or r.get("model") == model_name]
     models = sorted({str(r.get("model")) for r in rows if r.get("model") is not None})
-    if model is None and len(models) > 1:
-        raise ValueError(f"rows of several models ({', '.join(models)}): pass model=")
+    if model_name is None and len(models) > 1:
+        raise ValueError(f"rows of several models ({', '.join(models)}): pass model_name=")
     if checkpoints is not None:
         rows = [r for r in rows if r.get("checkpoint") in checkpoints]
-    return rows, model if model is not None else (models[0] if models else None)
+    return rows, model_name if model_name is not None else (models[0] if models else None)
 
 
 def one_checkpoint(rows: list[dict], checkpoint: str | None) -> tuple[list[dict], str | None]:

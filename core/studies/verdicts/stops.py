@@ -67,9 +67,9 @@ def is_block(stop: dict) -> bool:
             or re.search(r"(^|\.)(blocks|layers)\.\d+$", layer) is not None)
 
 
-def is_vit(model: str | None, rows: Iterable[dict]) -> bool:
+def is_vit(model_name: str | None, rows: Iterable[dict]) -> bool:
     """ViT-like: the name contains "vit" or "deit", or the stops show a patch embedding followed by encoder blocks."""
-    if model and any(w in model.lower() for w in ("vit", "deit")):
+    if model_name and any(w in model_name.lower() for w in ("vit", "deit")):
         return True
     stops = stops_of(rows)
     pe = [s["depth"] for s in stops if is_patch_embedding(s)]

@@ -45,7 +45,7 @@ from core.studies.verdicts.rows import (
 from core.studies.verdicts.verdict import Verdict, make_verdict
 
 
-def finding_3(rows: Iterable[dict], model: str | None = None, checkpoint: str | None = None) -> Verdict:
+def finding_3(rows: Iterable[dict], model_name: str | None = None, checkpoint: str | None = None) -> Verdict:
     """Finding 3: deep reconstructions are poor because the layer is non-unique, not because the optimiser failed.
 
     Why this test: only converged runs (m_g <= m_r) can show non-uniqueness, so it first asks that most deep runs
@@ -55,15 +55,15 @@ def finding_3(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
 
     Args:
         rows: sweep rows with `input_l2_mean`, `shift_input_l2` (missing: inconclusive) and `seed_spread_input`
-            (optional, reported); only `model`'s rows at `checkpoint` are read.
-        model: the model (None: the rows must hold one).
+            (optional, reported); only `model_name`'s rows at `checkpoint` are read.
+        model_name: the model's name (None: the rows must hold one).
         checkpoint: the checkpoint (None: the rows must hold one).
 
     Returns:
         The Verdict; evidence: the fraction of deep runs that converged, per deep stop the median ratio and the
         median seed spread / ||a'-a||_2, the ratio per image.
     """
-    rows, model = scope(rows, model, None)
+    rows, model_name = scope(rows, model_name, None)
     rows, checkpoint = one_checkpoint(rows, checkpoint)
     out = Counter()
     deep = []
@@ -124,11 +124,11 @@ def finding_3(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
                FAILS: f"{text}: the reconstructions are near copies (CI < {NEAR_COPY:g}), the layer keeps the image",
                INCONCLUSIVE: f"{text}: the CI is not wholly in the non-unique (>= {NON_UNIQUE:g}) or the near-copy "
                              f"(< {NEAR_COPY:g}) band"}[verdict]
-    return make_verdict("3", value, ci, verdict, why, len(deepest), out, model, checkpoint, evidence)
+    return make_verdict("3", value, ci, verdict, why, len(deepest), out, model_name, checkpoint, evidence)
 
 
 
-def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
+def finding_6(rows: Iterable[dict], model_name: str | None = None) -> Verdict:
     """Finding 6: an MLP layer narrower than its input is never unique; ReLU needs about twice the width.
 
     Rows are the MLP lab's, mapped by the caller: `width_ratio` (hidden width / input width), `activation`
@@ -147,13 +147,13 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
 
     Args:
         rows: the rows above.
-        model: keep only rows of this model (None: the rows must hold at most one).
+        model_name: keep only rows of this model (None: the rows must hold at most one).
 
     Returns:
         The Verdict; evidence: "narrow", "relu_narrow", "relu_wide" (runs, unique, verdict) and the unique
         fraction per (activation, width ratio).
     """
-    rows, model = scope(rows, model, None)
+    rows, model_name = scope(rows, model_name, None)
     out = Counter()
     keep, proof_only = [], []  # converged rows; unconverged rows kept only for their rank-deficient Jacobian
     for r in rows:
@@ -224,4 +224,4 @@ def finding_6(rows: Iterable[dict], model: str | None = None) -> Verdict:
         bits = [f"{evidence[g]['unique']} of {evidence[g]['runs']} {names[g]} unique" for g in groups
                 if verdict == HOLDS or results[g] == FAILS]
         why = ("as predicted: " if verdict == HOLDS else "against the prediction: ") + "; ".join(bits)
-    return make_verdict("6", value, ci, verdict, why, len(counted), out, model, None, evidence)
+    return make_verdict("6", value, ci, verdict, why, len(counted), out, model_name, None, evidence)

@@ -34,7 +34,7 @@ from core.studies.verdicts.stops import is_block, is_patch_embedding
 from core.studies.verdicts.verdict import Verdict, make_verdict
 
 
-def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | None = None,
+def finding_7(rows: Iterable[dict], model_name: str | None = None, checkpoint: str | None = None,
               measure: str = "clarity") -> Verdict:
     """Finding 7 (ViT): clarity nearly flat across the encoder blocks, the loss at the patch embedding.
 
@@ -46,7 +46,7 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
 
     Args:
         rows: sweep rows of one ViT-like model (`is_vit`); only `checkpoint`'s rows are read.
-        model: the model (None: the rows must hold one).
+        model_name: the model's name (None: the rows must hold one).
         checkpoint: the checkpoint (None: the rows must hold one).
         measure: the row's number the test reads ("clarity", "fidelity", "structure").
 
@@ -54,7 +54,7 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
         The Verdict (value: the mean spread); evidence: "flat" and "drop" (value, ci, verdict, n_images) and the
         mean clarity per block.
     """
-    rows, model = scope(rows, model, None)
+    rows, model_name = scope(rows, model_name, None)
     rows, checkpoint = one_checkpoint(rows, checkpoint)
     stops = stops_of(rows)
     pes = [s for s in stops if is_patch_embedding(s)]
@@ -67,7 +67,7 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
         out["not the patch embedding or a block"] += len(used)
         why = "the rows have no patch-embedding stop" if pe is None else \
             f"only {len(blocks)} encoder-block stop after the patch embedding (2 needed)"
-        return make_verdict("7", None, None, INCONCLUSIVE, why, 0, out, model, checkpoint, evidence)
+        return make_verdict("7", None, None, INCONCLUSIVE, why, 0, out, model_name, checkpoint, evidence)
     cells = by_image_layer(used, measure)
     images = sorted({img for img, _ in cells})
     names = [b["layer"] for b in blocks]
@@ -119,4 +119,4 @@ def finding_7(rows: Iterable[dict], model: str | None = None, checkpoint: str | 
             else:
                 state = {HOLDS: "holds", FAILS: "does not hold", INCONCLUSIVE: "is inconclusive"}[res]
                 texts.append(f"{name} {state}: {text}")
-    return make_verdict("7", v_flat, ci_flat, verdict, "; ".join(texts), len(counted), out, model, checkpoint, evidence)
+    return make_verdict("7", v_flat, ci_flat, verdict, "; ".join(texts), len(counted), out, model_name, checkpoint, evidence)
