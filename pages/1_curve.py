@@ -7,6 +7,7 @@ from core.jobs import image_hash
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import heading, page_setup
+from ui.limits import refusal
 from ui.notices import curve_estimate, ignored_stops, link_values
 from ui.state import Field, choice, dump_bool, flag, items, join
 
@@ -57,10 +58,11 @@ problems = [t for ok, t in ((usable, "choose at least one checkpoint that loads"
 b1, b2, _ = st.columns([1, 1, 5])
 run_clicked = b1.button("Run curve", type="primary", key=page.key("run"), disabled=bool(problems))
 stop_box = b2.empty()  # Stop is drawn once it is known whether a run starts
+curve_s = None
 if problems:
     st.info("Run curve is not available yet: " + "; ".join(problems) + ".")
 else:  # measured now (a few steps at the first and last stop, cached for a minute), never a constant
-    curve_estimate(estimate_box, arch, loaded, usable, plan, image, seeds, preset, device, batch)
+    curve_s = curve_estimate(estimate_box, arch, loaded, usable, plan, image, seeds, preset, device, batch)
 base = {"model": arch, "cks": usable, "stops": plan, "size": size, "seeds": seeds, "preset": preset.to_dict(),
         "init_seed": init_seed, "image": image_name,
         "image_sha256": image_hash(image) if image is not None else None}  # two uploads may share a name
@@ -68,6 +70,10 @@ first = not page.get("visited")
 page["visited"] = True
 auto = first and not problems and live.curve_cached(loaded, usable, plan, image, seeds, preset, device)
 running = (run_clicked or auto) and not problems
+refused = refusal(curve_s if not problems else None, device) if run_clicked and not auto else None
+if refused:  # the operator's limits (ui/limits.py): nothing runs, the shown curve stays
+    st.error(refused)
+    running = False
 stop_box.button("Stop", key=page.key("stop"), disabled=not running or auto,  # auto: all from the cache
                 help="Stops after keeping every finished depth stop" if running else "nothing is running")
 if running:

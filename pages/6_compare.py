@@ -8,6 +8,7 @@ from core.studies import iter_compare, plan_compare
 from ui import live, models, pickers, state, views
 from ui.errors import errors
 from ui.nav import heading, page_setup
+from ui.limits import refusal
 from ui.notices import known_only, link_values, plan_estimate
 from ui.state import Field, choice, dump_bool, flag, integer, items, join
 
@@ -79,11 +80,12 @@ estimate_box = st.container()
 b1, b2, _ = st.columns([2, 1, 4])
 run_clicked = b1.button("Run comparison", type="primary", key=page.key("run"), disabled=bool(problems))
 stop_box = b2.empty()  # Stop is drawn once it is known whether a run starts
+compare_s = None
 if problems:
     st.info("Run comparison is not available yet: " + "; ".join(problems) + ".")
 else:  # measured now at each line's first and last stop (cached for a minute), never a constant
-    plan_estimate(estimate_box, [(x.model, x.loaded, x.checkpoint, x.nodes) for x in lines], image, seeds, preset,
-                  device, batch)
+    compare_s = plan_estimate(estimate_box, [(x.model, x.loaded, x.checkpoint, x.nodes) for x in lines], image, seeds,
+                              preset, device, batch)
 base = {"models": list(dict.fromkeys(x.model for x in lines)), "checkpoints": cks, "stops": {x.name: x.nodes for x in
         lines}, "size": size, "seeds": seeds, "preset": preset.to_dict(), "init_seed": init_seed, "image": image_name}
 first, page["visited"] = not page.get("visited"), True
@@ -92,6 +94,10 @@ auto = first and not problems and all(live.curve_cached([x.loaded], [x.checkpoin
 
 
 running = (run_clicked or auto) and not problems
+refused = refusal(compare_s if not problems else None, device) if run_clicked and not auto else None
+if refused:  # the operator's limits (ui/limits.py): nothing runs, the shown comparison stays
+    st.error(refused)
+    running = False
 stop_box.button("Stop", key=page.key("stop"), disabled=not running or auto,  # auto: all from the cache
                 help="Stops after keeping every finished stop" if running else "nothing is running")
 if running:  # rows kept stop by stop: Stop (a rerun) keeps every finished one

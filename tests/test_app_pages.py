@@ -497,3 +497,30 @@ def test_the_cheaper_setting_button_runs_what_it_offers(monkeypatch):
     iters = int(offered[1])
     assert row is not None and row.result.preset.iters == iters and at.number_input(key="inv_iters").value == iters
     assert result_images(at) is not None
+
+
+def test_the_operators_limits_refuse_a_run_in_words_and_keep_the_page(monkeypatch):
+    """A run estimated past INVERSION_MAX_RUN_S, or asked while INVERSION_MAX_WAITING runs wait, is refused with
+    what to do; nothing runs and the page stays usable."""
+    at = app({**TINY, "iters": "1500", "init_seed": "7"})  # not cached, nor short enough to run by itself
+    at.run()
+    ok(at)
+    monkeypatch.setenv("INVERSION_MAX_RUN_S", "0.01")
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    text = errors(at)
+    assert "This server limits one run to under a second" in text and "INVERSION_MAX_RUN_S" in text, text
+    assert first_row(at) is None
+    monkeypatch.setenv("INVERSION_MAX_RUN_S", "100000")
+    monkeypatch.setenv("INVERSION_MAX_WAITING", "0")
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert "The server is busy" in errors(at) and first_row(at) is None
+    monkeypatch.delenv("INVERSION_MAX_WAITING")
+    at.button(key="inv_run").click()
+    at.run()
+    ok(at)
+    assert not at.error, errors(at)
+    assert first_row(at) is not None and first_row(at).result.steps_done >= 1

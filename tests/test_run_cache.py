@@ -1,6 +1,7 @@
 """The on-disk result cache: keys, round trips, atomic writes, corrupt entries ignored."""
 
 import os
+import time
 
 import pytest
 import torch
@@ -252,3 +253,29 @@ def test_has_sees_an_entry_without_reading_it(tmp_path):
     cache.path(key, shipped).parent.mkdir(parents=True)
     cache.path(key, shipped).write_bytes(b"not read")
     assert cache.has(key) and not cache.has("cd" * 32)
+
+
+def test_the_cache_is_capped_least_recently_used_first_and_never_what_is_in_use(tmp_path, result, monkeypatch):
+    """Past its cap, a put removes the entries used longest ago (a read counts as a use); the entry just stored
+    and every entry used in the last FRESH_S seconds stay (a visitor's results on screen)."""
+    from core.jobs import cache as cache_mod
+
+    cache = RunCache(tmp_path)
+    keys = [f"{i:02x}" + "a" * 62 for i in range(5)]
+    for k in keys:
+        cache.put(k, result)
+    one = cache.path(keys[0]).stat().st_size
+    hour = time.time() - 3600
+    for i, k in enumerate(keys):  # all used an hour ago or more, the first longest ago
+        os.utime(cache.path(k), (hour - 100 * (5 - i), hour - 100 * (5 - i)))
+    assert cache.get(keys[0]) is not None  # read now: used now
+    monkeypatch.setenv("INVERSION_CACHE_MB", str(3.5 * one / 2**20))  # room for three entries
+    new = "ff" + "b" * 62
+    cache.put(new, result)  # six entries: the three used longest ago go, not the one just read
+    left = sorted(k for k in keys + [new] if cache.has(k))
+    assert left == sorted([keys[0], keys[4], new]), left
+    assert cache.size() <= 3.5 * one
+    for k in left:  # all used within FRESH_S now: a full cache keeps them rather than lose what is on screen
+        os.utime(cache.path(k))
+    assert cache.trim(cap=one) == 0 and all(cache.has(k) for k in left)
+    assert cache.trim(cap=one, now=time.time() + cache_mod.FRESH_S + 1) == 2  # once they age, down to the cap

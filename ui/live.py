@@ -281,7 +281,15 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, meta
     rows = [LiveRow(pick.spec, pick.model, pick.ck_display)]
     if pick.vs_spec is not None:
         rows.append(LiveRow(pick.vs_spec, pick.vs_model, pick.vs_display))
-    n = len(lr.plan(rows, more))
+    planned = lr.plan(rows, more)
+    n = len(planned)
+    if any(r.result is None and cached(r.spec) is None for r in planned):  # it computes: the operator's limits
+        from ui.limits import refusal
+
+        refused = refusal(None if more or estimate is None else estimate.seconds * n, pick.device)
+        if refused:
+            box.error(refused)
+            return None
     px = (PAIR_PRESENT_PX if present else PAIR_PX) if n > 1 else (PRESENT_PX if present else 128)
     waiting = box.empty()
     done_slot = box.empty()

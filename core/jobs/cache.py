@@ -9,6 +9,10 @@ with `torch.save` and read with `weights_only=True`, so an entry cannot run code
     key = run_key({"model": "resnet18", ...}, image)
     result = cache.get(key) or compute()
     cache.put(key, result)
+
+The cache is capped (`$INVERSION_CACHE_MB`, default `MAX_TOTAL_MB`): a `put` that takes it past the cap removes
+the least recently used entries (a read counts as a use), except those used in the last `FRESH_S` seconds, so a
+shared server's visitors never lose what they are looking at to another visitor's runs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -32,6 +37,16 @@ from core.recipe.presets import Preset
 FORMAT = 5  # bump when the stored layout or the meaning of a result changes (5: clarity from the measures panel)
 UPGRADABLE = 4  # an entry of this format is read and given the measures panel (its layout is FORMAT's)
 SUFFIX = ".pt"
+MAX_TOTAL_MB = 4096  # the cache's size cap ($INVERSION_CACHE_MB); past it the least recently used entries go
+FRESH_S = 900.0  # entries used in the last 15 minutes are never pruned (a visitor's results on screen, their links)
+
+
+def cap_bytes() -> float:
+    """The cache's cap in bytes: `$INVERSION_CACHE_MB` (a number), else `MAX_TOTAL_MB`."""
+    try:
+        return float(os.environ.get("INVERSION_CACHE_MB", MAX_TOTAL_MB)) * 2**20
+    except ValueError:
+        return MAX_TOTAL_MB * 2**20
 
 
 def default_dir() -> Path:
@@ -152,6 +167,11 @@ class RunCache:
                     atomic_write(path, encode_result(result))
                 except OSError:
                     pass
+            elif i == 0:
+                try:
+                    os.utime(path)  # used now: the last to be pruned
+                except OSError:
+                    pass
             return result
         return None
 
@@ -169,4 +189,47 @@ class RunCache:
             return None
         path = self.path(key)
         atomic_write(path, encode_result(result))
+        self.trim(keep=key)
         return path
+
+    def size(self) -> int:
+        """Bytes held in `root` (the fallbacks are not counted: they are never written)."""
+        return sum(size for _, _, size in self._entries())
+
+    def _entries(self) -> list[tuple[float, Path, int]]:
+        out = []
+        try:
+            for sub in os.scandir(self.root):
+                if not sub.is_dir():
+                    continue
+                for e in os.scandir(sub.path):
+                    if e.name.endswith(SUFFIX):
+                        st = e.stat()
+                        out.append((st.st_mtime, Path(e.path), st.st_size))
+        except OSError:
+            pass
+        return out
+
+    def trim(self, keep: str | None = None, cap: float | None = None, now: float | None = None) -> int:
+        """Remove the least recently used entries until `root` holds at most `cap` bytes (default: `cap_bytes()`);
+        returns how many went. `keep` (the entry just stored) and entries used in the last `FRESH_S` seconds stay,
+        even if the cache then stays above its cap until they age."""
+
+        cap = cap_bytes() if cap is None else cap
+        entries = self._entries()
+        total = sum(size for _, _, size in entries)
+        if total <= cap:
+            return 0
+        now = time.time() if now is None else now
+        gone = 0
+        for mtime, path, size in sorted(entries):
+            if total <= cap or now - mtime < FRESH_S:
+                break
+            if keep is not None and path.name == f"{keep}{SUFFIX}":
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total, gone = total - size, gone + 1
+        return gone
