@@ -40,6 +40,11 @@ if sys.argv[1:2] == ["estimate"]:
 
     raise SystemExit(main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["crowd"]:
+    from benchmarks.crowd import main
+
+    raise SystemExit(main(sys.argv[2:]))
+
 if sys.argv[1:2] == ["startup"]:
     from benchmarks.startup import main
 

@@ -18,6 +18,7 @@ FIELDS = [Field("file", ""), Field("models", sweeps.DEFAULT_MODELS, items(), joi
           Field("layers", sweeps.DEFAULT_LAYERS), setting("size", 32, hi=512), setting("seeds", 1),
           setting("iters", 60), Field("out", "page-sweep"), Field("backend", "local", choice(["local", "ray"])),
           Field("point", "")]
+RAN = state.PageState("swr_")  # the keys of a just-finished sweep's results, shown in the Run tab
 page = state.PageState("sw_", FIELDS)
 link = link_values(page, "models")
 link_warnings, _ = page.bind()
@@ -71,11 +72,24 @@ with tab_run:
     if sweep is not None:
         with errors("estimate: "):
             sweeps.estimate(sweep, st)
-    clicked = st.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None)
+    b1, b2, _ = st.columns([1, 1, 5])
+    clicked = b1.button("Run sweep", type="primary", key=page.key("run"), disabled=sweep is None)
+    b2.button("Stop", key=page.key("stop"), disabled=not clicked,
+              help="Stops the sweep; its finished runs stay in the cache, so Run sweep again runs only the rest"
+              if clicked else "nothing is running")
+    wrote = None
     with errors("sweep: "):  # a lost Ray node: the message, and Resume (the same sweep, only its missing runs)
         wrote = sweeps.run_or_resume(sweep, out, backend, clicked, page)
         if wrote is not None:
             page["file"] = f"{wrote}/results.parquet"
+            page["ran"] = wrote
+    ran = page.get("ran")  # a finished sweep shows its results here at once (chart, table, downloads)
+    if ran and (wrote is not None or not clicked):
+        with errors("results: "):
+            loaded = sweeps.load(f"{ran}/results.parquet", None)
+            if loaded is not None:
+                st.success(f"The sweep is done: its results, also under **Open results** ({ran}/results.parquet).")
+                sweeps.show(loaded[0], RAN, loaded[1])
 with tab_open:
     files = sweeps.found()
     if page.get("file") not in [""] + files:

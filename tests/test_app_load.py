@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from test_app_browser import ARGS, CHROMIUM, OUT, result_steps, server, steps_done  # noqa: F401  (the server fixture)
+
+pytestmark = pytest.mark.browser  # drives Debian's Chromium
 
 
 LOADED = """e => (e.complete && e.naturalWidth > 0) || new Promise(done => {
@@ -112,3 +116,26 @@ def test_four_sessions_share_the_device(server):  # noqa: F811
     print(f"\none session alone: {alone['seconds']:.1f} s; four at once: {wall:.1f} s wall (each {each} s); "
           f"{len(waited)} of 4 were shown their queue place: {[s['queued'][0] for s in waited]}; "
           f"{sum(s['pressed'] for s in [alone, *together])} of 5 had to press Run (estimate above the limit)")
+
+
+def test_a_small_crowd_finishes_everything_without_an_error():
+    """`python -m benchmarks crowd` at the size `make test` affords: four browser sessions against one server, each
+    with its own Invert run and a clarity curve, one pressing Stop in its curve, one uploading a file that is not an
+    image (the full room is `python -m benchmarks crowd`, 8 sessions)."""
+    from test_app_browser import _need_browser
+
+    _need_browser()
+    from benchmarks.crowd import run, table
+
+    out = run(sessions=4, budget_s=420)
+    visitors = out["visitors"]
+    print("\n" + table(visitors, out["wall"], out["peak_mb"], out["cache_mb"], out["alone"]))
+    assert not out["alone"].errors and out["alone"].curve_rows == 5
+    assert [len(v.errors) for v in visitors] == [0, 0, 0, 0], [v.errors for v in visitors]
+    assert all(v.invert_s is not None and v.run_s is not None for v in visitors)
+    assert [v.role for v in visitors] == ["bad upload", "stops", "plain", "plain"]
+    assert visitors[0].bad_upload_said  # one plain line naming the file
+    stopped = visitors[1]
+    assert stopped.stopped and 1 <= stopped.curve_rows < 5  # Stop kept the finished stops, and stopped the rest
+    assert all(v.curve_done and v.curve_rows == 5 for v in visitors if v.role != "stops")
+    assert out["cache_mb"] > 0 and (out["peak_mb"] is None or out["peak_mb"] > 0)

@@ -254,6 +254,9 @@ def test_sweeps_page_runs_a_small_sweep_and_drills_down(tmp_path, monkeypatch):
     assert chart and "relative depth" in chart[0].proto.spec
     drill = [im for im in at.get("image") if im.captions and any("clarity" in c for c in im.captions)]
     assert drill and len(drill[-1].captions) == 8  # 4 images: original and reconstruction each
+    # the Run tab shows the finished sweep on the spot too: its chart, table and downloads
+    assert any("The sweep is done" in s.value for s in at.success)
+    assert len(chart) == 2 and len(at.get("download_button")) == 4  # results and summary, in each tab
     assert dict(at.query_params)["file"] in ("tiny/results.parquet", ["tiny/results.parquet"])
     # a large sweep is sent to the command line
     at.multiselect(key="sw_models").set_value(["resnet18", "efficientnet_lite0"])

@@ -244,7 +244,8 @@ def _thumb(path: str) -> Image.Image:
 
 
 def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
-    """Bundled samples as thumbnails plus an upload; returns (image tensor, name) or raises UserError.
+    """Bundled samples as thumbnails plus an upload; returns (image tensor, name), (None, None) while
+    "upload…" has no file yet, or raises UserError (a bad file, a link's upload not on this server).
 
     A link's unknown image name is replaced by the first sample with a notice in `notices`. An upload is kept on
     this server by its hash (`core.jobs.UploadStore`) and its id put in `key + "_id"` (the page's `IMAGE_ID`
@@ -297,7 +298,7 @@ def image_picker(key: str, size: int, box=None, notices=None, thumb: int = 72):
         st.session_state[id_key] = ""
         raise UserError(f"this link's uploaded image (id {uid}) is not on this server: a link to an upload works "
                         "only on the server it was made on. Upload the same file to reproduce the run")
-    raise UserError("upload an image (PNG, JPEG, GIF, TIFF, BMP or WebP), or pick a sample")
+    return None, None  # no file yet: not an error (the page's Run says "choose or upload an image")
 
 
 def read_upload_image(up, size: int) -> torch.Tensor:

@@ -184,11 +184,11 @@ def show(frame, page: PageState, name: str = "", uploaded: bool = False) -> None
         metric = m1.selectbox("Measure", ["clarity", *measured], key=page.key("sweep_metric"),
                               label_visibility="collapsed", format_func=lambda m: f"Measure: {METRICS[m]}")
     st.plotly_chart(summary_figure(summary, f"{n_images} images · {frame['model'].nunique()} models", metric),
-                    width="stretch")
+                    width="stretch", key=page.key("summary_chart"))
     errors = int(frame["error"].notna().sum()) if "error" in frame else 0
     if errors:
         st.warning(f"{errors} runs failed (kept out of the means): see the table's error column.")
-    st.dataframe(summary, width="stretch")
+    st.dataframe(summary, width="stretch", key=page.key("summary_table"))
     points = {f"{s['model']} · {s['checkpoint']} · {s['label']} ({s['layer']})": s for s in summary}
     pick = st.selectbox("Drill down: every image at one point", list(points), key=page.key("point"))
     s = points[pick]
@@ -206,7 +206,8 @@ def show(frame, page: PageState, name: str = "", uploaded: bool = False) -> None
         for r, result in shown:
             images += [upscale(result.original, 128), upscale(result.images[0], 128)]
             captions += [f"{r.image}", f"clarity {r.clarity:.2f}" + ("" if r.converged else " · not converged")]
-        st.image(images, caption=captions, width=128)
+        with st.container(key=page.key("drill")):
+            st.image(images, caption=captions, width=128)
     if missing:
         st.caption(f"{missing} of {len(rows)} runs are not in this machine's run cache (made elsewhere): their "
                    "numbers are in the table, their pictures are not.")
