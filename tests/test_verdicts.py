@@ -507,3 +507,20 @@ def test_one_pair_says_what_finding_4_claims_at_its_depth_and_whether_it_agrees(
     assert lame.agrees is None and "trained run did not converge" in lame.text
     assert pair_claim(run(0.5), run(0.6), None).agrees is None
     assert pair_claim(run(0.5, fidelity=None), run(0.6), 0.9).agrees is None
+
+
+def test_a_curve_says_how_many_of_its_early_and_late_stops_side_with_finding_4():
+    from core.studies import curve_claim
+
+    def run(clarity, fidelity=0.5, converged=True):
+        return {"clarity": clarity, "fidelity": fidelity, "converged": converged}
+
+    pairs = [(0.1, run(0.5), run(0.7)), (0.2, run(0.6), run(0.5)), (0.3, run(0.5), run(0.6, converged=False)),
+             (0.5, run(0.4), run(0.3)),  # the middle third: in neither part
+             (0.9, run(0.1, fidelity=0.4), run(0.5, fidelity=0.3)), (1.0, run(0.1, fidelity=0.4), run(0.4, fidelity=0.2))]
+    text = curve_claim(pairs)
+    assert "early layers' reconstructions clearer: this image is split (1 of 2 early stops; 1 not converged)" in text
+    assert "abstract images (no closer in pixels, the content kept): this image agrees (2 of 2 late stops)" in text
+    assert "clarity (recognisable content)" in text
+    assert curve_claim([(0.5, run(0.4), run(0.3))]) is None
+    assert "this image disagrees (0 of 1 early stops)" in curve_claim([(0.1, run(0.6), run(0.5))])

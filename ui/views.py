@@ -310,6 +310,26 @@ MEASURE_KEYS = ["clarity", "fidelity", "structure"]  # what a layer keeps, clari
 CURVE_PX = 370  # the curve's height on the page: under the toolbar, inside a 720 px high window
 
 
+def curve_claim_line(table: list[dict], arch: str, size: int) -> str | None:
+    """What finding 4 claims and how this curve's trained and untrained stops side with it, with a link to the
+    Findings page (None unless both checkpoints ran at some stop)."""
+    from core.studies import curve_claim, relative_depth
+    from ui.models import stops_of
+
+    n = len(stops_of(arch))
+    by = {(r["checkpoint"], r["layer"]): r for r in table}
+    pairs = []
+    for (ck, layer), t in by.items():
+        u = by.get(("untrained", layer))
+        if ck == "trained" and u is not None:
+            rd = relative_depth(t["depth"], n) if n and t["depth"] == int(t["depth"]) else None
+            pairs.append((rd, *({"clarity": r.get("clarity"), "fidelity": r.get("fidelity"),
+                                 "converged": r.get("converged")} for r in (u, t))))
+    said = curve_claim(pairs) if pairs else None
+    return None if said is None else (f"{said} One image is an example, not a test: the [Findings page]"
+                                      f"(/findings?models={arch}&sizes={size}) tests it over images.")
+
+
 def curve(view: dict, page: PageState):
     """A finished (or partial) curve: chart, unconverged list, gallery, one cell's seeds, table, downloads."""
     rows, b = view["rows"], view["base"]
@@ -320,6 +340,9 @@ def curve(view: dict, page: PageState):
     title = (f"{b['model']} · {b['size']} px · {len(b['seeds'])} seeds · image {view['image']} · "
              f"{b['preset']['name']} preset")
     st.plotly_chart(curve_figure(table, metric, title).update_layout(height=CURVE_PX), width="stretch")
+    claim = curve_claim_line(table, b["model"], b["size"])
+    if claim:
+        st.markdown(claim)
     bad = unconverged_text(table)
     if bad:
         st.warning("Not converged, borderline or degenerate (hollow on the chart, framed in red in the gallery; "

@@ -16,7 +16,7 @@ from core.models.checkpoints import short_checkpoint
 from core.report.draw import check_marks, get_font, labelled_grid, png_bytes
 from core.report.figures import seed_band
 from core.report.files import cell_mark, curve_csv
-from core.report.text import DASHES, METRICS, checkpoint_colour, curve_title, row_value, unconverged_text
+from core.report.text import DASHES, axis_title, checkpoint_colour, curve_title, row_value, unconverged_text
 from core.studies.compare import MAX_BINS, CompareRow, align, default_bins
 
 __all__ = ["compare_title", "compare_figure", "compare_gallery", "write_compare"]
@@ -93,7 +93,7 @@ def compare_figure(table: Sequence[dict], metric: str = "clarity", title: str | 
         xaxis={"title": "relative depth: (stop index + 1) / number of stops", "range": [-0.02, 1.02],
                "tickmode": "array", "tickvals": ticks,
                "ticktext": ["0 input"] + [f"{t:.1f}" for t in ticks[1:-1]] + ["1 logits"], "zeroline": False},
-        yaxis={"title": METRICS.get(metric, metric)}, margin={"l": 60, "r": 20, "t": 60, "b": 60})
+        yaxis={"title": axis_title(metric)}, margin={"l": 60, "r": 20, "t": 60, "b": 60})
     return fig
 
 

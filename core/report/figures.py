@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from core.report.text import (METRICS, PALETTE, checkpoint_colour, row_value, short_checkpoint, thin_ticks,
+from core.report.text import (PALETTE, axis_title, checkpoint_colour, row_value, short_checkpoint, thin_ticks,
                               tick_label)
 
 if TYPE_CHECKING:  # hints only: importing these would pull in the models
@@ -83,7 +83,7 @@ def curve_figure(rows: Sequence[dict], metric: str = "clarity", title: str | Non
     # a slanted first label reaches left of the plot, and plotly drops a label that leaves the figure: room for it
     first = max(len(line) for line in xaxis["ticktext"][0].split("<br>")) if shown else 0  # its longest line
     left = max(60, int(6 * first * 0.87) + 16) if xaxis["tickangle"] and shown else 60
-    fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": METRICS.get(metric, metric)},
+    fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": axis_title(metric)},
                       template="plotly_white", legend={"orientation": "h", "y": 1.08},
                       margin={"l": left, "r": 20, "t": 60, "b": 90})
     return fig

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from core.atomic import atomic_write
-from core.report.text import DASHES, METRICS, checkpoint_colour
+from core.report.text import DASHES, axis_title, checkpoint_colour
 from core.studies.sweep import COLUMNS, SUMMARY_COLUMNS, Outcome, Sweep, summarize
 
 __all__ = ["summary_figure", "write_sweep"]
@@ -51,7 +51,7 @@ def summary_figure(summary: Sequence[dict], title: str | None = None, metric: st
     fig.update_layout(title=f"{title}<br><sup>{what}</sup>" if title else what, template="plotly_white", xaxis={"title": "relative depth (0 = input, 1 = logits)",
                                                                    "range": [0, 1.02]},
                       # short enough to fit the chart's height at 1280x720 (a longer title was cut)
-                      yaxis={"title": f"{METRICS.get(metric, metric).split(' (')[0].split(':')[0]}: mean, 95% CI"},
+                      yaxis={"title": f"{axis_title(metric).split(':')[0]}: mean, 95% CI"},
                       legend={"orientation": "h", "y": 1.1}, margin={"l": 60, "r": 20, "t": 70, "b": 60})
     return fig
 

@@ -25,6 +25,12 @@ METRICS = {  # key in a curve row -> axis title (the measures first, clarity lea
 }
 
 
+def axis_title(metric: str) -> str:
+    """A measure's name short enough for a chart's y axis ("clarity: recognisable content"): the whole of
+    `METRICS` was cut at the chart's height on a 1280x720 screen; the metric picker above says the rest."""
+    return METRICS.get(metric, metric).split(" (")[0]
+
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 # One colour per checkpoint on every page and in every export: untrained blue, trained red, others after them.

@@ -44,7 +44,7 @@ from core.studies.verdicts.natural import finding_5
 from core.studies.verdicts.vit import finding_7
 from core.studies.verdicts.measures import STATED, under_each, where_it_holds
 from core.studies.verdicts.evaluate import evaluate
-from core.studies.verdicts.one_pair import PairClaim, pair_claim
+from core.studies.verdicts.one_pair import PairClaim, curve_claim, pair_claim
 
 __all__ = [
     "FINDINGS", "OWN_SCALE", "PAIRED", "RUNS", "SHOWN_ON", "UNTRAINED_ONLY", "runs_of",
@@ -53,5 +53,5 @@ __all__ = [
     "PE_SHARE", "RELU_NOT", "RELU_WIDTH", "SEED", "STATISTICS", "TESTS", "THRESHOLDS", "UNIQUE_CLARITY",
     "VERDICTS", "VERDICT_FIELDS", "Verdict", "evaluate", "finding_1", "finding_2", "finding_3", "finding_4",
     "finding_5", "finding_6", "finding_7", "is_block", "is_first_conv", "is_patch_embedding", "is_pooling",
-    "is_vit", "pair_claim", "PairClaim", "reason_out", "spearman", "validate", "ABSTRACT_MARGIN", "STATED", "measure_word", "under_each", "where_it_holds",
+    "is_vit", "curve_claim", "pair_claim", "PairClaim", "reason_out", "spearman", "validate", "ABSTRACT_MARGIN", "STATED", "measure_word", "under_each", "where_it_holds",
 ]

@@ -68,3 +68,33 @@ def pair_claim(untrained: dict, trained: dict, relative_depth: float | None) -> 
                 f"{float(untrained['fidelity']):.2f} untrained, {clarity}")
     side = "agrees" if agrees else "disagrees"
     return PairClaim(part, claim, agrees, f"{head} At {where}, this image {side}: {said}.")
+
+
+def curve_claim(pairs: list[tuple[float | None, dict, dict]]) -> str | None:
+    """Finding 4 read on one image's clarity curve: how many of its early and late stops side with the paper.
+
+    Args:
+        pairs: per stop that both checkpoints ran, (relative depth, untrained run, trained run), each run as for
+            `pair_claim`.
+
+    Returns:
+        One or two sentences, or None when no stop is early or late.
+    """
+    said = [pair_claim(u, t, rd) for rd, u, t in pairs]
+    parts = []
+    for part, claim in (("early", "training makes early layers' reconstructions clearer"),
+                        ("late", "late layers' reconstructions become abstract images (no closer in pixels, the "
+                                 "content kept)")):
+        mine = [c for c in said if c.part == part]
+        if not mine:
+            continue
+        known = [c for c in mine if c.agrees is not None]
+        agree = sum(bool(c.agrees) for c in known)
+        side = ("agrees" if agree == len(known) else "disagrees" if agree == 0 else "is split") if known else \
+            "cannot say"
+        open_ = f"; {len(mine) - len(known)} not converged" if len(known) < len(mine) else ""
+        parts.append(f"{claim}: this image {side} ({agree} of {len(known)} {part} stops{open_})")
+    if not parts:
+        return None
+    return (f"The paper claims (finding 4) that {parts[0]}" + (f", and that {parts[1]}" if len(parts) > 1 else "")
+            + f". Measured by {measure_word('clarity')} and, late, {measure_word('fidelity')}.")
