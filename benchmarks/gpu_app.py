@@ -58,10 +58,11 @@ def app_session(query: dict, timeout: float) -> dict:
         at.run()
 
         def shown():
-            try:
-                return at.session_state["inv_result"]["result"]
-            except (KeyError, TypeError):
+            try:  # the Invert page's run (`core.jobs.LiveRun`): its first shown row's result
+                rows = at.session_state["inv_live"].rows
+            except (KeyError, AttributeError):
                 return None
+            return rows[0].result if rows else None
 
         clicked = False
         if shown() is None and not at.exception:
