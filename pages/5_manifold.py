@@ -65,7 +65,10 @@ n_runs = len(inputs) * len(usable) * len(chosen)
 st.caption(f"{len(inputs)} inputs × {len(usable)} checkpoints × {len(chosen)} layers = "
            f"{pickers.plural(n_runs, 'inversion')} of {pickers.plural(seeds_n, 'seed')}, ≤ {iters} steps, {size} px.")
 estimate_box = st.container()
-run_clicked = st.button("Run", type="primary", key=page.key("run"), disabled=bool(problems))
+b1, b2, _ = st.columns([1, 1, 5])
+run_clicked = b1.button("Run", type="primary", key=page.key("run"), disabled=bool(problems))
+b2.button("Stop", key=page.key("stop"), disabled=not run_clicked or bool(problems),
+          help="Stops the runs; every finished one is kept" if run_clicked else "nothing is running")
 if problems:
     st.info("Run is not available yet: " + "; ".join(problems) + ".")
 else:  # every input costs the same per step: one input's runs measured, times the inputs

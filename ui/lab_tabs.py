@@ -116,7 +116,11 @@ def mlp_tab(page: PageState, name: str | None) -> None:
             st.caption(f"Estimated on {describe(resolve_device('cpu'))} now: up to **{human(secs)}** for the "
                        f"{pickers.plural(n, 'network')} "
                        "(the largest measured for a few steps, times the networks; early stop may end them sooner).")
-    if st.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None):
+    b1, b2, _ = st.columns([1, 1, 5])
+    clicked = b1.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None)
+    b2.button("Stop", key=page.key("mlp_stop"), disabled=not clicked,
+              help="Stops; every finished network is kept" if clicked else "nothing is running")
+    if clicked:
         bar = st.progress(0.0, text="starting…")
         with errors("lab: "):
             img = image_at(page, name, msize)
@@ -124,12 +128,12 @@ def mlp_tab(page: PageState, name: str | None) -> None:
                    "activations": acts, "depths": [int(d) for d in depths], "seeds": list(range(seeds)),
                    "iters": int(iters), "init_seed": int(init_seed), "blur": blur, "early_stop": early}
             titles = {c.name: c.title for c in plan_mlp(cfg["widths"], acts, cfg["depths"], msize)}
-            rows = list(iter_mlp_lab(img, cfg["widths"], acts, cfg["depths"], seeds=cfg["seeds"],
-                                         iters=cfg["iters"], init_seed=cfg["init_seed"], device="cpu", blur=blur,
-                                         early_stop=early, cache=live.disk_cache(),
-                                         callbacks=progress(bar, "inverting", titles)))
-            page["mlp"] = {"rows": rows, "original": img, "settings": cfg}
-    if shown := page.get("mlp"):
+            page["mlp"] = {"rows": [], "original": img, "settings": cfg}  # Stop keeps every finished network
+            for row in iter_mlp_lab(img, cfg["widths"], acts, cfg["depths"], seeds=cfg["seeds"], iters=cfg["iters"],
+                                    init_seed=cfg["init_seed"], device="cpu", blur=blur, early_stop=early,
+                                    cache=live.disk_cache(), callbacks=progress(bar, "inverting", titles)):
+                page["mlp"]["rows"].append(row)
+    if (shown := page.get("mlp")) and shown["rows"]:
         table = [r.to_json() for r in shown["rows"]]
         cfg = shown["settings"]
         show(page, lab_figure(table, lab_title(cfg)), table, LAB_CSV_FIELDS, cfg, "lab",
@@ -170,20 +174,27 @@ def cnn_tab(page: PageState, name: str | None, link: dict | None = None, notices
                "Jacobian at 32 px is 16384 × 3072). Measured times are in BENCHMARKS.md (Numbers the docs rest on); "
                "this machine's load changes them.")
     trained_ok = ck != "trained" or models.trained_panel(arch, page.key("c"))
-    if st.button("Run", type="primary", key=page.key("cnn_run"), disabled=not chosen or not trained_ok or name is None):
+    b1, b2, _ = st.columns([1, 1, 5])
+    clicked = b1.button("Run", type="primary", key=page.key("cnn_run"),
+                        disabled=not chosen or not trained_ok or name is None)
+    b2.button("Stop", key=page.key("cnn_stop"), disabled=not clicked,
+              help="Stops; every finished stop is kept" if clicked else "nothing is running")
+    if clicked:
         bar = st.progress(0.0, text="starting…")
         with errors("jacobian: "):
             model, img = models.get_model(arch, ck, csize)[0], image_at(page, name, csize)
-            rows = list(iter_jacobian(model, img, [n for n in stops if n in chosen],
-                                          callbacks=progress(bar, "Jacobian at")))
+            settings = {"kind": "jacobian", "model": arch, "checkpoint": ck, "size": csize, "image": name}
+            page["cnn"] = {"rows": [], "settings": {**settings, "dtype": "float64"}}  # Stop keeps every finished stop
+            rows = page["cnn"]["rows"]
+            for row in iter_jacobian(model, img, [n for n in stops if n in chosen],
+                                     callbacks=progress(bar, "Jacobian at")):
+                rows.append(row)
             if with_clarity:
                 add_clarity(rows, iter_curve(arch, img, [ck], [r.layer for r in rows], seeds=[0, 1],
                                                  preset=get_preset("default", iters=int(citers)), device="auto",
                                                  models=[model], cache=live.disk_cache(),
                                                  callbacks=progress(bar, "clarity at")))
-            settings = {"kind": "jacobian", "model": arch, "checkpoint": ck, "size": csize, "image": name}
-            page["cnn"] = {"rows": rows, "settings": {**settings, "dtype": "float64"}}
-    if shown := page.get("cnn"):
+    if (shown := page.get("cnn")) and shown["rows"]:
         table = [r.to_json() for r in shown["rows"]]
         cfg = shown["settings"]
         show(page, jacobian_figure(table, jacobian_title(cfg)), table, JACOBIAN_CSV_FIELDS, cfg, "jacobian",

@@ -66,8 +66,12 @@ class LiveView:
 
     A long run greys the previous result out (`faded`) so no stale numbers read as the new ones."""
 
-    def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128, estimate=None):
+    def __init__(self, seeds, show_images=True, show_chart=True, container=None, size: int = 128, estimate=None,
+                 label: str | None = None):
         box = container or st.container()
+        self.head = box.empty()  # which run this is (a pair's "Row 2 of 2: trained"), kept while it runs
+        if label:
+            self.head.markdown(label)
         self.seeds, self.size = list(seeds), size
         self.place = (1, 1)  # the queue place `waiting` was last told
         # the pace of the steps done so far, the estimate's step time standing for it over the first steps
@@ -118,7 +122,7 @@ class LiveView:
             self.chart.plotly_chart(trajectory_figure(hist, self.seeds, height=260), width="stretch")
 
     def clear(self):
-        for ph in (self.status, self.bar, self.images, self.chart):
+        for ph in (self.head, self.status, self.bar, self.images, self.chart):
             if ph is not None:
                 ph.empty()
 
@@ -302,10 +306,9 @@ def start(pick, page: PageState, box, present: bool = False, more: int = 0, meta
 
     def callbacks(i, row):
         waiting.empty()
-        view = LiveView(pick.seeds, container=box, size=px, estimate=None if more else estimate)
+        view = LiveView(pick.seeds, container=box, size=px, estimate=None if more else estimate,
+                        label=f"Row {i + 1} of {n}: **{row.label}**" if n > 1 else None)
         views.append(view)
-        if n > 1:
-            view.status.caption(f"Row {i + 1} of {n}: **{row.label}**")
         return Callbacks(snapshot=view.update, progress=view.progress, note=view.note, wait=view.waiting,
                          ahead=view.ahead)
 
