@@ -106,20 +106,21 @@ def mlp_tab(page: PageState, name: str | None) -> None:
     blur = c[5].toggle("Blur prior", key=page.key("blur"), help="the default recipe's blur fills what the network leaves "
                        "undetermined with smooth content: it hides lost rank")
     n = len(widths) * len(acts) * len(depths)
-    st.caption(f"{n} untrained networks on a {msize}×{msize} grey image ({msize * msize} inputs), {seeds} seeds, "
-               f"up to {iters} Adam steps each: a network that never converges uses the whole budget. The bar names "
-               "the network it is on.")
+    # Run, Stop and the estimate in one row right under the settings: on the first screen at 1280x720
+    b1, b2, b3 = st.columns([1, 1, 5], vertical_alignment="center")
     if n and name is not None:
-        with errors("estimate: "):
+        with b3, errors("estimate: "):
             secs = _mlp_seconds(tuple(float(w) for w in widths), tuple(acts), tuple(int(d) for d in depths), int(msize),
                                 int(seeds), int(iters), bool(blur), bool(early), int(init_seed))
             st.caption(f"Estimated on {describe(resolve_device('cpu'))} now: up to **{human(secs)}** for the "
                        f"{pickers.plural(n, 'network')} "
                        "(the largest measured for a few steps, times the networks; early stop may end them sooner).")
-    b1, b2, _ = st.columns([1, 1, 5])
     clicked = b1.button("Run", type="primary", key=page.key("mlp_run"), disabled=not n or name is None)
     b2.button("Stop", key=page.key("mlp_stop"), disabled=not clicked,
               help="Stops; every finished network is kept" if clicked else "nothing is running")
+    st.caption(f"{n} untrained networks on a {msize}×{msize} grey image ({msize * msize} inputs), {seeds} seeds, "
+               f"up to {iters} Adam steps each: a network that never converges uses the whole budget. The bar names "
+               "the network it is on.")
     if clicked:
         bar = st.progress(0.0, text="starting…")
         with errors("lab: "):
